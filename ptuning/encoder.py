@@ -1,0 +1,152 @@
+"""A BERT/RoBERTa encoder written out: embeddings, then post-LayerNorm transformer layers.
+
+The one addition to the textbook encoder is the `prefix` argument of attention: P-tuning v2
+(Liu et al. 2022, §3.2) prepends learned keys and values to every layer; see `SelfAttention`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import EncoderConfig
+
+Prefix = tuple[torch.Tensor, torch.Tensor]  # (key, value), each (B, heads, prefix_len, head_dim)
+
+
+def default_position_ids(config: EncoderConfig, input_ids: torch.Tensor | None,
+                         batch: int, length: int, device) -> torch.Tensor:
+    """Position ids as HF computes them when none are given.
+
+    RoBERTa, from token ids: count real tokens, so padding keeps position `pad_token_id` and
+    text starts at `pad_token_id + 1` (fairseq's `make_positions`). From embeddings (no ids to
+    look at) both families simply count from their first position.
+    """
+    if config.family == "roberta" and input_ids is not None:
+        real = input_ids.ne(config.pad_token_id).long()
+        return torch.cumsum(real, dim=1) * real + config.pad_token_id
+    positions = torch.arange(length, device=device) + config.position_offset
+    return positions.expand(batch, length)
+
+
+class Embeddings(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.word = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, inputs_embeds, token_type_ids, position_ids):
+        x = inputs_embeds + self.token_type(token_type_ids) + self.position(position_ids)
+        return self.dropout(self.norm(x))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: EncoderConfig, fused: bool = True):
+        super().__init__()
+        self.num_heads, self.head_dim = config.num_attention_heads, config.head_dim
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.output = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_p = config.attention_probs_dropout_prob
+        self.fused = fused  # True: torch's scaled_dot_product_attention; False: the math below
+
+    def forward(self, x, mask, prefix: Prefix | None = None):
+        B, T, C = x.shape
+        split = lambda t: t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+
+        if prefix is not None:  # P-tuning v2: learned keys/values in front of the text's own
+            prefix_key, prefix_value = prefix                # (B, H, P, D)
+            k = torch.cat([prefix_key.to(k.dtype), k], dim=2)  # (B, H, P+T, D)
+            v = torch.cat([prefix_value.to(v.dtype), v], dim=2)
+            mask = F.pad(mask, (prefix_key.shape[2], 0), value=0.0)  # every query sees the prefix
+
+        if self.fused:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                               dropout_p=self.dropout_p if self.training else 0.0)
+        else:
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, T, P+T)
+            scores = scores + mask                                        # -inf-like where padded
+            probs = F.softmax(scores.float(), dim=-1).to(q.dtype)         # fp32 softmax (AMP-safe)
+            probs = F.dropout(probs, self.dropout_p, self.training)
+            y = probs @ v                                                  # (B, H, T, D)
+        return self.output(y.transpose(1, 2).reshape(B, T, C))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.up = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.down = nn.Linear(config.intermediate_size, config.hidden_size)
+        # HF "gelu" is the exact erf form; "gelu_new" the tanh approximation.
+        self.approximate = "none" if config.hidden_act == "gelu" else "tanh"
+        self.relu = config.hidden_act == "relu"
+
+    def forward(self, x):
+        h = self.up(x)
+        h = F.relu(h) if self.relu else F.gelu(h, approximate=self.approximate)
+        return self.down(h)
+
+
+class Layer(nn.Module):
+    """Post-LayerNorm (as in BERT): residual add, then normalise."""
+
+    def __init__(self, config: EncoderConfig, fused: bool = True):
+        super().__init__()
+        self.attention = SelfAttention(config, fused)
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.ffn = FeedForward(config)
+        self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x, mask, prefix: Prefix | None = None):
+        x = self.attention_norm(x + self.dropout(self.attention(x, mask, prefix)))
+        return self.ffn_norm(x + self.dropout(self.ffn(x)))
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: EncoderConfig, fused: bool = True):
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.layers = nn.ModuleList(Layer(config, fused) for _ in range(config.num_hidden_layers))
+
+    def set_fused(self, fused: bool) -> None:
+        """Switch every layer between the fused kernel and the written-out attention."""
+        for layer in self.layers:
+            layer.attention.fused = fused
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, prefixes: list[Prefix] | None = None):
+        """Returns the last hidden states, (B, T, hidden).
+
+        Give `input_ids` or `inputs_embeds` (prompt methods splice their vectors into the
+        latter). `prefixes`: one (key, value) pair per layer, or None.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids and inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.embeddings.word(input_ids)
+        B, T, _ = inputs_embeds.shape
+        device = inputs_embeds.device
+        if attention_mask is None:
+            attention_mask = torch.ones(B, T, dtype=torch.long, device=device)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros(B, T, dtype=torch.long, device=device)
+        if position_ids is None:
+            position_ids = default_position_ids(self.config, input_ids, B, T, device)
+        if prefixes is not None and len(prefixes) != len(self.layers):
+            raise ValueError(f"got {len(prefixes)} prefixes for {len(self.layers)} layers")
+
+        x = self.embeddings(inputs_embeds, token_type_ids, position_ids)
+        # Additive mask, (B, 1, 1, T): 0 where a key may be attended, a huge negative where padded.
+        mask = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask, None if prefixes is None else prefixes[i])
+        return x

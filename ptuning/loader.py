@@ -1,0 +1,148 @@
+"""Read a Hugging Face model folder's weights into our modules through one key table.
+
+Checkpoints come bare (`embeddings.…`, saved from `BertModel`) or from a task model
+(`roberta.embeddings.…`, `bert.…`), sharded or not, with or without pooler, LM head or
+classifier. Every tensor is either mapped by `KEY_TABLE`, deliberately ignored (`IGNORED`), or
+reported: a load never half-succeeds silently.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from .config import EncoderConfig
+
+# HF name (after the model prefix) -> our name. "{}" is the layer index.
+KEY_TABLE = {
+    "embeddings.word_embeddings.weight": "embeddings.word.weight",
+    "embeddings.position_embeddings.weight": "embeddings.position.weight",
+    "embeddings.token_type_embeddings.weight": "embeddings.token_type.weight",
+    "embeddings.LayerNorm.weight": "embeddings.norm.weight",
+    "embeddings.LayerNorm.bias": "embeddings.norm.bias",
+    "encoder.layer.{}.attention.self.query.weight": "layers.{}.attention.query.weight",
+    "encoder.layer.{}.attention.self.query.bias": "layers.{}.attention.query.bias",
+    "encoder.layer.{}.attention.self.key.weight": "layers.{}.attention.key.weight",
+    "encoder.layer.{}.attention.self.key.bias": "layers.{}.attention.key.bias",
+    "encoder.layer.{}.attention.self.value.weight": "layers.{}.attention.value.weight",
+    "encoder.layer.{}.attention.self.value.bias": "layers.{}.attention.value.bias",
+    "encoder.layer.{}.attention.output.dense.weight": "layers.{}.attention.output.weight",
+    "encoder.layer.{}.attention.output.dense.bias": "layers.{}.attention.output.bias",
+    "encoder.layer.{}.attention.output.LayerNorm.weight": "layers.{}.attention_norm.weight",
+    "encoder.layer.{}.attention.output.LayerNorm.bias": "layers.{}.attention_norm.bias",
+    "encoder.layer.{}.intermediate.dense.weight": "layers.{}.ffn.up.weight",
+    "encoder.layer.{}.intermediate.dense.bias": "layers.{}.ffn.up.bias",
+    "encoder.layer.{}.output.dense.weight": "layers.{}.ffn.down.weight",
+    "encoder.layer.{}.output.dense.bias": "layers.{}.ffn.down.bias",
+    "encoder.layer.{}.output.LayerNorm.weight": "layers.{}.ffn_norm.weight",
+    "encoder.layer.{}.output.LayerNorm.bias": "layers.{}.ffn_norm.bias",
+}
+# Head tensors a task checkpoint may carry; they seed our heads (heads.py) when shapes fit.
+HEAD_TABLE = {
+    "pooler.dense.weight": "pooler.weight",            # BERT pooler (pretrained with NSP)
+    "pooler.dense.bias": "pooler.bias",
+    "classifier.weight": "classifier.weight",          # BertForSequenceClassification
+    "classifier.bias": "classifier.bias",
+    "classifier.dense.weight": "dense.weight",         # RobertaForSequenceClassification
+    "classifier.dense.bias": "dense.bias",
+    "classifier.out_proj.weight": "out_proj.weight",
+    "classifier.out_proj.bias": "out_proj.bias",
+}
+MODEL_PREFIXES = ("roberta.", "bert.", "xlm_roberta.", "camembert.")
+# Known to be unused by an encoder: buffers HF saves, pretraining heads.
+IGNORED = re.compile(r"(^|\.)position_ids$|(^|\.)token_type_ids$|^lm_head\.|^cls\.")
+
+
+class CheckpointError(ValueError):
+    """A model folder's weights do not fit the encoder its config.json describes."""
+
+
+def read_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of `model.safetensors`, or of the shards a `model.safetensors.index.json` names."""
+    folder = Path(folder)
+    single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
+    if single.is_file():
+        files = [single]
+    elif index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (json.JSONDecodeError, KeyError) as err:
+            raise CheckpointError(f"{index}: not a safetensors index ({err})") from None
+        files = [folder / name for name in sorted(set(weight_map.values()))]
+        for shard in files:
+            if not shard.is_file():
+                raise CheckpointError(f"{index} names shard {shard.name}, which is missing from {folder}")
+    else:
+        found = sorted(p.name for p in folder.glob("*")) if folder.is_dir() else "no such folder"
+        raise CheckpointError(f"{folder}: no model.safetensors or model.safetensors.index.json "
+                              f"(found: {found}). Save with save_pretrained(safe_serialization=True).")
+    tensors = {}
+    for path in files:
+        try:
+            tensors.update(load_file(path))
+        except (SafetensorError, OSError, RuntimeError) as err:
+            raise CheckpointError(f"{path}: cannot read safetensors file, truncated or corrupt? ({err})") from None
+    return tensors
+
+
+def _template(key: str) -> tuple[str, str | None]:
+    """'encoder.layer.3.output.dense.bias' -> ('encoder.layer.{}.output.dense.bias', '3')."""
+    match = re.match(r"^(encoder\.layer\.)(\d+)(\..*)$", key)
+    return (match.group(1) + "{}" + match.group(3), match.group(2)) if match else (key, None)
+
+
+def map_keys(tensors: dict[str, torch.Tensor]) -> tuple[dict, dict, list[str]]:
+    """Split HF tensors into (encoder state, head state, unexpected keys), in our names."""
+    encoder, head, unexpected = {}, {}, []
+    for hf_key, tensor in tensors.items():
+        key = hf_key
+        for prefix in MODEL_PREFIXES:
+            key = key.removeprefix(prefix)
+        key = key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+        template, layer = _template(key)
+        if template in KEY_TABLE:
+            encoder[KEY_TABLE[template].format(layer)] = tensor
+        elif key in HEAD_TABLE:
+            head[HEAD_TABLE[key]] = tensor
+        elif not IGNORED.search(key):
+            unexpected.append(hf_key)
+    return encoder, head, unexpected
+
+
+def load_encoder_state(encoder: torch.nn.Module, folder: str | Path,
+                       dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """Copy a checkpoint into `encoder` (in `dtype`); return the head tensors it also held.
+
+    Raises one CheckpointError listing every missing, unexpected or wrong-shaped tensor.
+    """
+    encoder_state, head_state, unexpected = map_keys(read_tensors(folder))
+    expected = encoder.state_dict()
+    missing = sorted(set(expected) - set(encoder_state))
+    wrong_shape = [f"{k}: checkpoint {tuple(t.shape)}, model {tuple(expected[k].shape)}"
+                   for k, t in encoder_state.items() if k in expected and t.shape != expected[k].shape]
+    unexpected += [k for k in encoder_state if k not in expected]  # e.g. a layer beyond num_hidden_layers
+    wrong_dtype = [f"{k}: {t.dtype}" for k, t in encoder_state.items() if not t.is_floating_point()]
+    problems = [(name, items) for name, items in [("missing", missing), ("unexpected", unexpected),
+                                                 ("wrong shape", wrong_shape), ("not floating point", wrong_dtype)]
+                if items]
+    if problems:
+        lines = [f"  {name}: " + ", ".join(items[:20]) + (f" … ({len(items)} in all)" if len(items) > 20 else "")
+                 for name, items in problems]
+        raise CheckpointError(f"{folder}: weights do not match config.json:\n" + "\n".join(lines))
+    encoder.load_state_dict({k: t.to(dtype) for k, t in encoder_state.items()}, assign=True)
+    return {k: t.to(dtype) for k, t in head_state.items()}
+
+
+def load_encoder(folder: str | Path, dtype: torch.dtype = torch.float32, fused: bool = True):
+    """Build an `Encoder` from a HF folder; returns (encoder, head tensors from the checkpoint)."""
+    from .encoder import Encoder  # local import keeps this module importable on its own
+
+    config = EncoderConfig.from_json(folder)
+    with torch.device("meta"):  # no random init of weights we are about to overwrite
+        encoder = Encoder(config, fused=fused)
+    head_state = load_encoder_state(encoder, folder, dtype)
+    return encoder, head_state

