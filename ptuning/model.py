@@ -10,7 +10,7 @@ real `<s>`/`[CLS]` instead.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -20,9 +20,9 @@ from .config import EncoderConfig
 from .encoder import Encoder, default_position_ids
 from .heads import build_head
 from .prompts import PrefixEncoder, PromptEncoder
+from .tokenizer import PROMPT_SLOT  # the id a template puts where a virtual token goes
 
 METHODS = ("ptuning", "prompt", "prefix", "full")
-PROMPT_SLOT = -1  # token id a template (tokenizer.py) puts where a virtual token goes
 
 
 @dataclass

@@ -1,0 +1,138 @@
+"""Adapter checkpoints: only what trained, beside a JSON that says how to rebuild the rest.
+
+    OUT/adapter_config.json        base model, its fingerprint, method, labels, hyperparameters
+    OUT/adapter_model.safetensors  trainable tensors only (prompt/prefix encoder, head)
+    OUT/training_state.pt          optimizer, schedule, RNG, position in the run (for --resume)
+    OUT/metrics.jsonl              one line per epoch
+
+Every file is written to a temporary name and renamed: a crash mid-write leaves the old one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+ADAPTER_CONFIG, ADAPTER_WEIGHTS, STATE, METRICS = (
+    "adapter_config.json", "adapter_model.safetensors", "training_state.pt", "metrics.jsonl")
+
+
+class AdapterError(ValueError):
+    """An adapter folder is incomplete or does not fit the model it is loaded onto."""
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """`write(tmp_path)` writes the file; it only replaces `path` once complete."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, obj) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
+
+
+def append_jsonl(path, obj) -> None:
+    """Rewrites the file with one more line (small files), so a reader never sees half a line."""
+    path = Path(path)
+    old = path.read_text() if path.exists() else ""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(old + json.dumps(obj) + "\n"))
+
+
+def weights_fingerprint(model_dir: str | Path) -> str:
+    """A cheap identity for a checkpoint: sizes, headers and the first MiB of each weight file."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        digest.update(f"{path.name}:{path.stat().st_size}".encode())
+        with open(path, "rb") as f:
+            digest.update(f.read(1 << 20))
+    return digest.hexdigest()[:16]
+
+
+def save_adapter(out_dir: str | Path, model, meta: dict) -> None:
+    out_dir = Path(out_dir)
+    tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.trainable_state_dict().items()}
+    if any(not torch.isfinite(t).all() for t in tensors.values()):
+        raise FloatingPointError("refusing to save an adapter with non-finite weights")
+    atomic_write(out_dir / ADAPTER_WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    write_json(out_dir / ADAPTER_CONFIG, meta)
+
+
+def read_adapter(adapter_dir: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    adapter_dir = Path(adapter_dir)
+    config_path, weights_path = adapter_dir / ADAPTER_CONFIG, adapter_dir / ADAPTER_WEIGHTS
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise AdapterError(f"{path}: missing; is {adapter_dir} an output folder of train.py?")
+    try:
+        meta = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise AdapterError(f"{config_path}: not valid JSON ({err})") from None
+    try:
+        return meta, load_file(weights_path)
+    except Exception as err:
+        raise AdapterError(f"{weights_path}: cannot read ({err})") from None
+
+
+def load_adapter_weights(model, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Copy adapter tensors into `model`; names and shapes must match what trains there."""
+    own = dict(model.named_parameters())
+    wanted = set(model.trainable_names())
+    missing, unexpected = sorted(wanted - set(tensors)), sorted(set(tensors) - set(own))
+    wrong = [f"{k}: adapter {tuple(t.shape)}, model {tuple(own[k].shape)}"
+             for k, t in tensors.items() if k in own and own[k].shape != t.shape]
+    if missing or unexpected or wrong:
+        raise AdapterError(f"{source}: adapter does not fit the model: missing {missing}, "
+                           f"unexpected {unexpected}, wrong shape {wrong}")
+    with torch.no_grad():
+        for k, t in tensors.items():
+            own[k].copy_(t)
+
+
+def save_state(out_dir: str | Path, state: dict) -> None:
+    atomic_write(Path(out_dir) / STATE, lambda tmp: torch.save(state, tmp))
+
+
+def load_state(out_dir: str | Path) -> dict:
+    path = Path(out_dir) / STATE
+    if not path.is_file():
+        raise AdapterError(f"{path}: missing; nothing to resume (run without --resume)")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, device="cpu",
+                 dtype: torch.dtype = torch.float32, check_fingerprint: bool = True):
+    """Rebuild a trained classifier: base weights (from the adapter config or `model_dir`) + adapter.
+
+    Returns (model, tokenizer, meta).
+    """
+    from .loader import resolve_model_dir
+    from .model import MethodConfig, load_classifier
+    from .tokenizer import Tokenizer
+
+    meta, tensors = read_adapter(adapter_dir)
+    try:
+        method = MethodConfig(**meta["method"])
+        num_labels = meta["num_labels"]
+    except (KeyError, TypeError, ValueError) as err:
+        raise AdapterError(f"{Path(adapter_dir) / ADAPTER_CONFIG}: bad method or labels ({err})") from None
+    model_dir = resolve_model_dir(str(model_dir or meta["base_model_path"]))
+    if check_fingerprint and meta.get("fingerprint") and weights_fingerprint(model_dir) != meta["fingerprint"]:
+        raise AdapterError(f"{adapter_dir} was trained on other weights than {model_dir} "
+                           f"(fingerprint {meta['fingerprint']} vs {weights_fingerprint(model_dir)})")
+    model = load_classifier(model_dir, method, num_labels, dtype=dtype)
+    load_adapter_weights(model, tensors, str(Path(adapter_dir) / ADAPTER_WEIGHTS))
+    tokenizer = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
+                                      meta.get("max_length"))
+    return model.to(device).eval(), tokenizer, meta

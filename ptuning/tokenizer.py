@@ -1,0 +1,175 @@
+"""Text -> token ids, with each family's special tokens, and batches of them.
+
+    RoBERTa: <s> A </s></s> B </s>       BERT: [CLS] A [SEP] B [SEP]   (token types 0…0 1…1)
+
+Built on the `tokenizers` library and the checkpoint's `tokenizer.json` (else `vocab.json` +
+`merges.txt` for RoBERTa, `vocab.txt` for BERT). Padding or truncation baked into
+`tokenizer.json` is switched off (MiniLM's pads everything to 128): we pad per batch.
+
+P-tuning v1 templates (the paper's §3 lets prompts sit anywhere around the text). A template
+is a whitespace-separated list of pieces; the family's first and last special tokens are
+added around it:
+    [P]  one virtual token        [P*4]  four virtual tokens
+    {a}  the first text           {b}    the second text
+    [SEP]  the family's pair separator (</s></s> or [SEP]; BERT token types switch to 1 after it)
+    anything else: literal text, tokenized as is
+e.g. "[P*4] {a} [P*4] ? [SEP] {b} [P*12]" (20 virtual tokens). The slots carry the id
+PROMPT_SLOT (-1); the model puts its prompt vectors there. Without a template the prompts
+go in front of everything, as peft does, and the model adds them itself.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer as Backend
+from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
+
+from .config import EncoderConfig
+
+PROMPT_SLOT = -1
+SPECIALS = {"roberta": ("<s>", "</s>"), "bert": ("[CLS]", "[SEP]")}
+
+
+class TokenizerError(ValueError):
+    """The tokenizer files are missing, unreadable or do not fit the model."""
+
+
+@dataclass
+class Encoded:
+    ids: list[int]
+    type_ids: list[int]
+    truncated: bool = False
+
+
+def _fallback_backend(folder: Path, family: str) -> Backend:
+    """Build the tokenizer from the older vocabulary files when there is no tokenizer.json."""
+    vocab_json, merges, vocab_txt = folder / "vocab.json", folder / "merges.txt", folder / "vocab.txt"
+    if family == "roberta" and vocab_json.is_file() and merges.is_file():
+        backend = Backend(models.BPE.from_file(str(vocab_json), str(merges)))
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        backend.decoder = decoders.ByteLevel()
+        backend.post_processor = processors.RobertaProcessing(("</s>", backend.token_to_id("</s>")),
+                                                              ("<s>", backend.token_to_id("<s>")))
+        return backend
+    if family == "bert" and vocab_txt.is_file():
+        config_file = folder / "tokenizer_config.json"
+        lower = json.loads(config_file.read_text()).get("do_lower_case", True) if config_file.is_file() else True
+        backend = Backend(models.WordPiece.from_file(str(vocab_txt), unk_token="[UNK]"))
+        backend.normalizer = normalizers.BertNormalizer(lowercase=lower)
+        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        cls, sep = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+        backend.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+        return backend
+    wanted = "vocab.json + merges.txt" if family == "roberta" else "vocab.txt"
+    raise TokenizerError(f"{folder}: no tokenizer.json and no {wanted}; copy the tokenizer files of the checkpoint")
+
+
+class Tokenizer:
+    def __init__(self, backend: Backend, config: EncoderConfig, max_length: int, template: str | None = None,
+                 num_virtual_tokens: int = 0, source: str = "tokenizer"):
+        self.backend, self.family, self.max_length = backend, config.family, max_length
+        backend.no_padding()
+        backend.no_truncation()
+        cls_token, sep_token = SPECIALS[self.family]
+        self.cls_id, self.sep_id = backend.token_to_id(cls_token), backend.token_to_id(sep_token)
+        if self.cls_id is None or self.sep_id is None:
+            raise TokenizerError(f"{source}: has no {cls_token} / {sep_token} token; is it a {self.family} tokenizer?")
+        if backend.get_vocab_size() > config.vocab_size:
+            raise TokenizerError(f"{source}: {backend.get_vocab_size()} tokens, but the model's vocab_size "
+                                 f"is {config.vocab_size}; tokenizer and weights belong to different models")
+        self.pad_id = config.pad_token_id
+        self.template = parse_template(template, num_virtual_tokens) if template else None
+        if not self.template:
+            backend.enable_truncation(max_length, strategy="longest_first")  # as HF truncation=True
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, config: EncoderConfig | None = None, reserved_positions: int = 0,
+                    template: str | None = None, max_length: int | None = None) -> "Tokenizer":
+        """`reserved_positions`: position-table entries the prompt method needs (v1: its virtual
+        tokens), so truncation leaves room for them; `max_length` caps the text further."""
+        folder = Path(folder)
+        config = config or EncoderConfig.from_json(folder)
+        path = folder / "tokenizer.json"
+        if path.is_file():
+            try:
+                backend = Backend.from_file(str(path))
+            except Exception as err:  # the Rust side raises a bare Exception
+                raise TokenizerError(f"{path}: cannot read ({err})") from None
+        else:
+            backend = _fallback_backend(folder, config.family)
+        limit = config.max_tokens - reserved_positions
+        return cls(backend, config, min(limit, max_length) if max_length else limit, template,
+                   reserved_positions, source=str(path))
+
+    def encode(self, text_a: str, text_b: str | None = None) -> Encoded:
+        if self.template:
+            return self._encode_template(text_a, text_b)
+        enc = self.backend.encode(text_a, text_b)
+        return Encoded(enc.ids, enc.type_ids, truncated=bool(enc.overflowing))
+
+    def encode_batch(self, pairs: list[tuple[str, str | None]]) -> list[Encoded]:
+        return [self.encode(a, b) for a, b in pairs]
+
+    def _encode_template(self, text_a, text_b):
+        pieces = []  # (kind, ids)
+        texts = {"{a}": text_a, "{b}": text_b}
+        sep = [self.sep_id, self.sep_id] if self.family == "roberta" else [self.sep_id]
+        for piece in self.template:
+            if piece in texts:
+                if texts[piece] is None:
+                    raise TokenizerError(f"template uses {piece} but the example has no second text")
+                pieces.append(["text", self.backend.encode(texts[piece], add_special_tokens=False).ids])
+            elif piece == "[SEP]":
+                pieces.append(["sep", sep])
+            elif piece.startswith("[P"):
+                pieces.append(["slot", [PROMPT_SLOT] * int(piece[3:-1] if "*" in piece else 1)])
+            else:
+                pieces.append(["literal", self.backend.encode(piece, add_special_tokens=False).ids])
+        budget = self.max_length - 2 - sum(len(ids) for kind, ids in pieces if kind != "text")
+        texts_ = [p for p in pieces if p[0] == "text"]
+        truncated = False
+        while sum(len(p[1]) for p in texts_) > max(budget, 0):  # longest first, one token at a time
+            longest = max(texts_, key=lambda p: len(p[1]))
+            longest[1] = longest[1][:-1]
+            truncated = True
+        ids, type_ids, segment = [self.cls_id], [0], 0
+        for kind, piece_ids in pieces:
+            ids += piece_ids
+            type_ids += [segment] * len(piece_ids)
+            if kind == "sep" and self.family == "bert":
+                segment = 1
+        return Encoded(ids + [self.sep_id], type_ids + [segment], truncated)
+
+
+def parse_template(template: str, num_virtual_tokens: int) -> list[str]:
+    pieces = template.split()
+    slots = 0
+    for piece in pieces:
+        if piece.startswith("[P"):
+            match = re.fullmatch(r"\[P(?:\*(\d+))?\]", piece)
+            if not match:
+                raise TokenizerError(f"template piece {piece!r}: write [P] or [P*k]")
+            slots += int(match.group(1) or 1)
+    if "{a}" not in pieces:
+        raise TokenizerError(f"template {template!r} has no {{a}}")
+    if slots != num_virtual_tokens:
+        raise TokenizerError(f"template {template!r} has {slots} virtual tokens, the method {num_virtual_tokens}")
+    return pieces
+
+
+def collate(encoded: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a list of encodings to the longest: ids, attention mask, token types."""
+    length = max(len(e.ids) for e in encoded)
+    ids = torch.full((len(encoded), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(encoded), length), dtype=torch.long)
+    types = torch.zeros((len(encoded), length), dtype=torch.long)
+    for row, e in enumerate(encoded):
+        ids[row, :len(e.ids)] = torch.tensor(e.ids)
+        mask[row, :len(e.ids)] = 1
+        types[row, :len(e.ids)] = torch.tensor(e.type_ids)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}

@@ -1,0 +1,227 @@
+"""The training loop, plain and top to bottom: batches → loss → AdamW step → dev metrics → checkpoint.
+
+No callbacks, no trainer object. `fit` is the whole story; the helpers above it are its steps.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint
+from .batches import EncodedSet, batch_order, eval_batches, make_batch
+from .metrics import compute_metrics
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 1e-3
+    epochs: int = 20
+    batch_size: int = 32
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.0
+    max_grad_norm: float = 1.0
+    grad_accum: int = 1
+    seed: int = 42
+    eval_batch_size: int = 64
+    save_steps: int = 0              # also save the resumable state every N optimizer steps (0: per epoch)
+    log_seconds: float = 5.0
+    stop_after_steps: int = 0        # testing aid: save state after N steps and stop, like a killed run
+
+
+def autocast_for(device: torch.device, precision: str):
+    """(autocast context factory, GradScaler or None). CPU trains in fp32."""
+    if device.type != "cuda" or precision == "fp32":
+        return contextlib.nullcontext, None
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
+
+
+def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over what trains; biases and LayerNorm weights get no decay (as HF Trainer)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if name.endswith("bias") or "norm" in name else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = all(p.is_cuda for p in decay + no_decay)
+    return torch.optim.AdamW(groups, lr=lr, fused=fused or None)
+
+
+def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
+    warmup = math.ceil(total_steps * warmup_ratio)
+    def factor(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    if logits.shape[-1] == 1:  # regression (STS-B)
+        return F.mse_loss(logits.squeeze(-1).float(), labels.float())
+    return F.cross_entropy(logits.float(), labels)
+
+
+def to_device(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict_logits(model, data: EncodedSet, batch_size: int, pad_id: int, device, autocast) -> np.ndarray:
+    """Logits for every example, in the data's order."""
+    model.eval()
+    out = [None] * len(data)
+    for indices, batch in eval_batches(data, batch_size, pad_id):
+        batch = to_device(batch, device)
+        with autocast():
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        for i, row in zip(indices, logits.float().cpu().numpy()):
+            out[i] = row
+    return np.stack(out)
+
+
+def evaluate(model, data: EncodedSet, metric_names, batch_size, pad_id, device, autocast) -> dict[str, float]:
+    logits = predict_logits(model, data, batch_size, pad_id, device, autocast)
+    return compute_metrics(metric_names, logits, np.array(data.labels))
+
+
+class Progress:
+    """One live line (step, loss, samples/s, ETA); plain lines when output is not a terminal."""
+
+    def __init__(self, total_steps: int, every_seconds: float):
+        self.total, self.every, self.last = total_steps, every_seconds, 0.0
+        self.tty = sys.stderr.isatty()
+
+    def update(self, step, mean_loss, samples, seconds):
+        now = time.perf_counter()
+        if now - self.last < self.every and step < self.total:
+            return
+        self.last = now
+        rate = samples / max(seconds, 1e-9)
+        eta = (self.total - step) * seconds / max(step, 1)
+        line = (f"step {step}/{self.total}  loss {mean_loss():.4f}  {rate:.1f} samples/s  "
+                f"ETA {int(eta // 60)}:{int(eta % 60):02d}")
+        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def done(self):
+        if self.tty:
+            print(file=sys.stderr)
+
+
+def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_metric: str, cfg: TrainConfig,
+        out_dir: str | Path, meta: dict, pad_id: int, device, precision: str = "fp32", resume: bool = False):
+    """Train, evaluate on dev after every epoch, keep the best adapter. Returns the epoch records."""
+    out_dir = Path(out_dir)
+    autocast, scaler = autocast_for(device, precision)
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
+    steps_per_epoch = math.ceil(math.ceil(len(train_set) / cfg.batch_size) / cfg.grad_accum)
+    total_steps = steps_per_epoch * cfg.epochs
+    scheduler = linear_schedule(optimizer, total_steps, cfg.warmup_ratio)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    lengths = [len(e.ids) for e in train_set.encoded]
+
+    torch.manual_seed(cfg.seed)
+    start_epoch, skip_batches, best, records = 0, 0, -math.inf, []
+    carried = dict(loss_sum=0.0, seen=0, seconds=0.0)
+    if resume:
+        state = checkpoint.load_state(out_dir)
+        checkpoint.load_adapter_weights(model, state["trainable"], str(out_dir / checkpoint.STATE))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        start_epoch, skip_batches, best = state["epoch"], state["batch_in_epoch"], state["best"]
+        carried = dict(loss_sum=state["loss_sum"], seen=state["seen"], seconds=state["seconds"])
+        records = [r for r in read_metrics(out_dir) if r["epoch"] <= start_epoch]  # drop any half-finished epoch
+        rewrite_metrics(out_dir, records)
+
+    def save_state(epoch, batch_in_epoch, loss_sum, seen, seconds):
+        state = {"epoch": epoch, "batch_in_epoch": batch_in_epoch, "best": best, "loss_sum": float(loss_sum),
+                 "seen": seen, "seconds": seconds, "rng": torch.get_rng_state(),
+                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "trainable": {k: v.detach().cpu().clone() for k, v in model.trainable_state_dict().items()}}
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
+        checkpoint.save_state(out_dir, state)
+
+    progress = Progress(total_steps, cfg.log_seconds)
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        batches = batch_order(lengths, cfg.batch_size, cfg.seed, epoch)
+        loss_sum = torch.zeros((), device=device) + carried["loss_sum"]  # summed on device: no sync per step
+        seen, seconds = carried["seen"], carried["seconds"]
+        carried = dict(loss_sum=0.0, seen=0, seconds=0.0)
+        tick = time.perf_counter()
+        for b, indices in enumerate(batches):
+            if b < skip_batches:
+                continue
+            batch = to_device(make_batch(train_set, indices, pad_id), device)
+            with autocast():
+                logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+            loss = loss_fn(logits, batch["labels"])
+            (scaler.scale(loss / cfg.grad_accum) if scaler else loss / cfg.grad_accum).backward()
+            loss_sum += loss.detach() * len(indices)
+            seen += len(indices)
+            if (b + 1) % cfg.grad_accum and b + 1 < len(batches):
+                continue
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            if cfg.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
+            if scaler is not None:
+                scaler.step(optimizer)  # skips the step when gradients overflowed
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step = scheduler.last_epoch
+            elapsed = seconds + time.perf_counter() - tick
+            progress.update(step, lambda: (loss_sum / max(seen, 1)).item(), seen, elapsed)
+            if cfg.save_steps and step % cfg.save_steps == 0 or step == cfg.stop_after_steps:
+                save_state(epoch, b + 1, loss_sum.item(), seen, elapsed)
+                if step == cfg.stop_after_steps:
+                    progress.done()
+                    return records  # as if killed right after this save
+        skip_batches = 0
+        progress.done()
+        train_seconds = seconds + time.perf_counter() - tick
+        train_loss = (loss_sum / max(seen, 1)).item()
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"epoch {epoch + 1}: training loss is {train_loss}; the last good adapter "
+                                     f"in {out_dir} is kept. Try a lower --lr.")
+        dev = evaluate(model, dev_set, metric_names, cfg.eval_batch_size, pad_id, device, autocast)
+        record = {"epoch": epoch + 1, "train_loss": round(train_loss, 5), **{k: round(v, 5) for k, v in dev.items()},
+                  "seconds": round(train_seconds, 2), "samples_per_s": round(len(train_set) / train_seconds, 1)}
+        records.append(record)
+        improved = dev[main_metric] > best
+        if improved:
+            best = dev[main_metric]
+            checkpoint.save_adapter(out_dir, model, {**meta, "best_epoch": epoch + 1, "dev_metrics": dev})
+        checkpoint.append_jsonl(out_dir / checkpoint.METRICS, record)
+        save_state(epoch + 1, 0, 0.0, 0, 0.0)
+        dev_text = "  ".join(f"{k} {v:.4f}" for k, v in dev.items())
+        print(f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}  dev {dev_text}  "
+              f"{train_seconds:.0f}s ({record['samples_per_s']} samples/s){'  *best' if improved else ''}", flush=True)
+    return records
+
+
+def read_metrics(out_dir) -> list[dict]:
+    path = Path(out_dir) / checkpoint.METRICS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def rewrite_metrics(out_dir, records) -> None:
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    checkpoint.atomic_write(Path(out_dir) / checkpoint.METRICS, lambda tmp: Path(tmp).write_text(text))

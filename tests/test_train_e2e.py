@@ -1,0 +1,102 @@
+"""End to end on 64 MRPC rows with the real MiniLM checkpoint: train, save, predict, resume."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import predict  # noqa: E402
+import train  # noqa: E402
+from ptuning.batches import encode_examples  # noqa: E402
+from ptuning.checkpoint import load_trained  # noqa: E402
+from ptuning.data import read_glue  # noqa: E402
+from ptuning.training import predict_logits  # noqa: E402
+
+COMMON = ["--task", "mrpc", "--model", "minilm", "--max-train-samples", "64", "--max-dev-samples", "32",
+          "--batch-size", "16", "--method", "prefix", "--lr", "1e-2"]
+
+
+def metrics_of(folder):
+    rows = [json.loads(line) for line in (Path(folder) / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "samples_per_s")} for r in rows]
+
+
+def test_train_predict_roundtrip(tmp_path, glue_dir, minilm_dir, capsys):
+    out = tmp_path / "run"
+    train.main([*COMMON, "--epochs", "3", "--output-dir", str(out), "--data-dir", str(glue_dir)])
+    records = metrics_of(out)
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[-1]["train_loss"] < records[0]["train_loss"]  # it learns
+    assert {"accuracy", "f1"} <= set(records[0])
+    meta = json.loads((out / "adapter_config.json").read_text())
+    assert meta["method"]["method"] == "prefix" and meta["label_names"] == ["not_equivalent", "equivalent"]
+
+    # The saved adapter, reloaded, gives the logits of the model that was saved (the best epoch).
+    model, tokenizer, _ = load_trained(out)
+    dev = encode_examples(tokenizer, read_glue("mrpc", "dev", glue_dir)[:32])
+    no_amp = lambda: torch.autocast("cpu", enabled=False)
+    reloaded = predict_logits(model, dev, 8, tokenizer.pad_id, torch.device("cpu"), no_amp)
+    again = predict_logits(model, dev, 32, tokenizer.pad_id, torch.device("cpu"), no_amp)
+    np.testing.assert_allclose(reloaded, again, atol=1e-5)  # batching does not change results
+
+    # predict.py on a file reproduces them exactly.
+    rows = read_glue("mrpc", "dev", glue_dir)[:32]
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("a\tb\n" + "".join(f"{e.text_a}\t{e.text_b}\n" for e in rows))
+    preds = tmp_path / "preds.jsonl"
+    predict.main(["--adapter", str(out), "--input", str(tsv), "--text-a", "a", "--text-b", "b",
+                  "--output", str(preds), "--batch-size", "32"])
+    got = np.array([json.loads(line)["logits"] for line in preds.read_text().splitlines()])
+    np.testing.assert_array_equal(got, again)
+
+    capsys.readouterr()
+    predict.main(["--adapter", str(out), rows[0].text_a, rows[0].text_b])
+    printed = capsys.readouterr().out
+    assert "not_equivalent: " in printed and "equivalent: " in printed and "%" in printed
+
+
+def test_in_memory_model_equals_reloaded_adapter(tmp_path, glue_dir):
+    """One epoch: the saved (best = last) adapter must reproduce the in-memory model bit for bit."""
+    from ptuning.model import MethodConfig, load_classifier
+    from ptuning.tokenizer import Tokenizer
+    from ptuning.training import TrainConfig, fit
+    from ptuning.loader import resolve_model_dir
+
+    model_dir = resolve_model_dir("minilm")
+    method = MethodConfig(method="ptuning", num_virtual_tokens=4)
+    model = load_classifier(model_dir, method, 2, seed=0)
+    tok = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used)
+    train_set = encode_examples(tok, read_glue("mrpc", "train", glue_dir)[:32])
+    dev_set = encode_examples(tok, read_glue("mrpc", "dev", glue_dir)[:16])
+    meta = {"base_model": "minilm", "base_model_path": str(model_dir), "method": method.to_dict(),
+            "num_labels": 2, "label_names": ["not_equivalent", "equivalent"]}
+    fit(model, train_set, dev_set, ("accuracy", "f1"), "accuracy", TrainConfig(epochs=1, batch_size=16), tmp_path,
+        meta, tok.pad_id, torch.device("cpu"))
+    no_amp = lambda: torch.autocast("cpu", enabled=False)
+    in_memory = predict_logits(model, dev_set, 16, tok.pad_id, torch.device("cpu"), no_amp)
+    reloaded, _, _ = load_trained(tmp_path)
+    np.testing.assert_array_equal(predict_logits(reloaded, dev_set, 16, tok.pad_id, torch.device("cpu"), no_amp),
+                                  in_memory)
+
+
+def test_resume_after_interruption_gives_same_metrics(tmp_path, glue_dir):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    args = [*COMMON, "--epochs", "2", "--data-dir", str(glue_dir), "--max-grad-norm", "1.0"]
+    train.main([*args, "--output-dir", str(whole)])
+    # 64 rows / 16 = 4 steps an epoch: stop in the middle of epoch 2, as if killed after a save.
+    train.main([*args, "--output-dir", str(cut), "--stop-after-steps", "6"])
+    assert len(metrics_of(cut)) == 1
+    with pytest.raises(SystemExit):  # a second start without --resume refuses to clobber the run
+        train.main([*args, "--output-dir", str(cut)])
+    train.main([*args, "--output-dir", str(cut), "--resume"])
+    assert metrics_of(cut) == metrics_of(whole)
+
+
+def test_dry_run_prints_peft_numbers_for_roberta_large(capsys):
+    train.main(["--dry-run"])
+    assert "trainable params: 1,351,938 || all params: 355,662,082 || trainable%: 0.3801" in capsys.readouterr().out

@@ -1,0 +1,209 @@
+"""Train P-tuning (v1), prompt tuning, P-tuning v2 (prefix) or full fine-tuning on a GLUE task.
+
+    python train.py --task mrpc                                   # the P-tuning guide's run (roberta-large)
+    python train.py --task mrpc --model minilm --method prefix    # offline checkpoint, P-tuning v2
+    python train.py --task mrpc --dry-run                         # parameter counts only, no weights needed
+
+Options left unset take the method's recipe (ptuning/recipes.py).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ptuning import checkpoint
+from ptuning.batches import encode_examples
+from ptuning.config import KNOWN_SHAPES, EncoderConfig
+from ptuning.data import TASKS, read_glue, read_table
+from ptuning.loader import resolve_model_dir
+from ptuning.model import METHODS, MethodConfig, build_classifier, load_classifier, parameter_report
+from ptuning.recipes import COMMON, RECIPES
+from ptuning.tokenizer import Tokenizer
+from ptuning.training import TrainConfig, fit
+
+PROMPT_OPTIONS = ("num_virtual_tokens", "encoder_hidden_size", "reparam", "prefix_projection", "prefix_hidden_size",
+                  "prefix_dropout", "template")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--task", default="mrpc", help="GLUE task (default: mrpc): " + ", ".join(TASKS))
+    g.add_argument("--data-dir", help="GLUE root (default: $GLUE_DIR, else data/glue)")
+    g.add_argument("--train-file", help="your own training data (.tsv/.csv/.jsonl) instead of a GLUE task")
+    g.add_argument("--dev-file", help="your own dev data, with --train-file")
+    g.add_argument("--text-a", default="sentence1", help="column of the first text (default: sentence1)")
+    g.add_argument("--text-b", help="column of the second text, for pairs (default: none)")
+    g.add_argument("--label", default="label", help="label column (default: label)")
+    g.add_argument("--label-names", help="comma-separated labels in id order (default: inferred)")
+    g.add_argument("--strict", action="store_true", help="bad rows are fatal (default: skipped, counted)")
+    g.add_argument("--max-train-samples", type=int, help="use the first N training examples")
+    g.add_argument("--max-dev-samples", type=int, help="evaluate on the first N dev examples")
+    g.add_argument("--max-length", type=int, help="truncate texts to N tokens (default: what positions allow)")
+
+    g = p.add_argument_group("model and method")
+    g.add_argument("--model", default="roberta-large",
+                   help="HF model folder, hub id in the local HF cache, or 'minilm' (default: roberta-large)")
+    g.add_argument("--method", default="ptuning", choices=METHODS, help="default: ptuning (v1)")
+    g.add_argument("--num-virtual-tokens", type=int, help="prompt/prefix length (recipe: 20)")
+    g.add_argument("--encoder-hidden-size", type=int, help="v1 prompt-encoder width (recipe: 128)")
+    g.add_argument("--reparam", choices=("mlp", "lstm", "none"), help="v1 prompt encoder (recipe: mlp)")
+    g.add_argument("--prefix-projection", action=argparse.BooleanOptionalAction, help="v2 MLP reparam. (recipe: off)")
+    g.add_argument("--prefix-hidden-size", type=int, help="v2 projection width (default: 512)")
+    g.add_argument("--prefix-dropout", type=float, help="v2 dropout on prefix entries (recipe: 0.0)")
+    g.add_argument("--prefix-position-shift", action="store_true",
+                   help="v2: number text positions after the prefix, as transformers+peft (default: off)")
+    g.add_argument("--head", choices=("auto", "roberta", "pooler"), help="default: auto (by family)")
+    g.add_argument("--head-token", choices=("cls", "first"),
+                   help="v1: read <s>/[CLS] (cls) or position 0 like peft (first) (recipe: cls)")
+    g.add_argument("--template", help='v1 prompt placement, e.g. "[P*10] {a} [SEP] {b} [P*10]" (tokenizer.py)')
+    g.add_argument("--attention", choices=("sdpa", "explicit"), default="sdpa", help="default: sdpa")
+
+    g = p.add_argument_group("training")
+    g.add_argument("--lr", type=float, help="peak learning rate (recipe per method)")
+    g.add_argument("--batch-size", type=int, help="default: 32")
+    g.add_argument("--epochs", type=int, help="recipe per method")
+    g.add_argument("--weight-decay", type=float, help="default: 0.01")
+    g.add_argument("--warmup-ratio", type=float, help="share of steps with linear warm-up (recipe per method)")
+    g.add_argument("--max-grad-norm", type=float, help="gradient clipping, 0 = off (default: 1.0)")
+    g.add_argument("--grad-accum", type=int, help="batches per optimizer step (default: 1)")
+    g.add_argument("--seed", type=int, help="default: 42")
+    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto: bf16 (else fp16) on CUDA, fp32 on CPU")
+    g.add_argument("--save-steps", type=int, default=0, help="also save the resumable state every N steps")
+    g.add_argument("--stop-after-steps", type=int, default=0, help=argparse.SUPPRESS)  # tests: a simulated kill
+
+    g = p.add_argument_group("output")
+    g.add_argument("--output-dir", default="runs/{task}-{method}", help="default: runs/{task}-{method}")
+    g.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
+    g.add_argument("--overwrite", action="store_true", help="replace a run already in --output-dir")
+    g.add_argument("--dry-run", action="store_true", help="print parameter counts and exit (no weights needed)")
+    args = p.parse_args(argv)
+
+    given = {k for k, v in vars(args).items() if v is not None}
+    for key, value in {**COMMON, **RECIPES[args.method]}.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    problems = []
+    if args.method == "full":
+        problems += [f"--{k.replace('_', '-')} has no meaning with --method full"
+                     for k in PROMPT_OPTIONS if k in given]
+    if args.batch_size < 1 or args.epochs < 1 or args.grad_accum < 1:
+        problems.append("--batch-size, --epochs and --grad-accum must be at least 1")
+    if args.lr <= 0:
+        problems.append("--lr must be positive")
+    if args.resume and args.overwrite:
+        problems.append("--resume and --overwrite contradict each other")
+    if problems:
+        p.error("; ".join(problems))
+    args.output_dir = args.output_dir.format(task=args.task, method=args.method)
+    return args
+
+
+def method_config(args) -> MethodConfig:
+    fields = {f.name for f in dataclasses.fields(MethodConfig)}
+    return MethodConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+
+
+def device_and_precision(requested: str) -> tuple[torch.device, str]:
+    if torch.cuda.is_available():
+        if requested == "auto":
+            requested = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if requested == "bf16" and not torch.cuda.is_bf16_supported():
+            sys.exit("--precision bf16: this GPU has no bf16; use fp16 or fp32")
+        return torch.device("cuda"), requested
+    if requested in ("bf16", "fp16"):
+        sys.exit(f"--precision {requested} needs a CUDA GPU; on CPU use fp32 (or auto)")
+    return torch.device("cpu"), "fp32"
+
+
+def load_data(args):
+    """(train examples, dev examples, label names or None, metric names, main metric)."""
+    if args.train_file:
+        if not args.dev_file:
+            sys.exit("--train-file needs --dev-file")
+        names = tuple(args.label_names.split(",")) if args.label_names else None
+        train, names = read_table(args.train_file, args.text_a, args.text_b, args.label, names, args.strict)
+        dev, _ = read_table(args.dev_file, args.text_a, args.text_b, args.label, names, args.strict)
+        metrics = ("pearson", "spearman") if names is None else ("accuracy", "f1") if len(names) == 2 else ("accuracy",)
+        return train, dev, names, metrics
+    task = TASKS[args.task]
+    dev_split = "dev_matched" if args.task == "mnli" else "dev"
+    train = read_glue(task, "train", args.data_dir, args.strict)
+    dev = read_glue(task, dev_split, args.data_dir, args.strict)
+    return train, dev, task.label_names, task.metrics
+
+
+def dry_run(args, method: MethodConfig) -> None:
+    try:
+        config = EncoderConfig.from_json(resolve_model_dir(args.model))
+    except ValueError:
+        if args.model not in KNOWN_SHAPES:
+            raise
+        config = KNOWN_SHAPES[args.model]  # size the run from the known shape, no weights needed
+    num_labels = TASKS[args.task].num_labels if not args.train_file else 2
+    model = build_classifier(config, method, num_labels, device="meta")
+    print(f"{args.model} ({config.model_type}, {config.num_hidden_layers} layers, hidden {config.hidden_size}), "
+          f"method {method.method}, {num_labels} labels")
+    print(parameter_report(model))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    method = method_config(args)
+    if args.dry_run:
+        dry_run(args, method)
+        return 0
+    device, precision = device_and_precision(args.precision)
+    out_dir = Path(args.output_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (args.resume or args.overwrite):
+        sys.exit(f"{out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
+    if args.overwrite and out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    train_examples, dev_examples, label_names, metric_names = load_data(args)
+    if args.max_train_samples:
+        train_examples = train_examples[:args.max_train_samples]
+    if args.max_dev_samples:
+        dev_examples = dev_examples[:args.max_dev_samples]
+    num_labels = 1 if label_names is None else len(label_names)
+
+    model_dir = resolve_model_dir(args.model)
+    # The frozen backbone is stored in half precision on GPU; what trains stays fp32.
+    storage = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    model = load_classifier(model_dir, method, num_labels, dtype=storage, fused=args.attention == "sdpa",
+                            seed=args.seed).to(device)
+    tokenizer = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
+                                      args.max_length)
+    train_set, dev_set = encode_examples(tokenizer, train_examples), encode_examples(tokenizer, dev_examples)
+    print(f"{args.model}: {parameter_report(model)}")
+    print(f"train {len(train_set)} examples ({train_set.truncated} truncated), dev {len(dev_set)} "
+          f"({dev_set.truncated} truncated); {device}, {precision}")
+
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                         if getattr(args, f.name, None) is not None})
+    meta = {"base_model": args.model, "base_model_path": str(model_dir.resolve()),
+            "fingerprint": checkpoint.weights_fingerprint(model_dir), "task": args.task if not args.train_file else None,
+            "method": method.to_dict(), "num_labels": num_labels,
+            "label_names": list(label_names) if label_names else None, "metrics": list(metric_names),
+            "max_length": args.max_length, "train": dataclasses.asdict(cfg), "precision": precision}
+    started = time.perf_counter()
+    records = fit(model, train_set, dev_set, metric_names, metric_names[0], cfg, out_dir, meta,
+                  tokenizer.pad_id, device, precision, resume=args.resume)
+    if records:
+        best = max(records, key=lambda r: r[metric_names[0]])
+        print(f"done in {time.perf_counter() - started:.0f}s: best epoch {best['epoch']} "
+              f"({metric_names[0]} {best[metric_names[0]]:.4f}), last epoch {records[-1][metric_names[0]]:.4f}; "
+              f"adapter in {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
