@@ -14,7 +14,7 @@ test:
 
 # P-tuning v2 on MRPC with the offline MiniLM checkpoint; minutes on a 2-core CPU.
 demo:
-	$(PYTHON) train.py --task mrpc --model minilm --method prefix --output-dir runs/demo --overwrite
+	$(PYTHON) train.py --task mrpc --model minilm --method prefix --epochs 3 --output-dir runs/demo --overwrite
 
 dry-run:
 	$(PYTHON) train.py --task mrpc --dry-run

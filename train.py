@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shutil
 import sys
 import time
@@ -25,7 +26,7 @@ from ptuning.loader import resolve_model_dir
 from ptuning.model import METHODS, MethodConfig, build_classifier, load_classifier, parameter_report
 from ptuning.recipes import COMMON, RECIPES
 from ptuning.tokenizer import Tokenizer
-from ptuning.training import TrainConfig, fit
+from ptuning.training import TrainConfig, TrainingStopped, fit
 
 PROMPT_OPTIONS = ("num_virtual_tokens", "encoder_hidden_size", "reparam", "prefix_projection", "prefix_hidden_size",
                   "prefix_dropout", "template")
@@ -77,6 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="auto: bf16 (else fp16) on CUDA, fp32 on CPU")
     g.add_argument("--save-steps", type=int, default=0, help="also save the resumable state every N steps")
+    g.add_argument("--deterministic", action="store_true",
+                   help="CUDA: deterministic kernels only (slower); CPU runs are deterministic already")
     g.add_argument("--stop-after-steps", type=int, default=0, help=argparse.SUPPRESS)  # tests: a simulated kill
 
     g = p.add_argument_group("output")
@@ -161,6 +164,9 @@ def main(argv=None) -> int:
         dry_run(args, method)
         return 0
     device, precision = device_and_precision(args.precision)
+    if args.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
+        torch.use_deterministic_algorithms(True)
     out_dir = Path(args.output_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (args.resume or args.overwrite):
         sys.exit(f"{out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
@@ -195,8 +201,16 @@ def main(argv=None) -> int:
             "label_names": list(label_names) if label_names else None, "metrics": list(metric_names),
             "max_length": args.max_length, "train": dataclasses.asdict(cfg), "precision": precision}
     started = time.perf_counter()
-    records = fit(model, train_set, dev_set, metric_names, metric_names[0], cfg, out_dir, meta,
-                  tokenizer.pad_id, device, precision, resume=args.resume)
+    try:
+        records = fit(model, train_set, dev_set, metric_names, metric_names[0], cfg, out_dir, meta,
+                      tokenizer.pad_id, device, precision, resume=args.resume)
+    except TrainingStopped as stop:
+        print(f"train.py: {stop}", file=sys.stderr)
+        return stop.exit_code
+    except OSError as err:  # disk full, read-only folder: files already written stay intact
+        print(f"train.py: cannot write to {out_dir}: {err.strerror or err}. Files already there are intact "
+              "(every write goes to a temporary name first).", file=sys.stderr)
+        return 1
     if records:
         best = max(records, key=lambda r: r[metric_names[0]])
         print(f"done in {time.perf_counter() - started:.0f}s: best epoch {best['epoch']} "
@@ -206,4 +220,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ValueError as err:  # our loaders' errors (data, config, checkpoint, tokenizer, adapter) name the file
+        sys.exit(f"train.py: {err}")

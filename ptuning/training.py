@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -35,6 +36,27 @@ class TrainConfig:
     save_steps: int = 0              # also save the resumable state every N optimizer steps (0: per epoch)
     log_seconds: float = 5.0
     stop_after_steps: int = 0        # testing aid: save state after N steps and stop, like a killed run
+
+
+class TrainingStopped(RuntimeError):
+    """Training stopped early on purpose (a signal, non-finite numbers); `exit_code` for the CLI."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """SIGINT/SIGTERM set a flag instead of killing mid-step; the loop finishes the step, saves, stops."""
+    received = []
+    handler = lambda signum, frame: received.append(signum)  # noqa: E731
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def autocast_for(device: torch.device, precision: str):
@@ -120,7 +142,11 @@ class Progress:
 
 def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_metric: str, cfg: TrainConfig,
         out_dir: str | Path, meta: dict, pad_id: int, device, precision: str = "fp32", resume: bool = False):
-    """Train, evaluate on dev after every epoch, keep the best adapter. Returns the epoch records."""
+    """Train, evaluate on dev after every epoch, keep the best adapter. Returns the epoch records.
+
+    The resumable state is saved at the start, after every epoch (and every `save_steps`), and
+    when SIGINT/SIGTERM arrive; `resume=True` continues from it exactly (same batches, same RNG).
+    """
     out_dir = Path(out_dir)
     autocast, scaler = autocast_for(device, precision)
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
@@ -131,8 +157,9 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_me
     lengths = [len(e.ids) for e in train_set.encoded]
 
     torch.manual_seed(cfg.seed)
-    start_epoch, skip_batches, best, records = 0, 0, -math.inf, []
-    carried = dict(loss_sum=0.0, seen=0, seconds=0.0)
+    # Where the run stands; saved as the resumable state.
+    run = dict(epoch=0, batch_in_epoch=0, best=-math.inf, loss_sum=0.0, seen=0, seconds=0.0)
+    records = []
     if resume:
         state = checkpoint.load_state(out_dir)
         checkpoint.load_adapter_weights(model, state["trainable"], str(out_dir / checkpoint.STATE))
@@ -141,79 +168,93 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_me
         if scaler is not None and "scaler" in state:
             scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"])
-        start_epoch, skip_batches, best = state["epoch"], state["batch_in_epoch"], state["best"]
-        carried = dict(loss_sum=state["loss_sum"], seen=state["seen"], seconds=state["seconds"])
-        records = [r for r in read_metrics(out_dir) if r["epoch"] <= start_epoch]  # drop any half-finished epoch
+        run = {k: state[k] for k in run}
+        records = [r for r in read_metrics(out_dir) if r["epoch"] <= run["epoch"]]  # drop a half-finished epoch
         rewrite_metrics(out_dir, records)
 
-    def save_state(epoch, batch_in_epoch, loss_sum, seen, seconds):
-        state = {"epoch": epoch, "batch_in_epoch": batch_in_epoch, "best": best, "loss_sum": float(loss_sum),
-                 "seen": seen, "seconds": seconds, "rng": torch.get_rng_state(),
-                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+    # First optimizer step whose loss or gradients were not finite, kept on the device: reading
+    # it every step would synchronise with the GPU, so it is read before anything is saved.
+    bad_step = torch.full((), -1, device=device)
+
+    def check_finite():  # before every write: never save NaN weights
+        if scaler is None and (step := int(bad_step)) >= 0:
+            raise TrainingStopped(f"step {step}: loss or gradients are not finite; stopped. The last good "
+                                  f"checkpoint in {out_dir} is kept. Try a lower --lr or --precision fp32.")
+
+    def save_state(**where):
+        check_finite()
+        run.update(where)
+        state = {**run, "rng": torch.get_rng_state(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(),
                  "trainable": {k: v.detach().cpu().clone() for k, v in model.trainable_state_dict().items()}}
         if scaler is not None:
             state["scaler"] = scaler.state_dict()
         checkpoint.save_state(out_dir, state)
 
+    if not resume:
+        save_state()  # resumable from the very first step
     progress = Progress(total_steps, cfg.log_seconds)
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        batches = batch_order(lengths, cfg.batch_size, cfg.seed, epoch)
-        loss_sum = torch.zeros((), device=device) + carried["loss_sum"]  # summed on device: no sync per step
-        seen, seconds = carried["seen"], carried["seconds"]
-        carried = dict(loss_sum=0.0, seen=0, seconds=0.0)
-        tick = time.perf_counter()
-        for b, indices in enumerate(batches):
-            if b < skip_batches:
-                continue
-            batch = to_device(make_batch(train_set, indices, pad_id), device)
-            with autocast():
-                logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-            loss = loss_fn(logits, batch["labels"])
-            (scaler.scale(loss / cfg.grad_accum) if scaler else loss / cfg.grad_accum).backward()
-            loss_sum += loss.detach() * len(indices)
-            seen += len(indices)
-            if (b + 1) % cfg.grad_accum and b + 1 < len(batches):
-                continue
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            if cfg.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
-            if scaler is not None:
-                scaler.step(optimizer)  # skips the step when gradients overflowed
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step = scheduler.last_epoch
-            elapsed = seconds + time.perf_counter() - tick
-            progress.update(step, lambda: (loss_sum / max(seen, 1)).item(), seen, elapsed)
-            if cfg.save_steps and step % cfg.save_steps == 0 or step == cfg.stop_after_steps:
-                save_state(epoch, b + 1, loss_sum.item(), seen, elapsed)
+    with stop_requests() as signals:
+        for epoch in range(run["epoch"], cfg.epochs):
+            model.train()
+            batches = batch_order(lengths, cfg.batch_size, cfg.seed, epoch)
+            loss_sum = torch.zeros((), device=device) + run["loss_sum"]  # summed on device: no sync per step
+            seen, seconds, tick = run["seen"], run["seconds"], time.perf_counter()
+            for b in range(run["batch_in_epoch"], len(batches)):
+                indices = batches[b]
+                batch = to_device(make_batch(train_set, indices, pad_id), device)
+                with autocast():
+                    logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+                loss = loss_fn(logits, batch["labels"])
+                (scaler.scale(loss / cfg.grad_accum) if scaler else loss / cfg.grad_accum).backward()
+                loss_sum += loss.detach() * len(indices)
+                seen += len(indices)
+                if (b + 1) % cfg.grad_accum and b + 1 < len(batches):
+                    continue
+                if scaler is not None:
+                    scaler.unscale_(optimizer)
+                norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm or math.inf)
+                step = scheduler.last_epoch + 1
+                finite = torch.isfinite(norm) & torch.isfinite(loss)
+                bad_step = torch.where((bad_step < 0) & ~finite, step, bad_step)
+                if scaler is not None:
+                    scaler.step(optimizer)  # skips the step when gradients overflowed
+                    scaler.update()
+                else:
+                    optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                elapsed = seconds + time.perf_counter() - tick
+                progress.update(step, lambda: (loss_sum / max(seen, 1)).item(), seen, elapsed)
+                if (cfg.save_steps and step % cfg.save_steps == 0) or step == cfg.stop_after_steps or signals:
+                    save_state(epoch=epoch, batch_in_epoch=b + 1, loss_sum=loss_sum.item(), seen=seen,
+                               seconds=elapsed)
+                if signals:
+                    progress.done()
+                    raise TrainingStopped(f"stopped by signal {signals[0]} after step {step}; state saved in "
+                                          f"{out_dir}: continue with --resume", exit_code=128 + signals[0])
                 if step == cfg.stop_after_steps:
                     progress.done()
                     return records  # as if killed right after this save
-        skip_batches = 0
-        progress.done()
-        train_seconds = seconds + time.perf_counter() - tick
-        train_loss = (loss_sum / max(seen, 1)).item()
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"epoch {epoch + 1}: training loss is {train_loss}; the last good adapter "
-                                     f"in {out_dir} is kept. Try a lower --lr.")
-        dev = evaluate(model, dev_set, metric_names, cfg.eval_batch_size, pad_id, device, autocast)
-        record = {"epoch": epoch + 1, "train_loss": round(train_loss, 5), **{k: round(v, 5) for k, v in dev.items()},
-                  "seconds": round(train_seconds, 2), "samples_per_s": round(len(train_set) / train_seconds, 1)}
-        records.append(record)
-        improved = dev[main_metric] > best
-        if improved:
-            best = dev[main_metric]
-            checkpoint.save_adapter(out_dir, model, {**meta, "best_epoch": epoch + 1, "dev_metrics": dev})
-        checkpoint.append_jsonl(out_dir / checkpoint.METRICS, record)
-        save_state(epoch + 1, 0, 0.0, 0, 0.0)
-        dev_text = "  ".join(f"{k} {v:.4f}" for k, v in dev.items())
-        print(f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}  dev {dev_text}  "
-              f"{train_seconds:.0f}s ({record['samples_per_s']} samples/s){'  *best' if improved else ''}", flush=True)
+            progress.done()
+            train_seconds = seconds + time.perf_counter() - tick
+            train_loss = (loss_sum / max(seen, 1)).item()
+            dev = evaluate(model, dev_set, metric_names, cfg.eval_batch_size, pad_id, device, autocast)
+            record = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
+                      **{k: round(v, 5) for k, v in dev.items()},
+                      "seconds": round(train_seconds, 2), "samples_per_s": round(seen / max(train_seconds, 1e-9), 1)}
+            improved = dev[main_metric] > run["best"]
+            check_finite()
+            if improved:
+                checkpoint.save_adapter(out_dir, model, {**meta, "best_epoch": epoch + 1, "dev_metrics": dev})
+            records.append(record)
+            checkpoint.append_jsonl(out_dir / checkpoint.METRICS, record)
+            save_state(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, seen=0, seconds=0.0,
+                       best=max(run["best"], dev[main_metric]))
+            dev_text = "  ".join(f"{k} {v:.4f}" for k, v in dev.items())
+            print(f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}  dev {dev_text}  "
+                  f"{train_seconds:.0f}s ({record['samples_per_s']} samples/s){'  *best' if improved else ''}",
+                  flush=True)
     return records
 
 

@@ -1,0 +1,245 @@
+"""Training and evaluation speed: ptuning vs transformers + peft, side by side in one process.
+
+Same data (MRPC train/dev), same model shape and weights, same batch size, same precision. peft
+runs the loop HF Trainer runs (random batches, dynamic padding, AdamW over trainable params)
+without Trainer's bookkeeping, which only flatters peft. Ours runs its real training step
+(`ptuning.training`: length-grouped batches, frozen weights without gradient buffers).
+
+    python bench/speed.py --config cpu     # MiniLM (real weights), v1 + v2, fp32, fixed steps
+    python bench/speed.py --config cuda    # roberta-large shape (random init), v1, v2, full, bf16, epochs
+
+Blocks of steps alternate between the two sides so that background load hits both alike.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from ptuning.config import EncoderConfig  # noqa: E402
+from ptuning.batches import batch_order, encode_examples, eval_batches, make_batch  # noqa: E402
+from ptuning.data import find_data_dir, read_glue  # noqa: E402
+from ptuning.loader import resolve_model_dir  # noqa: E402
+from ptuning.model import MethodConfig, load_classifier  # noqa: E402
+from ptuning.tokenizer import Tokenizer  # noqa: E402
+from ptuning.training import autocast_for, loss_fn, make_optimizer  # noqa: E402
+
+METHODS = {  # ours, and the peft config that is the same work
+    "ptuning": (dict(method="ptuning", num_virtual_tokens=20, encoder_hidden_size=128, head_token="first"),
+                ("PromptEncoderConfig", dict(num_virtual_tokens=20, encoder_hidden_size=128))),
+    "prefix": (dict(method="prefix", num_virtual_tokens=20, prefix_projection=True, prefix_hidden_size=512,
+                    prefix_position_shift=True),
+               ("PrefixTuningConfig", dict(num_virtual_tokens=20, prefix_projection=True, encoder_hidden_size=512))),
+    "full": (dict(method="full"), None),
+}
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def roberta_large_dir(tmp: Path) -> Path:
+    """A roberta-large-shaped RobertaForSequenceClassification, random init, saved for both sides."""
+    import transformers as tf
+
+    config = tf.RobertaConfig(vocab_size=50265, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                              intermediate_size=4096, max_position_embeddings=514, type_vocab_size=1, pad_token_id=1,
+                              bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5, num_labels=2)
+    torch.manual_seed(0)
+    tf.RobertaForSequenceClassification(config).save_pretrained(tmp, safe_serialization=True)
+    return tmp
+
+
+def peft_side(model_dir, method, device, dtype):
+    import peft
+    import transformers as tf
+
+    model = tf.AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
+    if METHODS[method][1] is not None:
+        name, kwargs = METHODS[method][1]
+        model = peft.get_peft_model(model, getattr(peft, name)(task_type="SEQ_CLS", **kwargs))
+    return model.to(device)
+
+
+def ours_side(model_dir, method, device, dtype):
+    storage = dtype if dtype != torch.float32 and method != "full" else torch.float32
+    return load_classifier(model_dir, MethodConfig(**METHODS[method][0]), 2, dtype=storage, seed=0).to(device)
+
+
+def flops_floor(tokens: int, model, train: bool) -> float:
+    """2 FLOPs per weight per token forward; backward for activations only doubles it (frozen weights)."""
+    weights = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n and p.dim() == 2)
+    return tokens * 2 * weights * (2 if train else 1)
+
+
+class Side:
+    def __init__(self, name, model, data, pad_id, batch_size, device, precision, grouped):
+        self.name, self.model, self.data, self.pad_id = name, model, data, pad_id
+        self.device, self.batch_size, self.grouped = device, batch_size, grouped
+        self.autocast, _ = autocast_for(device, precision)
+        self.optimizer = make_optimizer(model, 1e-4, 0.01)
+        self.seconds = self.samples = self.tokens = 0.0
+        self.epoch = 0
+        self.order = []
+
+    def next_batch(self):
+        if not self.order:
+            lengths = [len(e.ids) for e in self.data.encoded]
+            if self.grouped:
+                self.order = batch_order(lengths, self.batch_size, 0, self.epoch)
+            else:  # HF Trainer: a random permutation, consecutive slices
+                perm = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(self.epoch)).tolist()
+                self.order = [perm[i:i + self.batch_size] for i in range(0, len(perm), self.batch_size)]
+            self.epoch += 1
+        return make_batch(self.data, self.order.pop(0), self.pad_id)
+
+    def step(self, batch):
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        with self.autocast():
+            if self.name == "ours":
+                logits = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+            else:
+                kwargs = {} if self.model.config.model_type == "roberta" else {"token_type_ids": batch["token_type_ids"]}
+                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs).logits
+        loss = loss_fn(logits, batch["labels"])
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def train_block(self, steps):
+        self.model.train()
+        batches = [self.next_batch() for _ in range(steps)]
+        sync(self.device)
+        t = time.perf_counter()
+        for batch in batches:
+            self.step(batch)
+        sync(self.device)
+        self.seconds += time.perf_counter() - t
+        self.samples += sum(len(b["labels"]) for b in batches)
+        self.tokens += sum(int(b["attention_mask"].sum()) for b in batches)
+
+    @torch.no_grad()
+    def evaluate(self, dev):
+        self.model.eval()
+        sync(self.device)
+        t = time.perf_counter()
+        for _, batch in eval_batches(dev, 64, self.pad_id) if self.grouped else random_eval(dev, 64, self.pad_id):
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            with self.autocast():
+                if self.name == "ours":
+                    self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+                else:
+                    self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        sync(self.device)
+        return len(dev) / (time.perf_counter() - t)
+
+
+def random_eval(data, batch_size, pad_id):
+    for start in range(0, len(data), batch_size):
+        indices = list(range(start, min(start + batch_size, len(data))))
+        yield indices, make_batch(data, indices, pad_id)
+
+
+def measure(model_dir, method, device, precision, steps, block, data, dev, pad_id, batch_size, real_tokens):
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    sides = []
+    for name, build in (("peft", peft_side), ("ours", ours_side)):
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        side = Side(name, build(model_dir, method, device, dtype), data, pad_id, batch_size, device, precision,
+                    grouped=name == "ours")
+        side.train_block(2)  # warm-up, not timed
+        side.seconds = side.samples = side.tokens = 0.0
+        sides.append(side)
+    done = 0
+    while done < steps:  # alternate blocks
+        n = min(block, steps - done)
+        for side in sides:
+            side.train_block(n)
+        done += n
+    results = {}
+    for side in sides:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            side.train_block(3)
+            peak = torch.cuda.max_memory_allocated() / 2**30
+        else:
+            peak = None
+        rate = side.samples / side.seconds
+        epoch_s = len(data) / rate
+        results[side.name] = dict(train_samples_s=rate, epoch_s=epoch_s, eval_samples_s=side.evaluate(dev),
+                                  peak_gib=peak, tflops=flops_floor(real_tokens, side.model, True) / epoch_s / 1e12)
+    return results
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--methods", nargs="+")
+    p.add_argument("--steps", type=int, help="timed training steps per side (cpu default 24; cuda: 2 epochs)")
+    p.add_argument("--block", type=int, default=4, help="steps per alternating block")
+    p.add_argument("--data-dir")
+    p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
+    args = p.parse_args()
+
+    cuda = args.config == "cuda"
+    if cuda and not torch.cuda.is_available():
+        sys.exit("--config cuda needs a CUDA GPU")
+    device = torch.device("cuda" if cuda else "cpu")
+    precision = "bf16" if cuda else "fp32"
+    methods = args.methods or (["ptuning", "prefix", "full"] if cuda else ["ptuning", "prefix"])
+    tmp = Path(tempfile.mkdtemp())
+    model_dir = roberta_large_dir(tmp) if cuda else resolve_model_dir("minilm")
+    tok_dir = resolve_model_dir("minilm")  # roberta's tokenizer is not here: the cuda run uses MiniLM's ids
+    glue = find_data_dir(args.data_dir)
+    rows = {split: read_glue("mrpc", split, glue) for split in ("train", "dev")}
+
+    lines = []
+    for method in methods:
+        reserved = 20 if method == "ptuning" else 0
+        tok = Tokenizer.from_folder(tok_dir, EncoderConfig.from_json(tok_dir), reserved)
+        data, dev = encode_examples(tok, rows["train"]), encode_examples(tok, rows["dev"])
+        pad_id = EncoderConfig.from_json(model_dir).pad_token_id
+        if cuda:  # token ids must exist in both vocabularies; shapes are what matter for speed
+            for e in data.encoded + dev.encoded:
+                e.ids = [i if i != 0 else 3 for i in e.ids]
+        real_tokens = sum(len(e.ids) + reserved for e in data.encoded)
+        steps = args.steps or (2 * math.ceil(len(data) / 32) if cuda else 24)
+        r = measure(model_dir, method, device, precision, steps, args.block, data, dev, pad_id, 32, real_tokens)
+        ours, peft = r["ours"], r["peft"]
+        mem = (f"{peft['peak_gib']:.2f} | {ours['peak_gib']:.2f} | {ours['peak_gib'] / peft['peak_gib']:.2f}"
+               if cuda else "– | – | –")
+        lines.append(f"| {method} | {peft['train_samples_s']:.1f} | {ours['train_samples_s']:.1f} | "
+                     f"**{ours['train_samples_s'] / peft['train_samples_s']:.2f}×** | {peft['epoch_s']:.1f} | "
+                     f"{ours['epoch_s']:.1f} | {peft['eval_samples_s']:.1f} | {ours['eval_samples_s']:.1f} | "
+                     f"{ours['eval_samples_s'] / peft['eval_samples_s']:.2f}× | {mem} | "
+                     f"{peft['tflops']:.3f} | {ours['tflops']:.3f} |")
+        print(lines[-1], flush=True)
+    import transformers, peft as peft_lib  # noqa: E401
+    device_name = torch.cuda.get_device_name(0) if cuda else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    header = ("| method | peft train samples/s | ours | ratio | peft s/epoch | ours | peft eval samples/s | ours | "
+              "ratio | peft peak GiB | ours | ratio | peft TFLOP/s | ours |\n|" + "---|" * 14)
+    text = (f"\n### Speed, {datetime.date.today()}, {device_name}, {'roberta-large shape, bf16' if cuda else 'MiniLM, fp32'}"
+            f", batch 32\n\ntorch {torch.__version__}, transformers {transformers.__version__}, peft "
+            f"{peft_lib.__version__}. `python bench/speed.py {' '.join(sys.argv[1:])}`\n\n{header}\n" + "\n".join(lines) + "\n")
+    print(text)
+    if args.write:
+        with open(ROOT / "BENCHMARKS.md", "a") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()

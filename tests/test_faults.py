@@ -1,0 +1,145 @@
+"""Faults that must lose nothing: kills, signals, non-finite numbers, failing disks."""
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import train  # noqa: E402
+from ptuning import checkpoint  # noqa: E402
+from ptuning.checkpoint import load_state, load_trained  # noqa: E402
+
+# 64 rows / 16 = 4 steps an epoch, 3 epochs; the state is saved after every step.
+ARGS = ["--task", "mrpc", "--model", "minilm", "--max-train-samples", "64", "--max-dev-samples", "16",
+        "--batch-size", "16", "--method", "prefix", "--lr", "1e-2", "--epochs", "3", "--save-steps", "1"]
+
+
+def metrics_of(folder):
+    rows = [json.loads(line) for line in (Path(folder) / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "samples_per_s")} for r in rows]
+
+
+def start(out, *extra):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen([sys.executable, str(REPO / "train.py"), *ARGS, "--output-dir", str(out), *extra],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_saves(out, count, proc, timeout=300):
+    """Wait until the state file has been (re)written `count` times after its first appearance."""
+    path, seen, last = Path(out) / checkpoint.STATE, 0, None
+    deadline = time.time() + timeout
+    while seen < count and time.time() < deadline and proc.poll() is None:
+        if path.exists() and path.stat().st_mtime_ns != last:
+            last, seen = path.stat().st_mtime_ns, seen + 1
+        time.sleep(0.02)
+
+
+def assert_folder_usable(out):
+    load_state(out)  # a resumable state is always there
+    if (Path(out) / checkpoint.ADAPTER_CONFIG).exists():  # once an epoch ended: a loadable best adapter
+        model, _, _ = load_trained(out)
+        assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, glue_dir):
+    out = tmp_path_factory.mktemp("whole") / "run"
+    assert train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)]) == 0
+    return metrics_of(out)
+
+
+def test_sigkill_at_random_points_then_resume(tmp_path, uninterrupted, glue_dir):
+    out = tmp_path / "run"
+    rng = random.Random(7)
+    resume = []
+    for _ in range(3):  # three kills at random points, each followed by --resume
+        proc = start(out, "--data-dir", str(glue_dir), *resume)
+        wait_for_saves(out, rng.randint(1, 4), proc)
+        time.sleep(rng.uniform(0, 0.3))
+        proc.kill()
+        proc.wait()
+        assert_folder_usable(out)
+        resume = ["--resume"]
+    proc = start(out, "--data-dir", str(glue_dir), "--resume")
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    assert metrics_of(out) == uninterrupted
+
+
+def test_sigterm_saves_state_and_exits_nonzero(tmp_path, uninterrupted, glue_dir):
+    out = tmp_path / "run"
+    proc = start(out, "--data-dir", str(glue_dir))
+    wait_for_saves(out, 3, proc)  # the initial state, then two steps
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "stopped by signal" in stderr and "--resume" in stderr
+    assert_folder_usable(out)
+    assert train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out), "--resume"]) == 0
+    assert metrics_of(out) == uninterrupted
+
+
+def test_nonfinite_loss_stops_naming_the_step_and_keeps_good_files(tmp_path, glue_dir, monkeypatch, capsys):
+    from ptuning.model import PromptClassifier
+
+    calls = {"n": 0}
+    original = PromptClassifier.forward
+
+    def poisoned(self, *args, **kwargs):
+        logits = original(self, *args, **kwargs)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 6:  # the second step of epoch 2
+                return logits * float("nan")
+        return logits
+
+    monkeypatch.setattr(PromptClassifier, "forward", poisoned)
+    out = tmp_path / "run"
+    code = train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)])
+    assert code == 1
+    assert "step 6: loss or gradients are not finite" in capsys.readouterr().err
+    state = load_state(out)
+    assert (state["epoch"], state["batch_in_epoch"]) == (1, 1)  # the last good step
+    assert all(torch.isfinite(t).all() for t in state["trainable"].values())
+    assert_folder_usable(out)
+    assert len(metrics_of(out)) == 1
+
+
+def test_disk_full_keeps_previous_files(tmp_path, glue_dir, monkeypatch, capsys):
+    out = tmp_path / "run"
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def failing_save(obj, path, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            with open(path, "wb") as f:
+                f.write(b"partial")  # half a file, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    assert train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "intact" in err
+    monkeypatch.setattr(torch, "save", real_save)
+    state = load_state(out)  # the previous state, whole
+    assert (state["epoch"], state["batch_in_epoch"]) == (0, 1)
+    assert not list(out.glob("*.tmp")), "temporary files left behind"
+
+
+def test_two_cpu_runs_with_the_same_seed_are_identical(tmp_path, uninterrupted, glue_dir):
+    out = tmp_path / "again"
+    assert train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)]) == 0
+    assert metrics_of(out) == uninterrupted
