@@ -56,7 +56,8 @@ class SelfAttention(nn.Module):
         self.dropout_p = config.attention_probs_dropout_prob
         self.fused = fused  # True: torch's scaled_dot_product_attention; False: the math below
 
-    def forward(self, x, mask, prefix: Prefix | None = None):
+    def forward(self, x, mask, prefix: Prefix | None = None, prefix_mask=None):
+        """`mask`: additive, (B, 1, 1, T). `prefix_mask`: additive, (B, 1, 1, P), or None: all visible."""
         B, T, C = x.shape
         split = lambda t: t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
@@ -65,7 +66,9 @@ class SelfAttention(nn.Module):
             prefix_key, prefix_value = prefix                # (B, H, P, D)
             k = torch.cat([prefix_key.to(k.dtype), k], dim=2)  # (B, H, P+T, D)
             v = torch.cat([prefix_value.to(v.dtype), v], dim=2)
-            mask = F.pad(mask, (prefix_key.shape[2], 0), value=0.0)  # every query sees the prefix
+            if prefix_mask is None:
+                prefix_mask = mask.new_zeros(B, 1, 1, prefix_key.shape[2])  # every query sees the prefix
+            mask = torch.cat([prefix_mask, mask], dim=-1)    # (B, 1, 1, P+T)
 
         if self.fused:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
@@ -105,8 +108,8 @@ class Layer(nn.Module):
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, x, mask, prefix: Prefix | None = None):
-        x = self.attention_norm(x + self.dropout(self.attention(x, mask, prefix)))
+    def forward(self, x, mask, prefix: Prefix | None = None, prefix_mask=None):
+        x = self.attention_norm(x + self.dropout(self.attention(x, mask, prefix, prefix_mask)))
         return self.ffn_norm(x + self.dropout(self.ffn(x)))
 
 
@@ -123,11 +126,12 @@ class Encoder(nn.Module):
             layer.attention.fused = fused
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, prefixes: list[Prefix] | None = None):
+                inputs_embeds=None, prefixes: list[Prefix] | None = None, prefix_mask=None):
         """Returns the last hidden states, (B, T, hidden).
 
         Give `input_ids` or `inputs_embeds` (prompt methods splice their vectors into the
-        latter). `prefixes`: one (key, value) pair per layer, or None.
+        latter). `prefixes`: one (key, value) pair per layer, or None. `prefix_mask`: (B, P),
+        1 where a prefix entry is real; only needed when rows carry prefixes of different lengths.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
@@ -146,7 +150,9 @@ class Encoder(nn.Module):
 
         x = self.embeddings(inputs_embeds, token_type_ids, position_ids)
         # Additive mask, (B, 1, 1, T): 0 where a key may be attended, a huge negative where padded.
-        mask = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+        additive = lambda m: (1.0 - m[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min  # noqa: E731
+        mask = additive(attention_mask)
+        prefix_mask = None if prefix_mask is None else additive(prefix_mask)
         for i, layer in enumerate(self.layers):
-            x = layer(x, mask, None if prefixes is None else prefixes[i])
+            x = layer(x, mask, None if prefixes is None else prefixes[i], prefix_mask)
         return x

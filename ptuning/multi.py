@@ -1,0 +1,126 @@
+"""Many adapters, one frozen backbone: a mixed batch scored in one encoder pass.
+
+Prompts are only inputs, so rows that use different adapters can share a forward pass:
+    - v1 rows: their prompt vectors sit right-aligned in a prompt region of the longest
+      prompt's width; shorter prompts leave masked slots in front.
+    - v2 rows: their prefixes fill a prefix region of the longest prefix's length; the
+      rest is masked per row (`prefix_mask`), and v1 rows mask the whole region.
+Each row gets the position ids and head token it would get alone, so its logits equal a
+solo run (up to float summation order). Full fine-tuning has no shared backbone: not allowed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .model import PromptClassifier
+
+
+class AdapterBank(nn.Module):
+    def __init__(self, adapters: dict[str, PromptClassifier]):
+        super().__init__()
+        encoders = {id(m.encoder) for m in adapters.values()}
+        if len(encoders) != 1:
+            raise ValueError("every adapter in a bank must wrap the same encoder object")
+        for name, model in adapters.items():
+            if model.method.method == "full":
+                raise ValueError(f"adapter {name!r} is full fine-tuning: it has its own backbone")
+            if model.method.template is not None:
+                raise ValueError(f"adapter {name!r} uses a template; a bank supports prompts in front only")
+        self.adapters = nn.ModuleDict(adapters)
+        self.encoder = next(iter(adapters.values())).encoder
+
+    @torch.no_grad()
+    def forward(self, input_ids, attention_mask, token_type_ids, adapter_names: list[str]) -> list[torch.Tensor]:
+        """Rows of ids as each adapter's tokenizer made them; returns one logits vector per row."""
+        B, T = input_ids.shape
+        config, device = self.encoder.config, input_ids.device
+        models = [self.adapters[name] for name in adapter_names]
+        prompt_len = torch.tensor([m.method.num_virtual_tokens if m.method.is_v1 else 0 for m in models], device=device)
+        prefix_len = [m.method.num_virtual_tokens if m.method.method == "prefix" else 0 for m in models]
+        N, P = int(prompt_len.max()), max(prefix_len)
+        groups = {}  # adapter name -> rows
+        for row, name in enumerate(adapter_names):
+            groups.setdefault(name, []).append(row)
+
+        # 1. The prompt region: (B, N) slots in front of the text, each row's prompts right-aligned.
+        embeds = self.encoder.embeddings.word(input_ids)
+        slots = embeds.new_zeros(B, N, embeds.shape[-1])
+        slot_mask = attention_mask.new_zeros(B, N)
+        for name, rows in groups.items():
+            model = self.adapters[name]
+            if model.method.is_v1:
+                n = model.method.num_virtual_tokens
+                slots[rows, N - n:] = model.prompt_encoder().to(embeds.dtype)
+                slot_mask[rows, N - n:] = 1
+        embeds = torch.cat([slots, embeds], dim=1)
+        attention_mask = torch.cat([slot_mask, attention_mask], dim=1)
+        token_type_ids = torch.cat([token_type_ids.new_zeros(B, N), token_type_ids], dim=1)
+
+        # 2. Positions as alone: count from each row's first real token (its first prompt, or <s>),
+        #    plus the prefix length where the adapter numbers text after its prefix.
+        start = N - prompt_len                                                   # (B,)
+        positions = (torch.arange(N + T, device=device) - start[:, None]).clamp(min=0) + config.position_offset
+        shift = torch.tensor([p if m.method.prefix_position_shift else 0 for m, p in zip(models, prefix_len)],
+                             device=device)
+        positions = positions + shift[:, None]
+
+        # 3. The prefix region: (B, heads, P, D) per layer, each row's prefix first, the rest masked.
+        prefixes = prefix_mask = None
+        if P:
+            layers, heads, head_dim = config.num_hidden_layers, config.num_attention_heads, config.head_dim
+            kv = embeds.new_zeros(layers, 2, B, heads, P, head_dim)
+            prefix_mask = attention_mask.new_zeros(B, P)
+            for name, rows in groups.items():
+                model = self.adapters[name]
+                if model.method.method == "prefix":
+                    n = model.method.num_virtual_tokens
+                    for i, (key, value) in enumerate(model.prefix_encoder(len(rows))):
+                        kv[i, 0, rows, :, :n] = key.to(kv.dtype)
+                        kv[i, 1, rows, :, :n] = value.to(kv.dtype)
+                    prefix_mask[rows, :n] = 1
+            prefixes = [(kv[i, 0], kv[i, 1]) for i in range(layers)]
+
+        hidden = self.encoder(inputs_embeds=embeds, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                              position_ids=positions, prefixes=prefixes, prefix_mask=prefix_mask)
+
+        # 4. Each adapter's head on its rows, reading the token it reads alone.
+        logits = [None] * B
+        for name, rows in groups.items():
+            model = self.adapters[name]
+            first = model.method.is_v1 and model.method.head_token == "first"
+            index = start[rows] if first else torch.full((len(rows),), N, device=device)
+            out = model.head(hidden[rows, index].to(model.head_dtype))
+            for row, row_logits in zip(rows, out):
+                logits[row] = row_logits
+        return logits
+
+
+def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None = None, device="cpu"):
+    """Load several train.py adapters over one base model. Returns (bank, {name: tokenizer}, {name: meta})."""
+    from .checkpoint import AdapterError, load_adapter_weights, read_adapter
+    from .loader import load_encoder, resolve_model_dir
+    from .model import MethodConfig, mark_trainable
+    from .tokenizer import Tokenizer
+
+    metas = {name: read_adapter(folder) for name, folder in adapter_dirs.items()}
+    fingerprints = {meta.get("fingerprint") for meta, _ in metas.values()}
+    if len(fingerprints) > 1:
+        raise AdapterError(f"adapters {sorted(adapter_dirs)} were trained on different base models: "
+                           f"fingerprints {sorted(map(str, fingerprints))}")
+    first_meta = next(iter(metas.values()))[0]
+    model_dir = resolve_model_dir(str(model_dir or first_meta["base_model_path"]))
+    encoder, head_state = load_encoder(model_dir)
+    adapters, tokenizers = {}, {}
+    for name, (meta, tensors) in metas.items():
+        method = MethodConfig(**meta["method"])
+        model = PromptClassifier(encoder, method, meta["num_labels"])
+        model.head.load_state_dict({k: v for k, v in head_state.items() if k.startswith("pooler.")}, strict=False)
+        mark_trainable(model, pooler_pretrained="pooler.weight" in head_state)  # names what the adapter holds
+        load_adapter_weights(model, tensors, str(adapter_dirs[name]))
+        adapters[name] = model
+        tokenizers[name] = Tokenizer.from_folder(model_dir, encoder.config, method.positions_used, None,
+                                                 meta.get("max_length"))
+    return AdapterBank(adapters).to(device).eval(), tokenizers, {n: m for n, (m, _) in metas.items()}
