@@ -134,7 +134,7 @@ def load_encoder_state(encoder: torch.nn.Module, folder: str | Path,
                  for name, items in problems]
         raise CheckpointError(f"{folder}: weights do not match config.json:\n" + "\n".join(lines))
     encoder.load_state_dict({k: t.to(dtype) for k, t in encoder_state.items()}, assign=True)
-    return {k: t.to(dtype) for k, t in head_state.items()}
+    return head_state  # as stored: heads train in fp32, so no rounding through `dtype`
 
 
 def load_encoder(folder: str | Path, dtype: torch.dtype = torch.float32, fused: bool = True):

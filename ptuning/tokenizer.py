@@ -45,7 +45,7 @@ class Encoded:
     truncated: bool = False
 
 
-def _fallback_backend(folder: Path, family: str) -> Backend:
+def _fallback_backend(folder: Path, family: str) -> tuple[Backend, str]:
     """Build the tokenizer from the older vocabulary files when there is no tokenizer.json."""
     vocab_json, merges, vocab_txt = folder / "vocab.json", folder / "merges.txt", folder / "vocab.txt"
     if family == "roberta" and vocab_json.is_file() and merges.is_file():
@@ -54,7 +54,7 @@ def _fallback_backend(folder: Path, family: str) -> Backend:
         backend.decoder = decoders.ByteLevel()
         backend.post_processor = processors.RobertaProcessing(("</s>", backend.token_to_id("</s>")),
                                                               ("<s>", backend.token_to_id("<s>")))
-        return backend
+        return backend, f"{vocab_json} + {merges.name}"
     if family == "bert" and vocab_txt.is_file():
         config_file = folder / "tokenizer_config.json"
         lower = json.loads(config_file.read_text()).get("do_lower_case", True) if config_file.is_file() else True
@@ -64,7 +64,7 @@ def _fallback_backend(folder: Path, family: str) -> Backend:
         cls, sep = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
         backend.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-        return backend
+        return backend, str(vocab_txt)
     wanted = "vocab.json + merges.txt" if family == "roberta" else "vocab.txt"
     raise TokenizerError(f"{folder}: no tokenizer.json and no {wanted}; copy the tokenizer files of the checkpoint")
 
@@ -97,14 +97,15 @@ class Tokenizer:
         path = folder / "tokenizer.json"
         if path.is_file():
             try:
-                backend = Backend.from_file(str(path))
+                backend, source = Backend.from_file(str(path)), str(path)
             except Exception as err:  # the Rust side raises a bare Exception
                 raise TokenizerError(f"{path}: cannot read ({err})") from None
         else:
-            backend = _fallback_backend(folder, config.family)
-        limit = config.max_tokens - reserved_positions
+            backend, source = _fallback_backend(folder, config.family)
+        # A template's slots are part of the ids it makes; prompts the model prepends are not.
+        limit = config.max_tokens - (0 if template else reserved_positions)
         return cls(backend, config, min(limit, max_length) if max_length else limit, template,
-                   reserved_positions, source=str(path))
+                   reserved_positions, source=source)
 
     def encode(self, text_a: str, text_b: str | None = None) -> Encoded:
         if self.template:
