@@ -114,6 +114,13 @@ def method_config(args) -> MethodConfig:
     return MethodConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
 
 
+def barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def device_and_precision(requested: str) -> tuple[torch.device, str]:
     if torch.cuda.is_available():
         if requested == "auto":
@@ -144,17 +151,29 @@ def load_data(args):
 
 
 def dry_run(args, method: MethodConfig) -> None:
-    try:
-        config = EncoderConfig.from_json(resolve_model_dir(args.model))
-    except ValueError:
-        if args.model not in KNOWN_SHAPES:
-            raise
+    if args.model in KNOWN_SHAPES and not Path(args.model).is_dir():
         config = KNOWN_SHAPES[args.model]  # size the run from the known shape, no weights needed
+    else:
+        config = EncoderConfig.from_json(resolve_model_dir(args.model))
     num_labels = TASKS[args.task].num_labels if not args.train_file else 2
     model = build_classifier(config, method, num_labels, device="meta")
     print(f"{args.model} ({config.model_type}, {config.num_hidden_layers} layers, hidden {config.hidden_size}), "
           f"method {method.method}, {num_labels} labels")
     print(parameter_report(model))
+
+
+def init_distributed(device: torch.device) -> tuple[torch.device, int]:
+    """Under torchrun (WORLD_SIZE > 1): join the process group; one GPU per process. Returns (device, rank)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return device, 0
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, dist.get_rank()
 
 
 def main(argv=None) -> int:
@@ -164,15 +183,20 @@ def main(argv=None) -> int:
         dry_run(args, method)
         return 0
     device, precision = device_and_precision(args.precision)
+    device, rank = init_distributed(device)
+    say = print if rank == 0 else (lambda *a, **k: None)  # one process prints
     if args.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
         torch.use_deterministic_algorithms(True)
     out_dir = Path(args.output_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (args.resume or args.overwrite):
         sys.exit(f"{out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
-    if args.overwrite and out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    barrier()  # every process has checked before the first one writes
+    if rank == 0:
+        if args.overwrite and out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    barrier()
 
     train_examples, dev_examples, label_names, metric_names = load_data(args)
     if args.max_train_samples:
@@ -189,8 +213,8 @@ def main(argv=None) -> int:
     tokenizer = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
                                       args.max_length)
     train_set, dev_set = encode_examples(tokenizer, train_examples), encode_examples(tokenizer, dev_examples)
-    print(f"{args.model}: {parameter_report(model)}")
-    print(f"train {len(train_set)} examples ({train_set.truncated} truncated), dev {len(dev_set)} "
+    say(f"{args.model}: {parameter_report(model)}")
+    say(f"train {len(train_set)} examples ({train_set.truncated} truncated), dev {len(dev_set)} "
           f"({dev_set.truncated} truncated); {device}, {precision}")
 
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
@@ -213,7 +237,7 @@ def main(argv=None) -> int:
         return 1
     if records:
         best = max(records, key=lambda r: r[metric_names[0]])
-        print(f"done in {time.perf_counter() - started:.0f}s: best epoch {best['epoch']} "
+        say(f"done in {time.perf_counter() - started:.0f}s: best epoch {best['epoch']} "
               f"({metric_names[0]} {best[metric_names[0]]:.4f}), last epoch {records[-1][metric_names[0]]:.4f}; "
               f"adapter in {out_dir}")
     return 0

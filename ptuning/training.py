@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import checkpoint
@@ -59,6 +60,40 @@ def stop_requests():
             signal.signal(sig, old)
 
 
+# --- data parallel (torchrun) ---------------------------------------------------------------
+# Each process takes a slice of every global batch; after backward the gradients of the few
+# trainable tensors are summed across processes (what DDP does, minus its bucketing: a frozen
+# backbone leaves too little to overlap). Rank 0 alone writes files and prints.
+def world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) without torch.distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def all_reduce_gradients(params) -> None:
+    if world()[1] > 1:
+        for p in params:
+            if p.grad is None:  # a process whose slice of the batch was empty still takes part
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+
+
+def gather_objects(obj) -> list:
+    if world()[1] == 1:
+        return [obj]
+    parts = [None] * world()[1]
+    dist.all_gather_object(parts, obj)
+    return parts
+
+
+def all_sum(value: torch.Tensor) -> torch.Tensor:
+    if world()[1] > 1:
+        value = value.clone()
+        dist.all_reduce(value)
+    return value
+
+
 def autocast_for(device: torch.device, precision: str):
     """(autocast context factory, GradScaler or None). CPU trains in fp32."""
     if device.type != "cuda" or precision == "fp32":
@@ -88,10 +123,10 @@ def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     if logits.shape[-1] == 1:  # regression (STS-B)
-        return F.mse_loss(logits.squeeze(-1).float(), labels.float())
-    return F.cross_entropy(logits.float(), labels)
+        return F.mse_loss(logits.squeeze(-1).float(), labels.float(), reduction=reduction)
+    return F.cross_entropy(logits.float(), labels, reduction=reduction)
 
 
 def to_device(batch: dict, device) -> dict:
@@ -113,20 +148,29 @@ def predict_logits(model, data: EncodedSet, batch_size: int, pad_id: int, device
 
 
 def evaluate(model, data: EncodedSet, metric_names, batch_size, pad_id, device, autocast) -> dict[str, float]:
-    logits = predict_logits(model, data, batch_size, pad_id, device, autocast)
+    """Dev metrics over the whole set; under torchrun each process scores a slice, then all gather."""
+    rank, size = world()
+    shard = EncodedSet(data.encoded[rank::size], data.labels[rank::size], 0)
+    logits = predict_logits(model, shard, batch_size, pad_id, device, autocast)
+    if size > 1:
+        parts = [None] * size
+        dist.all_gather_object(parts, logits)
+        logits = np.empty((len(data), logits.shape[1]), dtype=logits.dtype)
+        for r, part in enumerate(parts):
+            logits[r::size] = part
     return compute_metrics(metric_names, logits, np.array(data.labels))
 
 
 class Progress:
     """One live line (step, loss, samples/s, ETA); plain lines when output is not a terminal."""
 
-    def __init__(self, total_steps: int, every_seconds: float):
-        self.total, self.every, self.last = total_steps, every_seconds, 0.0
+    def __init__(self, total_steps: int, every_seconds: float, enabled: bool = True):
+        self.total, self.every, self.last, self.enabled = total_steps, every_seconds, 0.0, enabled
         self.tty = sys.stderr.isatty()
 
     def update(self, step, mean_loss, samples, seconds):
         now = time.perf_counter()
-        if now - self.last < self.every and step < self.total:
+        if not self.enabled or (now - self.last < self.every and step < self.total):
             return
         self.last = now
         rate = samples / max(seconds, 1e-9)
@@ -136,7 +180,7 @@ class Progress:
         print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
 
     def done(self):
-        if self.tty:
+        if self.tty and self.enabled:
             print(file=sys.stderr)
 
 
@@ -156,7 +200,10 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_me
     trainable = [p for p in model.parameters() if p.requires_grad]
     lengths = [len(e.ids) for e in train_set.encoded]
 
-    torch.manual_seed(cfg.seed)
+    rank, size = world()
+    writer = rank == 0  # one process writes files and prints
+    say = print if writer else (lambda *args, **kwargs: None)
+    torch.manual_seed(cfg.seed + rank)
     # Where the run stands; saved as the resumable state.
     run = dict(epoch=0, batch_in_epoch=0, best=-math.inf, loss_sum=0.0, seen=0, seconds=0.0)
     records = []
@@ -167,10 +214,12 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_me
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and "scaler" in state:
             scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
+        rngs = state.get("rng_per_rank", [state["rng"]])
+        torch.set_rng_state(rngs[rank] if len(rngs) == size else rngs[0])
         run = {k: state[k] for k in run}
         records = [r for r in read_metrics(out_dir) if r["epoch"] <= run["epoch"]]  # drop a half-finished epoch
-        rewrite_metrics(out_dir, records)
+        if writer:
+            rewrite_metrics(out_dir, records)
 
     # First optimizer step whose loss or gradients were not finite, kept on the device: reading
     # it every step would synchronise with the GPU, so it is read before anything is saved.
@@ -184,7 +233,10 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_me
     def save_state(**where):
         check_finite()
         run.update(where)
-        state = {**run, "rng": torch.get_rng_state(), "optimizer": optimizer.state_dict(),
+        rngs = gather_objects(torch.get_rng_state())  # each process's dropout stream
+        if not writer:
+            return
+        state = {**run, "rng": rngs[0], "rng_per_rank": rngs, "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(),
                  "trainable": {k: v.detach().cpu().clone() for k, v in model.trainable_state_dict().items()}}
         if scaler is not None:
@@ -193,29 +245,33 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_me
 
     if not resume:
         save_state()  # resumable from the very first step
-    progress = Progress(total_steps, cfg.log_seconds)
+    progress = Progress(total_steps, cfg.log_seconds, enabled=writer)
     with stop_requests() as signals:
         for epoch in range(run["epoch"], cfg.epochs):
             model.train()
             batches = batch_order(lengths, cfg.batch_size, cfg.seed, epoch)
-            loss_sum = torch.zeros((), device=device) + run["loss_sum"]  # summed on device: no sync per step
+            loss_sum = torch.zeros((), device=device) + run["loss_sum"]  # this process's, on device: no sync
             seen, seconds, tick = run["seen"], run["seconds"], time.perf_counter()
             for b in range(run["batch_in_epoch"], len(batches)):
                 indices = batches[b]
-                batch = to_device(make_batch(train_set, indices, pad_id), device)
-                with autocast():
-                    logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-                loss = loss_fn(logits, batch["labels"])
-                (scaler.scale(loss / cfg.grad_accum) if scaler else loss / cfg.grad_accum).backward()
-                loss_sum += loss.detach() * len(indices)
+                mine = indices[rank::size]  # this process's slice of the global batch
+                if mine:
+                    batch = to_device(make_batch(train_set, mine, pad_id), device)
+                    with autocast():
+                        logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+                    # Sum over my rows / the global batch size: summing across processes gives the mean.
+                    loss = loss_fn(logits, batch["labels"], reduction="sum") / len(indices)
+                    (scaler.scale(loss / cfg.grad_accum) if scaler else loss / cfg.grad_accum).backward()
+                    loss_sum += loss.detach() * len(indices)
                 seen += len(indices)
                 if (b + 1) % cfg.grad_accum and b + 1 < len(batches):
                     continue
+                all_reduce_gradients(trainable)
                 if scaler is not None:
                     scaler.unscale_(optimizer)
                 norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm or math.inf)
                 step = scheduler.last_epoch + 1
-                finite = torch.isfinite(norm) & torch.isfinite(loss)
+                finite = torch.isfinite(norm)  # a non-finite loss makes its gradients non-finite too
                 bad_step = torch.where((bad_step < 0) & ~finite, step, bad_step)
                 if scaler is not None:
                     scaler.step(optimizer)  # skips the step when gradients overflowed
@@ -225,7 +281,11 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_me
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 elapsed = seconds + time.perf_counter() - tick
-                progress.update(step, lambda: (loss_sum / max(seen, 1)).item(), seen, elapsed)
+                progress.update(step, lambda: (loss_sum * size / max(seen, 1)).item(), seen, elapsed)
+                if size > 1:  # every process must stop at the same step, or the others wait forever
+                    stop = all_sum(torch.tensor(float(len(signals)))) > 0
+                    if stop and not signals:
+                        signals.append(signal.SIGTERM)
                 if (cfg.save_steps and step % cfg.save_steps == 0) or step == cfg.stop_after_steps or signals:
                     save_state(epoch=epoch, batch_in_epoch=b + 1, loss_sum=loss_sum.item(), seen=seen,
                                seconds=elapsed)
@@ -238,21 +298,22 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_me
                     return records  # as if killed right after this save
             progress.done()
             train_seconds = seconds + time.perf_counter() - tick
-            train_loss = (loss_sum / max(seen, 1)).item()
+            train_loss = (all_sum(loss_sum) / max(seen, 1)).item()
             dev = evaluate(model, dev_set, metric_names, cfg.eval_batch_size, pad_id, device, autocast)
             record = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
                       **{k: round(v, 5) for k, v in dev.items()},
                       "seconds": round(train_seconds, 2), "samples_per_s": round(seen / max(train_seconds, 1e-9), 1)}
             improved = dev[main_metric] > run["best"]
             check_finite()
-            if improved:
+            if improved and writer:
                 checkpoint.save_adapter(out_dir, model, {**meta, "best_epoch": epoch + 1, "dev_metrics": dev})
             records.append(record)
-            checkpoint.append_jsonl(out_dir / checkpoint.METRICS, record)
+            if writer:
+                checkpoint.append_jsonl(out_dir / checkpoint.METRICS, record)
             save_state(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, seen=0, seconds=0.0,
                        best=max(run["best"], dev[main_metric]))
             dev_text = "  ".join(f"{k} {v:.4f}" for k, v in dev.items())
-            print(f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}  dev {dev_text}  "
+            say(f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}  dev {dev_text}  "
                   f"{train_seconds:.0f}s ({record['samples_per_s']} samples/s){'  *best' if improved else ''}",
                   flush=True)
     return records
