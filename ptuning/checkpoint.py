@@ -119,8 +119,11 @@ def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, d
     """
     from .loader import resolve_model_dir
     from .model import MethodConfig, load_classifier
+    from .peft_format import is_peft_adapter, load_peft_trained
     from .tokenizer import Tokenizer
 
+    if is_peft_adapter(adapter_dir):  # saved by peft's save_pretrained: see peft_format.py
+        return load_peft_trained(adapter_dir, model_dir, device, dtype)
     meta, tensors = read_adapter(adapter_dir)
     try:
         method = MethodConfig(**meta["method"])

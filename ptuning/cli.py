@@ -1,0 +1,52 @@
+"""The `ptuning` command: tools around adapter folders (training and prediction are train.py, predict.py).
+
+    ptuning export-peft runs/mrpc-prefix runs/mrpc-prefix-peft     # load it with PeftModel.from_pretrained
+    python -m ptuning.cli export-peft ADAPTER_DIR OUT_DIR          # the same without installing
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def export_peft_command(args) -> int:
+    import json
+
+    from .checkpoint import ADAPTER_CONFIG
+    from .peft_format import export_peft
+
+    out_dir = export_peft(args.adapter_dir, args.out_dir, args.model)
+    config = json.loads((out_dir / ADAPTER_CONFIG).read_text())
+    print(f"{config['peft_type']} adapter written to {out_dir}; in Python, with transformers and peft:\n"
+          f"  base = AutoModelForSequenceClassification.from_pretrained({config['base_model_name_or_path']!r}, "
+          f"num_labels=N)\n  model = PeftModel.from_pretrained(base, {str(out_dir)!r})")
+    return 0
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="ptuning", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    export = commands.add_parser("export-peft", help="write an adapter of train.py as a peft adapter folder",
+                                 description="Write ADAPTER_DIR (an output folder of train.py) as a peft "
+                                             "adapter folder. Refuses what peft cannot reproduce: v1 with "
+                                             "--head-token cls or a template, prefix without "
+                                             "--prefix-position-shift, full fine-tuning.")
+    export.add_argument("adapter_dir", help="output folder of train.py")
+    export.add_argument("out_dir", help="folder to write adapter_config.json + adapter_model.safetensors to")
+    export.add_argument("--model", help="base model folder or id (default: the one in the adapter's config)")
+    export.set_defaults(run=export_peft_command)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        return args.run(args)
+    except ValueError as err:  # our loaders' errors (adapter, config, checkpoint) name the file
+        print(f"ptuning {args.command}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
