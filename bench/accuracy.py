@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import shlex
 import statistics
 import sys
@@ -21,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from report import device_name, publish  # noqa: E402
 
 import train  # noqa: E402
 from ptuning.data import TASKS  # noqa: E402
@@ -68,16 +68,13 @@ def main():
             secs = statistics.mean(e["seconds"] for r in runs for e in r)
             rows.append(f"| {task} | {method} {args.extra} | {len(runs[0])} | " + " | ".join(cols) +
                         f" | {per_seed} | {secs:.0f} |")
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or 'x86-64'})"
+    device = device_name()
     header = ("| task | method | epochs | main best | main last | 2nd best | 2nd last | last per seed | s/epoch |\n"
               "|---|---|---|---|---|---|---|---|---|")
     table = "\n".join([header, *rows])
     note = (f"\n### Accuracy, {datetime.date.today()}, {device}, model {args.model}, seeds {args.seeds}\n\n"
             f"`python bench/accuracy.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}`\n\n{table}\n")
-    print(note)
-    if args.write:
-        with open(ROOT / "BENCHMARKS.md", "a") as f:
-            f.write(note)
+    publish(note, args.write)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from report import device_name, publish  # noqa: E402
 
 from ptuning.data import find_data_dir, read_glue  # noqa: E402
 from ptuning.loader import load_encoder, resolve_model_dir  # noqa: E402
@@ -71,16 +71,13 @@ def main():
             t = time.perf_counter()
             fn()
             results[label] = len(rows) / (time.perf_counter() - t)  # the second round counts (warm)
-    device = f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    device = device_name()
     text = (f"\n### Many adapters, one backbone, {datetime.date.today()}, {device}, MiniLM, fp32\n\n"
             f"`python bench/multi_adapter.py --batch-size {args.batch_size}`: {len(rows)} MRPC dev rows, "
             f"{len(ADAPTERS)} adapters ({', '.join(ADAPTERS)}) in turn, batches of {args.batch_size} arriving rows.\n\n"
             "| way | rows/s |\n|---|---|\n" + "\n".join(f"| {k} | {v:.1f} |" for k, v in results.items()) +
             f"\n\nOne pass is {results['one pass (AdapterBank)'] / results['per adapter']:.2f}× per-adapter passes.\n")
-    print(text)
-    if args.write:
-        with open(ROOT / "BENCHMARKS.md", "a") as f:
-            f.write(text)
+    publish(text, args.write)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import argparse
 import datetime
 import json
 import math
-import platform
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from report import device_name, publish  # noqa: E402
 
 from ptuning.config import EncoderConfig  # noqa: E402
 from ptuning.batches import batch_order, encode_examples, eval_batches, make_batch  # noqa: E402
@@ -229,16 +229,12 @@ def main():
                      f"{peft['tflops']:.3f} | {ours['tflops']:.3f} |")
         print(lines[-1], flush=True)
     import transformers, peft as peft_lib  # noqa: E401
-    device_name = torch.cuda.get_device_name(0) if cuda else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
     header = ("| method | peft train samples/s | ours | ratio | peft s/epoch | ours | peft eval samples/s | ours | "
               "ratio | peft peak GiB | ours | ratio | peft TFLOP/s | ours |\n|" + "---|" * 14)
-    text = (f"\n### Speed, {datetime.date.today()}, {device_name}, {'roberta-large shape, bf16' if cuda else 'MiniLM, fp32'}"
+    text = (f"\n### Speed, {datetime.date.today()}, {device_name()}, {'roberta-large shape, bf16' if cuda else 'MiniLM, fp32'}"
             f", batch 32\n\ntorch {torch.__version__}, transformers {transformers.__version__}, peft "
             f"{peft_lib.__version__}. `python bench/speed.py {' '.join(sys.argv[1:])}`\n\n{header}\n" + "\n".join(lines) + "\n")
-    print(text)
-    if args.write:
-        with open(ROOT / "BENCHMARKS.md", "a") as f:
-            f.write(text)
+    publish(text, args.write)
 
 
 if __name__ == "__main__":
