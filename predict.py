@@ -1,36 +1,83 @@
 """Classify sentences (or sentence pairs) with an adapter trained by train.py.
 
     python predict.py --adapter runs/mrpc-prefix "The cat sat." "A cat was sitting."
-    python predict.py --adapter runs/mrpc-prefix --input pairs.tsv --output predictions.jsonl
+    python predict.py --adapter runs/mrpc-prefix --input pairs.tsv --text-a a --text-b b --output predictions.jsonl
+
+--input writes one JSON record per predicted row: its line in the input file ("line"), the label,
+the probabilities and the logits (regression: "score" and the logit). A bad row (empty text,
+malformed JSON, wrong column count) stops the run naming its line; with --skip-bad it is left
+out, listed on stderr, and the rest is predicted.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
+import warnings
 
 import numpy as np
 import torch
 
 from ptuning.batches import EncodedSet
-from ptuning.checkpoint import load_trained
-from ptuning.data import Example, read_table
+from ptuning.checkpoint import AdapterError, atomic_write, load_trained
+from ptuning.config import ConfigError
+from ptuning.data import TASKS, DataError, Example, read_table
+from ptuning.loader import CheckpointError
+from ptuning.tokenizer import TokenizerError
+from ptuning.multi import load_bank
+from ptuning.tokenizer import collate
 from ptuning.training import predict_logits
+
+CHUNK_ROWS = 4096   # rows tokenized and predicted at a time: a big file streams out in bounded memory
+SHOW_SKIPPED = 20   # skipped lines listed with their reason on stderr; then up to LIST_SKIPPED more by number
+LIST_SKIPPED = 200
+
+
+class PredictError(ValueError):
+    """Arguments that do not fit the adapter or each other; the message names the option."""
+
+
+# What a user can fix: printed as `predict.py: <message>` on stderr, exit status 1, no traceback.
+USER_ERRORS = (PredictError, DataError, TokenizerError, CheckpointError, AdapterError, ConfigError)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("texts", nargs="*", help="one text, or two for a pair task")
-    p.add_argument("--adapter", required=True, help="output folder of train.py")
+    p.add_argument("--adapter", required=True, action="append",
+                   help="output folder of train.py (or a peft adapter folder); several as NAME=DIR, "
+                        "scored together over one backbone (with --input and --adapter-column)")
+    p.add_argument("--adapter-column", help="--input column naming each row's adapter (several adapters)")
     p.add_argument("--model", help="base model folder (default: the one in the adapter's config)")
     p.add_argument("--input", help="file of examples (.tsv/.csv/.jsonl) to predict")
     p.add_argument("--output", help="where --input's predictions go, JSON lines (default: stdout)")
     p.add_argument("--text-a", default="sentence1", help="--input column of the first text (default: sentence1)")
-    p.add_argument("--text-b", help="--input column of the second text")
+    p.add_argument("--text-b", help="--input column of the second text (pair tasks)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="--input: skip bad rows, list them on stderr, predict the rest (default: stop at the first)")
     p.add_argument("--batch-size", type=int, default=64, help="default: 64")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    return p.parse_args(argv)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="default: cuda if available, else cpu")
+    args = p.parse_args(argv)
+    if args.batch_size < 1:
+        p.error(f"--batch-size must be at least 1, not {args.batch_size}")
+    if args.texts and args.input:
+        p.error("give texts on the command line or --input FILE, not both")
+    if not args.texts and not args.input:
+        p.error("give one or two texts, or --input FILE")
+    if len(args.texts) > 2:
+        p.error(f"give one or two texts, not {len(args.texts)} (quote each sentence)")
+    if args.input is None and (args.output or args.skip_bad):
+        p.error("--output and --skip-bad go with --input FILE")
+    if len(args.adapter) > 1:
+        if not (args.input and args.adapter_column):
+            p.error("several adapters score an --input FILE whose --adapter-column names each row's adapter")
+        if not all("=" in a for a in args.adapter):
+            p.error("give several adapters as NAME=DIR")
+        args.adapter = dict(a.split("=", 1) for a in args.adapter)
+    else:
+        args.adapter = args.adapter[0]
+    return args
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:
@@ -40,36 +87,164 @@ def probabilities(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
+def check_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise PredictError(f"--device {name!r}: not a device; use cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PredictError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+    return device
+
+
+def command_line_examples(texts: list[str]) -> list[Example]:
+    for position, text in enumerate(texts):
+        which = f"the {'first' if position == 0 else 'second'} text (argument {position + 1})"
+        if not text.strip():
+            raise PredictError(f"{which} is empty")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the terminal's encoding could not decode (Python's surrogateescape)
+            raise PredictError(f"{which} is not valid UTF-8; set the terminal to UTF-8") from None
+    return [Example(texts[0], texts[1] if len(texts) == 2 else None, None, 0)]
+
+
+def check_texts_fit_task(args, meta: dict) -> None:
+    """A GLUE task says whether the adapter reads pairs; adapters trained on users' data may read either."""
+    task = TASKS.get(meta.get("task") or "")
+    if task is None:
+        return
+    pairs = task.text_b_column is not None
+    trained = f"the adapter was trained on {task.name}, a {'sentence-pair' if pairs else 'single-sentence'} task"
+    if args.input:
+        if pairs and not args.text_b:
+            raise PredictError(f"{trained}: give --text-b COLUMN, the column of {args.input} holding the second text")
+        if not pairs and args.text_b:
+            raise PredictError(f"{trained}: drop --text-b {args.text_b}")
+    elif pairs and len(args.texts) == 1:
+        raise PredictError(f"{trained}: give two texts (quote each), not one")
+    elif not pairs and len(args.texts) == 2:
+        raise PredictError(f"{trained}: give one text, not two")
+
+
+def read_input(args) -> tuple[list[Example], list[tuple[int, str]]]:
+    """The input file's examples, and (line, reason) for each row skipped (--skip-bad only)."""
+    skipped = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # read_table's summary warning: we list the skipped lines ourselves
+        examples, _ = read_table(args.input, args.text_a, args.text_b, label="__none__",
+                                 strict=not args.skip_bad, report=skipped)
+    return examples, skipped
+
+
+def report_skipped(path: str, skipped: list[tuple[int, str]]) -> None:
+    if not skipped:
+        return
+    lines = [f"predict.py: {path}: skipped {len(skipped)} bad line(s), not predicted:"]
+    lines += [f"  line {line}: {reason}" for line, reason in skipped[:SHOW_SKIPPED]]
+    rest = [str(line) for line, _ in skipped[SHOW_SKIPPED:]]
+    if rest:
+        more = ", …" if len(rest) > LIST_SKIPPED else ""
+        lines.append(f"  … and {len(rest)} more (lines {', '.join(rest[:LIST_SKIPPED])}{more})")
+    print("\n".join(lines), file=sys.stderr)
+
+
+def predict_chunks(model, tokenizer, examples: list[Example], batch_size: int, device: torch.device):
+    """Yield (example, logits) in input order, CHUNK_ROWS examples at a time."""
+    no_autocast = lambda: torch.autocast(device.type, enabled=False)  # noqa: E731
+    for start in range(0, len(examples), CHUNK_ROWS):
+        chunk = examples[start:start + CHUNK_ROWS]
+        encoded = tokenizer.encode_batch([(e.text_a, e.text_b) for e in chunk])
+        data = EncodedSet(encoded, [None] * len(encoded), sum(e.truncated for e in encoded))
+        yield from zip(chunk, predict_logits(model, data, batch_size, tokenizer.pad_id, device, no_autocast))
+
+
+def record(example: Example, logits: np.ndarray, names: list[str]) -> dict:
+    probs = probabilities(logits[None])[0]
+    out = {"line": example.line}
+    if len(names) > 1:
+        out["label"] = names[int(probs.argmax())]
+        out["probabilities"] = dict(zip(names, map(float, probs)))
+    else:
+        out["score"] = float(probs[0])
+    out["logits"] = [float(x) for x in logits]
+    return out
+
+
+def write_records(args, records, count: int, skipped) -> None:
+    """JSON lines to stdout, or atomically to --output."""
+    if args.output is None:
+        for rec in records:
+            sys.stdout.write(json.dumps(rec) + "\n")
+        sys.stdout.flush()
+        return
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as file:
+            for rec in records:
+                file.write(json.dumps(rec) + "\n")
+    try:
+        atomic_write(args.output, write)  # a failed run leaves no half-written predictions
+    except OSError as err:
+        raise PredictError(f"--output {args.output}: cannot write ({err.strerror or err})") from None
+    note = f" ({len(skipped)} bad line(s) skipped, see above)" if skipped else ""
+    print(f"{count} predictions written to {args.output}{note}")
+
+
+def run_bank(args) -> None:
+    """Several adapters over one backbone: each batch of arriving rows is one encoder pass."""
+    device = check_device(args.device)
+    bank, tokenizers, metas = load_bank(args.adapter, args.model, device)
+    names = list(args.adapter)
+    skipped = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        examples, _ = read_table(args.input, args.text_a, args.text_b, label=args.adapter_column,
+                                 label_names=names, strict=not args.skip_bad, report=skipped)
+    report_skipped(args.input, skipped)
+    pad_id = next(iter(tokenizers.values())).pad_id
+
+    def records():
+        for start in range(0, len(examples), args.batch_size):
+            rows = examples[start:start + args.batch_size]
+            adapters = [names[e.label] for e in rows]
+            batch = collate([tokenizers[a].encode(e.text_a, e.text_b) for e, a in zip(rows, adapters)], pad_id)
+            logits = bank(*(batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")), adapters)
+            for e, a, row_logits in zip(rows, adapters, logits):
+                labels = metas[a].get("label_names") or ["score"]
+                yield {"adapter": a, **record(e, row_logits.float().cpu().numpy(), labels)}
+    write_records(args, records(), len(examples), skipped)
+
+
+def run(args) -> None:
+    if isinstance(args.adapter, dict):
+        return run_bank(args)
+    device = check_device(args.device)
+    examples = command_line_examples(args.texts) if args.texts else None
+    model, tokenizer, meta = load_trained(args.adapter, args.model, device=device)
+    check_texts_fit_task(args, meta)
+    names = meta.get("label_names") or ["score"]
+
+    if examples is not None:
+        (_, logits), = predict_chunks(model, tokenizer, examples, 1, device)
+        probs = probabilities(logits[None])[0]
+        for name, value in zip(names, probs):
+            print(f"{name}: {value:.0%}" if len(names) > 1 else f"{name}: {value:.4f}")
+        return
+
+    examples, skipped = read_input(args)
+    report_skipped(args.input, skipped)
+    rows = predict_chunks(model, tokenizer, examples, args.batch_size, device)
+    write_records(args, (record(example, logits, names) for example, logits in rows), len(examples), skipped)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not args.texts and not args.input:
-        sys.exit("give one or two texts, or --input FILE")
-    model, tokenizer, meta = load_trained(args.adapter, args.model, device=args.device)
-    names = meta.get("label_names") or ["score"]
-    if args.input:
-        examples, _ = read_table(args.input, args.text_a, args.text_b, label="__none__")
-    else:
-        if len(args.texts) > 2:
-            sys.exit(f"give one or two texts, not {len(args.texts)} (quote each sentence)")
-        examples = [Example(args.texts[0], (args.texts + [None])[1], None, 0)]
-    encoded = tokenizer.encode_batch([(e.text_a, e.text_b) for e in examples])
-    data = EncodedSet(encoded, [None] * len(encoded), sum(e.truncated for e in encoded))
-    logits = predict_logits(model, data, args.batch_size, tokenizer.pad_id, torch.device(args.device),
-                            lambda: torch.autocast(args.device, enabled=False))
-    probs = probabilities(logits)
-    if not args.input:
-        for name, value in zip(names, probs[0]):
-            print(f"{name}: {value:.0%}" if len(names) > 1 else f"{name}: {value:.4f}")
-        return 0
-    out = open(args.output, "w") if args.output else sys.stdout
-    for row, row_logits in zip(probs, logits):
-        record = {"label": names[int(row.argmax())], "probabilities": dict(zip(names, map(float, row)))} \
-            if len(names) > 1 else {"score": float(row[0])}
-        record["logits"] = [float(x) for x in row_logits]
-        out.write(json.dumps(record) + "\n")
-    if args.output:
-        out.close()
-        print(f"{len(probs)} predictions written to {args.output}")
+    try:
+        run(args)
+    except USER_ERRORS as err:
+        print(f"predict.py: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

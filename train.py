@@ -101,6 +101,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         problems.append("--batch-size, --epochs and --grad-accum must be at least 1")
     if args.lr <= 0:
         problems.append("--lr must be positive")
+    for name in ("max_length", "max_train_samples", "max_dev_samples", "num_virtual_tokens", "encoder_hidden_size",
+                 "prefix_hidden_size"):
+        if getattr(args, name, None) is not None and getattr(args, name) < 1:
+            problems.append(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("weight_decay", "max_grad_norm", "save_steps"):
+        if getattr(args, name) < 0:
+            problems.append(f"--{name.replace('_', '-')} must not be negative")
+    if not 0 <= args.warmup_ratio <= 1:
+        problems.append("--warmup-ratio must be between 0 and 1")
+    if args.prefix_dropout is not None and not 0 <= args.prefix_dropout < 1:
+        problems.append("--prefix-dropout must be in [0, 1)")
     if args.resume and args.overwrite:
         problems.append("--resume and --overwrite contradict each other")
     if problems:
@@ -191,12 +202,6 @@ def main(argv=None) -> int:
     out_dir = Path(args.output_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (args.resume or args.overwrite):
         sys.exit(f"{out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
-    barrier()  # every process has checked before the first one writes
-    if rank == 0:
-        if args.overwrite and out_dir.exists():
-            shutil.rmtree(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-    barrier()
 
     train_examples, dev_examples, label_names, metric_names = load_data(args)
     if args.max_train_samples:
@@ -217,6 +222,12 @@ def main(argv=None) -> int:
     say(f"train {len(train_set)} examples ({train_set.truncated} truncated), dev {len(dev_set)} "
           f"({dev_set.truncated} truncated); {device}, {precision}")
 
+    barrier()  # every process has checked and loaded before the first one writes
+    if rank == 0:
+        if args.overwrite and out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    barrier()
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                          if getattr(args, f.name, None) is not None})
     meta = {"base_model": args.model, "base_model_path": str(model_dir.resolve()),

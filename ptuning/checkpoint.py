@@ -125,16 +125,25 @@ def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, d
     if is_peft_adapter(adapter_dir):  # saved by peft's save_pretrained: see peft_format.py
         return load_peft_trained(adapter_dir, model_dir, device, dtype)
     meta, tensors = read_adapter(adapter_dir)
+    config_path = Path(adapter_dir) / ADAPTER_CONFIG
     try:
         method = MethodConfig(**meta["method"])
         num_labels = meta["num_labels"]
-    except (KeyError, TypeError, ValueError) as err:
-        raise AdapterError(f"{Path(adapter_dir) / ADAPTER_CONFIG}: bad method or labels ({err})") from None
-    model_dir = resolve_model_dir(str(model_dir or meta["base_model_path"]))
+        base = model_dir or meta["base_model_path"]
+    except KeyError as err:
+        raise AdapterError(f"{config_path}: field {err} is missing") from None
+    except (TypeError, ValueError) as err:
+        raise AdapterError(f"{config_path}: bad method ({err})") from None
+    model_dir = resolve_model_dir(str(base))
     if check_fingerprint and meta.get("fingerprint") and weights_fingerprint(model_dir) != meta["fingerprint"]:
         raise AdapterError(f"{adapter_dir} was trained on other weights than {model_dir} "
                            f"(fingerprint {meta['fingerprint']} vs {weights_fingerprint(model_dir)})")
-    model = load_classifier(model_dir, method, num_labels, dtype=dtype)
+    try:
+        model = load_classifier(model_dir, method, num_labels, dtype=dtype)
+    except ValueError as err:
+        if type(err) is not ValueError:  # our loaders' errors already name their file
+            raise
+        raise AdapterError(f"{config_path}: {err}") from None
     load_adapter_weights(model, tensors, str(Path(adapter_dir) / ADAPTER_WEIGHTS))
     tokenizer = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
                                       meta.get("max_length"))

@@ -183,6 +183,8 @@ def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: 
                 raise _BadRow(f"empty label in column {label!r}")
             if given is not None and raw_label not in given:
                 raise _BadRow(f"label {raw_label!r} is not one of {', '.join(given)}")
+            if given is None and raw_label.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+                raise _BadRow(f"label {raw_label!r} is not a finite number")
         return Example(_text(record, text_a), _text(record, text_b), raw_label, line)
 
     skipped = _Skipped(path, strict, report)
@@ -235,6 +237,10 @@ def _json_record(text: str) -> dict:
         record = json.loads(text)
     except json.JSONDecodeError as error:
         raise _BadRow(f"not valid JSON ({error.msg} at column {error.colno})") from None
+    except RecursionError:
+        raise _BadRow("not usable JSON (nested too deeply)") from None
+    except ValueError as error:   # e.g. an integer longer than Python's digit limit
+        raise _BadRow(f"not usable JSON ({str(error).split(';')[0]})") from None
     if not isinstance(record, dict):
         raise _BadRow(f"expected a JSON object, found {type(record).__name__}")
     return record
@@ -283,19 +289,19 @@ def _collect(path: Path, rows, convert, skipped: _Skipped) -> list[Example]:
     return examples
 
 
-def _read_lines(path: Path):
+def _read_lines(path: Path, keep_ends: bool = False):
     """Yield (line number, text) for each line, decoding UTF-8 one line at a time."""
     with open(path, "rb") as file:   # binary: split on "\n" only, never inside a field
         for number, raw in enumerate(file, start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):   # MRPC/dev.tsv has a BOM
                 raw = raw[3:]
             try:
-                text = raw.decode("utf-8").rstrip("\r\n")
+                text = raw.decode("utf-8")
             except UnicodeDecodeError as error:
                 byte, column = raw[error.start], error.start + 1
                 raise DataError(f"{path}:{number}: not valid UTF-8 (byte {byte:#04x} at column "
                                 f"{column}); re-save the file as UTF-8") from None
-            yield number, text
+            yield number, text if keep_ends else text.rstrip("\r\n")
 
 
 def _read_tsv(path: Path):
@@ -308,9 +314,9 @@ def _read_csv(path: Path):
     consumed = []   # line numbers the reader has taken since the last record
 
     def texts():
-        for number, text in _read_lines(path):
+        for number, text in _read_lines(path, keep_ends=True):  # csv needs "\r\n" inside quotes
             consumed.append(number)
-            yield text + "\n"
+            yield text
     try:
         for fields in csv.reader(texts()):
             start = consumed[0]   # a quoted field may span lines: report where the record starts

@@ -43,3 +43,52 @@ def test_bank_rejects_full_finetuning_and_templates(tiny_dirs):
         AdapterBank({"f": PromptClassifier(encoder, MethodConfig(method="full"), 2)})
     with pytest.raises(ValueError, match="template"):
         AdapterBank({"t": PromptClassifier(encoder, MethodConfig(num_virtual_tokens=2, template="[P*2] {a}"), 2)})
+
+
+def test_predict_scores_rows_of_several_adapters_like_each_alone(tmp_path, minilm_dir):
+    """predict.py --adapter a=DIR --adapter b=DIR --adapter-column: same logits as one adapter at a time."""
+    import json
+    import shutil
+    import sys
+    from pathlib import Path
+
+    import transformers as tf
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import predict
+    from ptuning.checkpoint import save_adapter, weights_fingerprint
+    from ptuning.model import load_classifier
+
+    base = tmp_path / "base"  # tiny random BERT that reads MiniLM's vocabulary
+    torch.manual_seed(0)
+    tf.BertForSequenceClassification(tf.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                                                   num_attention_heads=4, intermediate_size=37)).save_pretrained(
+        base, safe_serialization=True)
+    shutil.copy(minilm_dir / "tokenizer.json", base)
+    dirs = {}
+    for name, method, labels in [("para", MethodConfig(num_virtual_tokens=3, head_token="first"), ["no", "yes"]),
+                                 ("nli", MethodConfig(method="prefix", num_virtual_tokens=5), ["e", "n", "c"])]:
+        model = load_classifier(base, method, len(labels), seed=len(name))
+        dirs[name] = tmp_path / name
+        dirs[name].mkdir()
+        save_adapter(dirs[name], model, {"base_model": str(base), "base_model_path": str(base),
+                                         "fingerprint": weights_fingerprint(base), "method": method.to_dict(),
+                                         "num_labels": len(labels), "label_names": labels})
+    rows = [("A man is eating.", "Someone eats.", "para"), ("It rains.", "The sun shines brightly today.", "nli"),
+            ("Short.", "Also short, but a little longer.", "nli"), ("One more pair", "of sentences", "para")]
+    tsv = tmp_path / "rows.tsv"
+    tsv.write_text("a\tb\twhich\n" + "".join(f"{a}\t{b}\t{w}\n" for a, b, w in rows))
+    out = tmp_path / "mixed.jsonl"
+    assert predict.main(["--adapter", f"para={dirs['para']}", "--adapter", f"nli={dirs['nli']}", "--input", str(tsv),
+                         "--text-a", "a", "--text-b", "b", "--adapter-column", "which", "--output", str(out)]) == 0
+    mixed = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [m["adapter"] for m in mixed] == [w for _, _, w in rows]
+    for name in dirs:
+        alone_out = tmp_path / f"{name}.jsonl"
+        assert predict.main(["--adapter", str(dirs[name]), "--input", str(tsv), "--text-a", "a", "--text-b", "b",
+                             "--output", str(alone_out)]) == 0
+        alone = [json.loads(line) for line in alone_out.read_text().splitlines()]
+        for m, a in zip(mixed, alone):
+            if m["adapter"] == name:
+                assert m["label"] == a["label"]
+                torch.testing.assert_close(torch.tensor(m["logits"]), torch.tensor(a["logits"]), atol=1e-5, rtol=1e-5)
