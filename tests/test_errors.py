@@ -22,13 +22,7 @@ import train
 from ptuning.checkpoint import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, load_trained
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The CPU is shared: tiny models run several times faster on one thread than fighting for two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is faster
 
 
 @pytest.fixture(scope="module")
