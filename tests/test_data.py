@@ -279,3 +279,12 @@ def test_read_table_file_errors(tmp_path):
         read_table(write(tmp_path, ".", "mine.tsv", "text\tlabel\na\t1\n"), "sentence")
     with pytest.raises(DataError, match="file not found"):
         read_table(tmp_path / "absent.csv", "text")
+
+
+def test_comma_separated_file_under_a_tsv_name_names_the_file(tmp_path):
+    """A wrong delimiter: the header has no tab, so the needed columns are not found."""
+    folder = tmp_path / "MRPC"
+    folder.mkdir()
+    (folder / "train.tsv").write_text("Quality,#1 ID,#2 ID,#1 String,#2 String\n1,1,2,a,b\n")
+    with pytest.raises(DataError, match=re.escape(str(folder / "train.tsv"))):
+        read_glue("mrpc", "train", tmp_path, strict=True)

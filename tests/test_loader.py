@@ -63,6 +63,19 @@ def test_missing_tensor_is_listed_in_our_naming(tmp_path):
     assert "layers.0.ffn.down.weight" not in message
 
 
+def test_integer_weight_is_refused_naming_the_key(tmp_path):
+    save_tiny(tmp_path)
+
+    def edit(tensors):
+        key = "roberta.encoder.layer.1.attention.output.dense.bias"
+        tensors[key] = tensors[key].to(torch.int64)
+        return tensors
+
+    rewrite(tmp_path, edit)
+    with pytest.raises(CheckpointError, match=r"not floating point: layers\.1\.attention\.output\.bias: torch\.int64"):
+        load_encoder(tmp_path)
+
+
 def test_wrong_shape_names_key_and_both_shapes(tmp_path):
     save_tiny(tmp_path)
 
