@@ -1,8 +1,8 @@
 """Many adapters, one frozen backbone: a mixed batch scored in one encoder pass.
 
 Prompts are only inputs, so rows that use different adapters can share a forward pass:
-    - v1 rows: their prompt vectors sit right-aligned in a prompt region of the longest
-      prompt's width; shorter prompts leave masked slots in front.
+    - v1 rows: laid out as alone, [their prompt vectors | their text], left-aligned and
+      padded to the longest row (a v2 row is just its text).
     - v2 rows: their prefixes fill a prefix region of the longest prefix's length; the
       rest is masked per row (`prefix_mask`), and v1 rows mask the whole region.
 Each row gets the position ids and head token it would get alone, so its logits equal a
@@ -45,27 +45,29 @@ class AdapterBank(nn.Module):
         for row, name in enumerate(adapter_names):
             groups.setdefault(name, []).append(row)
 
-        # 1. The prompt region: (B, N) slots in front of the text, each row's prompts right-aligned.
-        embeds = self.encoder.embeddings.word(input_ids)
-        slots = embeds.new_zeros(B, N, embeds.shape[-1])
-        slot_mask = attention_mask.new_zeros(B, N)
+        # 1. Each row laid out as alone: [its prompts | its text], left-aligned, padded to the longest.
+        lengths = attention_mask.sum(dim=1)
+        W = int((prompt_len + lengths).max())
+        col = torch.arange(W, device=device)
+        is_slot = col[None, :] < prompt_len[:, None]                              # (B, W)
+        text_at = (col[None, :] - prompt_len[:, None]).clamp(0, T - 1)            # which text token sits here
+        text_embeds = self.encoder.embeddings.word(input_ids.gather(1, text_at))  # (B, W, h)
+        prompts = text_embeds.new_zeros(B, max(N, 1), text_embeds.shape[-1])      # each row's prompts, left-aligned
         for name, rows in groups.items():
             model = self.adapters[name]
             if model.method.is_v1:
-                n = model.method.num_virtual_tokens
-                slots[rows, N - n:] = model.prompt_encoder().to(embeds.dtype)
-                slot_mask[rows, N - n:] = 1
-        embeds = torch.cat([slots, embeds], dim=1)
-        attention_mask = torch.cat([slot_mask, attention_mask], dim=1)
-        token_type_ids = torch.cat([token_type_ids.new_zeros(B, N), token_type_ids], dim=1)
+                prompts[rows, :model.method.num_virtual_tokens] = model.prompt_encoder().to(prompts.dtype)
+        slot_embeds = prompts.gather(1, col.clamp(max=prompts.shape[1] - 1)[None, :, None].expand(B, W, prompts.shape[-1]))
+        embeds = torch.where(is_slot[..., None], slot_embeds, text_embeds)
+        in_text = col[None, :] < (prompt_len + lengths)[:, None]
+        attention_mask = (is_slot | (in_text & attention_mask.gather(1, text_at).bool())).long()
+        token_type_ids = torch.where(is_slot, 0, token_type_ids.gather(1, text_at))
 
-        # 2. Positions as alone: count from each row's first real token (its first prompt, or <s>),
+        # 2. Positions as alone: sequential from each row's first token (its first prompt, or <s>),
         #    plus the prefix length where the adapter numbers text after its prefix.
-        start = N - prompt_len                                                   # (B,)
-        positions = (torch.arange(N + T, device=device) - start[:, None]).clamp(min=0) + config.position_offset
         shift = torch.tensor([p if m.method.prefix_position_shift else 0 for m, p in zip(models, prefix_len)],
                              device=device)
-        positions = positions + shift[:, None]
+        positions = col[None, :] + config.position_offset + shift[:, None]
 
         # 3. The prefix region: (B, heads, P, D) per layer, each row's prefix first, the rest masked.
         prefixes = prefix_mask = None
@@ -90,8 +92,8 @@ class AdapterBank(nn.Module):
         logits = [None] * B
         for name, rows in groups.items():
             model = self.adapters[name]
-            first = model.method.is_v1 and model.method.head_token == "first"
-            index = start[rows] if first else torch.full((len(rows),), N, device=device)
+            cls = model.method.is_v1 and model.method.head_token == "cls"
+            index = prompt_len[rows] if cls else torch.zeros(len(rows), dtype=torch.long, device=device)
             out = model.head(hidden[rows, index].to(model.head_dtype))
             for row, row_logits in zip(rows, out):
                 logits[row] = row_logits
