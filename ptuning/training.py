@@ -167,14 +167,18 @@ class Progress:
     def __init__(self, total_steps: int, every_seconds: float, enabled: bool = True):
         self.total, self.every, self.last, self.enabled = total_steps, every_seconds, 0.0, enabled
         self.tty = sys.stderr.isatty()
+        self.start_time, self.start_step = time.perf_counter(), None  # this process's pace, for the ETA
 
     def update(self, step, mean_loss, samples, seconds):
         now = time.perf_counter()
         if not self.enabled or (now - self.last < self.every and step < self.total):
             return
         self.last = now
+        if self.start_step is None:
+            self.start_time, self.start_step = now, step
         rate = samples / max(seconds, 1e-9)
-        eta = (self.total - step) * seconds / max(step, 1)
+        per_step = (now - self.start_time) / max(step - self.start_step, 1)
+        eta = (self.total - step) * per_step
         line = (f"step {step}/{self.total}  loss {mean_loss():.4f}  {rate:.1f} samples/s  "
                 f"ETA {int(eta // 60)}:{int(eta % 60):02d}")
         print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
