@@ -77,13 +77,14 @@ def test_sigkill_at_random_points_then_resume(tmp_path, uninterrupted, glue_dir)
     assert metrics_of(out) == uninterrupted
 
 
-def test_sigterm_saves_state_and_exits_nonzero(tmp_path, uninterrupted, glue_dir):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_saves_state_and_exits_nonzero(sig, tmp_path, uninterrupted, glue_dir):
     out = tmp_path / "run"
     proc = start(out, "--data-dir", str(glue_dir))
     wait_for_saves(out, 3, proc)  # the initial state, then two steps
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 128 + signal.SIGTERM
+    assert proc.returncode == 128 + sig
     assert "stopped by signal" in stderr and "--resume" in stderr
     assert_folder_usable(out)
     assert train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out), "--resume"]) == 0
@@ -137,6 +138,29 @@ def test_disk_full_keeps_previous_files(tmp_path, glue_dir, monkeypatch, capsys)
     state = load_state(out)  # the previous state, whole
     assert (state["epoch"], state["batch_in_epoch"]) == (0, 1)
     assert not list(out.glob("*.tmp")), "temporary files left behind"
+
+
+def test_read_only_folder_gives_a_clear_error_and_keeps_files(tmp_path, glue_dir, monkeypatch, capsys):
+    """Root ignores chmod, so the folder turns read-only by refusing new files after the first save."""
+    import tempfile
+
+    out = tmp_path / "run"
+    real_mkstemp = tempfile.mkstemp
+    calls = {"n": 0}
+
+    def read_only(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise PermissionError(errno.EACCES, "Permission denied", str(out))
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    assert train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write to {out}" in err and "Permission denied" in err and "intact" in err
+    monkeypatch.setattr(tempfile, "mkstemp", real_mkstemp)
+    state = load_state(out)
+    assert (state["epoch"], state["batch_in_epoch"]) == (0, 1)
 
 
 def test_two_cpu_runs_with_the_same_seed_are_identical(tmp_path, uninterrupted, glue_dir):
