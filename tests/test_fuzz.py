@@ -109,13 +109,13 @@ table_file = st.sampled_from(sorted(BODIES)).flatmap(
 def check_examples(examples, names, text_b: bool) -> None:
     """What a successful read promises, whatever the file was."""
     assert examples
-    lines_ = [example.line for example in examples]
+    lines_ = [row.line for row in examples]
     assert lines_ == sorted(set(lines_)) and lines_[0] >= 1
-    for example in examples:
-        assert isinstance(example.text_a, str) and example.text_a.strip()
-        assert (example.text_b is not None) == text_b and (not text_b or example.text_b.strip())
-        if example.label is not None:
-            assert isinstance(example.label, float) if names is None else example.label in range(len(names))
+    for row in examples:
+        assert isinstance(row.text_a, str) and row.text_a.strip()
+        assert (row.text_b is not None) == text_b and (not text_b or row.text_b.strip())
+        if row.label is not None:
+            assert isinstance(row.label, float) if names is None else row.label in range(len(names))
 
 
 @FUZZ
