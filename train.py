@@ -77,6 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--seed", type=int, help="default: 42")
     g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="auto: bf16 (else fp16) on CUDA, fp32 on CPU")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the encoder (fuses the work between matmuls; the first steps compile)")
     g.add_argument("--save-steps", type=int, default=0, help="also save the resumable state every N steps")
     g.add_argument("--deterministic", action="store_true",
                    help="CUDA: deterministic kernels only (slower); CPU runs are deterministic already")
@@ -215,6 +217,8 @@ def main(argv=None) -> int:
     storage = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     model = load_classifier(model_dir, method, num_labels, dtype=storage, fused=args.attention == "sdpa",
                             seed=args.seed).to(device)
+    if args.compile:  # in place: parameter names, and so checkpoints, stay as they are
+        model.encoder.compile_layers()
     tokenizer = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
                                       args.max_length)
     train_set, dev_set = encode_examples(tokenizer, train_examples), encode_examples(tokenizer, dev_examples)

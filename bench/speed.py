@@ -32,7 +32,7 @@ from ptuning.data import find_data_dir, read_glue  # noqa: E402
 from ptuning.loader import resolve_model_dir  # noqa: E402
 from ptuning.model import MethodConfig, load_classifier  # noqa: E402
 from ptuning.tokenizer import Tokenizer  # noqa: E402
-from ptuning.training import autocast_for, loss_fn, make_optimizer  # noqa: E402
+from ptuning.training import autocast_for, loss_fn, make_optimizer, to_device  # noqa: E402
 
 METHODS = {  # ours, and the peft config that is the same work
     "ptuning": (dict(method="ptuning", num_virtual_tokens=20, encoder_hidden_size=128, head_token="first"),
@@ -72,15 +72,21 @@ def peft_side(model_dir, method, device, dtype):
     return model.to(device)
 
 
-def ours_side(model_dir, method, device, dtype):
+def ours_side(model_dir, method, device, dtype, compile=False):
     storage = dtype if dtype != torch.float32 and method != "full" else torch.float32
-    return load_classifier(model_dir, MethodConfig(**METHODS[method][0]), 2, dtype=storage, seed=0).to(device)
+    model = load_classifier(model_dir, MethodConfig(**METHODS[method][0]), 2, dtype=storage, seed=0).to(device)
+    if compile:
+        model.encoder.compile_layers()  # as train.py --compile
+    return model
 
 
 def flops_floor(tokens: int, model, train: bool) -> float:
     """2 FLOPs per weight per token forward; backward for activations only doubles it (frozen weights)."""
     weights = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n and p.dim() == 2)
     return tokens * 2 * weights * (2 if train else 1)
+
+
+H100_BF16 = 800e12  # FLOP/s the issue's floor assumes (dense bf16 matmul on an H100)
 
 
 class Side:
@@ -104,10 +110,15 @@ class Side:
             self.epoch += 1
         return make_batch(self.data, self.order.pop(0), self.pad_id)
 
+    def move(self, batch):
+        if self.name.startswith("ours"):
+            return to_device(batch, self.device)  # as train.py: a batch without padding drops its mask
+        return {k: v.to(self.device) for k, v in batch.items()}
+
     def step(self, batch):
-        batch = {k: v.to(self.device) for k, v in batch.items()}
+        batch = self.move(batch)
         with self.autocast():
-            if self.name == "ours":
+            if self.name.startswith("ours"):
                 logits = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
             else:
                 kwargs = {} if self.model.config.model_type == "roberta" else {"token_type_ids": batch["token_type_ids"]}
@@ -135,9 +146,9 @@ class Side:
         sync(self.device)
         t = time.perf_counter()
         for _, batch in eval_batches(dev, 64, self.pad_id) if self.grouped else random_eval(dev, 64, self.pad_id):
-            batch = {k: v.to(self.device) for k, v in batch.items()}
+            batch = self.move(batch)
             with self.autocast():
-                if self.name == "ours":
+                if self.name.startswith("ours"):
                     self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
                 else:
                     self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
@@ -151,16 +162,21 @@ def random_eval(data, batch_size, pad_id):
         yield indices, make_batch(data, indices, pad_id)
 
 
-def measure(model_dir, method, device, precision, steps, block, data, dev, pad_id, batch_size, real_tokens):
+def measure(model_dir, method, device, precision, steps, block, data, dev, pad_id, batch_size, real_tokens,
+            compile=False):
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     sides = []
-    for name, build in (("peft", peft_side), ("ours", ours_side)):
+    builders = [("peft", peft_side), ("ours", ours_side)]
+    if compile:
+        builders.append(("ours compiled", lambda *a: ours_side(*a, compile=True)))
+    for name, build in builders:
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         side = Side(name, build(model_dir, method, device, dtype), data, pad_id, batch_size, device, precision,
-                    grouped=name == "ours")
-        side.train_block(2)  # warm-up, not timed
+                    grouped=name != "peft")
+        side.train_block(8 if "compiled" in name else 2)  # warm-up (and compiling), not timed
+        side.evaluate(dev)
         side.seconds = side.samples = side.tokens = 0.0
         sides.append(side)
     done = 0
@@ -180,7 +196,8 @@ def measure(model_dir, method, device, precision, steps, block, data, dev, pad_i
         rate = side.samples / side.seconds
         epoch_s = len(data) / rate
         results[side.name] = dict(train_samples_s=rate, epoch_s=epoch_s, eval_samples_s=side.evaluate(dev),
-                                  peak_gib=peak, tflops=flops_floor(real_tokens, side.model, True) / epoch_s / 1e12)
+                                  peak_gib=peak, tflops=flops_floor(real_tokens, side.model, True) / epoch_s / 1e12,
+                                  floor_x=epoch_s / (flops_floor(real_tokens, side.model, True) / H100_BF16))
     return results
 
 
@@ -191,6 +208,8 @@ def main():
     p.add_argument("--steps", type=int, help="timed training steps per side (cpu default 24; cuda: 2 epochs)")
     p.add_argument("--block", type=int, default=4, help="steps per alternating block")
     p.add_argument("--data-dir")
+    p.add_argument("--tokenizer", default="minilm", help="folder with tokenizer.json (default: the MiniLM package)")
+    p.add_argument("--compile", action="store_true", help="also time ours with torch.compile (train.py --compile)")
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = p.parse_args()
 
@@ -202,7 +221,7 @@ def main():
     methods = args.methods or (["ptuning", "prefix", "full"] if cuda else ["ptuning", "prefix"])
     tmp = Path(tempfile.mkdtemp())
     model_dir = roberta_large_dir(tmp) if cuda else resolve_model_dir("minilm")
-    tok_dir = resolve_model_dir("minilm")  # roberta's tokenizer is not here: the cuda run uses MiniLM's ids
+    tok_dir = resolve_model_dir(args.tokenizer)  # roberta's tokenizer is not here: the cuda run uses BERT ids
     glue = find_data_dir(args.data_dir)
     rows = {split: read_glue("mrpc", split, glue) for split in ("train", "dev")}
 
@@ -215,21 +234,25 @@ def main():
         if cuda:  # token ids must exist in both vocabularies; shapes are what matter for speed
             for e in data.encoded + dev.encoded:
                 e.ids = [i if i != 0 else 3 for i in e.ids]
+                e.type_ids = [0] * len(e.ids)  # RoBERTa has one token type
         real_tokens = sum(len(e.ids) + reserved for e in data.encoded)
         steps = args.steps or (2 * math.ceil(len(data) / 32) if cuda else 24)
-        r = measure(model_dir, method, device, precision, steps, args.block, data, dev, pad_id, 32, real_tokens)
-        ours, peft = r["ours"], r["peft"]
-        mem = (f"{peft['peak_gib']:.2f} | {ours['peak_gib']:.2f} | {ours['peak_gib'] / peft['peak_gib']:.2f}"
-               if cuda else "– | – | –")
-        lines.append(f"| {method} | {peft['train_samples_s']:.1f} | {ours['train_samples_s']:.1f} | "
-                     f"**{ours['train_samples_s'] / peft['train_samples_s']:.2f}×** | {peft['epoch_s']:.1f} | "
-                     f"{ours['epoch_s']:.1f} | {peft['eval_samples_s']:.1f} | {ours['eval_samples_s']:.1f} | "
-                     f"{ours['eval_samples_s'] / peft['eval_samples_s']:.2f}× | {mem} | "
-                     f"{peft['tflops']:.3f} | {ours['tflops']:.3f} |")
-        print(lines[-1], flush=True)
+        r = measure(model_dir, method, device, precision, steps, args.block, data, dev, pad_id, 32, real_tokens,
+                    args.compile)
+        peft = r.pop("peft")
+        for name, ours in r.items():
+            mem = (f"{peft['peak_gib']:.2f} | {ours['peak_gib']:.2f} | {ours['peak_gib'] / peft['peak_gib']:.2f}"
+                   if cuda else "– | – | –")
+            lines.append(f"| {method}{name[4:] and ', ' + name[5:]} | {peft['train_samples_s']:.1f} | "
+                         f"{ours['train_samples_s']:.1f} | **{ours['train_samples_s'] / peft['train_samples_s']:.2f}×**"
+                         f" | {peft['epoch_s']:.2f} | {ours['epoch_s']:.2f} | {peft['eval_samples_s']:.1f} | "
+                         f"{ours['eval_samples_s']:.1f} | {ours['eval_samples_s'] / peft['eval_samples_s']:.2f}× | "
+                         f"{mem} | {peft['tflops']:.3g} | {ours['tflops']:.3g} | "
+                         f"{format(ours['floor_x'], '.1f') + '×' if cuda else '–'} |")
+            print(lines[-1], flush=True)
     import transformers, peft as peft_lib  # noqa: E401
     header = ("| method | peft train samples/s | ours | ratio | peft s/epoch | ours | peft eval samples/s | ours | "
-              "ratio | peft peak GiB | ours | ratio | peft TFLOP/s | ours |\n|" + "---|" * 14)
+              "ratio | peft peak GiB | ours | ratio | peft TFLOP/s | ours | ours / floor |\n|" + "---|" * 15)
     text = (f"\n### Speed, {datetime.date.today()}, {device_name()}, {'roberta-large shape, bf16' if cuda else 'MiniLM, fp32'}"
             f", batch 32\n\ntorch {torch.__version__}, transformers {transformers.__version__}, peft "
             f"{peft_lib.__version__}. `python bench/speed.py {' '.join(sys.argv[1:])}`\n\n{header}\n" + "\n".join(lines) + "\n")

@@ -16,6 +16,23 @@ from .config import EncoderConfig
 Prefix = tuple[torch.Tensor, torch.Tensor]  # (key, value), each (B, heads, prefix_len, head_dim)
 
 
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """`F.dropout`, with a cheaper random mask on the CPU.
+
+    On a CPU, drawing the mask costs more than the elementwise work around it: `bernoulli_`
+    draws one 32-bit number per element (17% of a MiniLM training step, more than attention).
+    Here one 64-bit draw makes four 16-bit numbers, each kept if it is at or above p·2^16:
+    the same Bernoulli(1 - p) mask, with p rounded to a multiple of 2^-16. Other devices keep
+    `F.dropout` (CUDA's fused kernel is cheap already).
+    """
+    if not training or not 0.0 < p < 1.0 or x.device.type != "cpu":
+        return F.dropout(x, p, training)
+    n = x.numel()
+    bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
+    keep = bits.view(torch.int16)[:n].view(x.shape) >= round(p * 65536) - 32768
+    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+
+
 def default_position_ids(config: EncoderConfig, input_ids: torch.Tensor | None,
                          batch: int, length: int, device) -> torch.Tensor:
     """Position ids as HF computes them when none are given.
@@ -38,11 +55,11 @@ class Embeddings(nn.Module):
         self.position = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout_p = config.hidden_dropout_prob
 
     def forward(self, inputs_embeds, token_type_ids, position_ids):
         x = inputs_embeds + self.token_type(token_type_ids) + self.position(position_ids)
-        return self.dropout(self.norm(x))
+        return dropout(self.norm(x), self.dropout_p, self.training)
 
 
 class SelfAttention(nn.Module):
@@ -56,30 +73,37 @@ class SelfAttention(nn.Module):
         self.dropout_p = config.attention_probs_dropout_prob
         self.fused = fused  # True: torch's scaled_dot_product_attention; False: the math below
 
-    def forward(self, x, mask, prefix: Prefix | None = None, prefix_mask=None):
-        """`mask`: additive, (B, 1, 1, T). `prefix_mask`: additive, (B, 1, 1, P), or None: all visible."""
+    def forward(self, x, mask, prefix: Prefix | None = None, prefix_mask=None, only: int | None = None):
+        """`mask`: additive, (B, 1, 1, T), or None: no padding. `prefix_mask`: additive, (B, 1, 1, P),
+        or None: all visible. `only`: compute the output of this one position (queries), not all."""
         B, T, C = x.shape
-        split = lambda t: t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
-        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        split = lambda t: t.view(B, -1, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+        queries = x if only is None else x[:, only:only + 1]
+        q, k, v = split(self.query(queries)), split(self.key(x)), split(self.value(x))
 
         if prefix is not None:  # P-tuning v2: learned keys/values in front of the text's own
             prefix_key, prefix_value = prefix                # (B, H, P, D)
             k = torch.cat([prefix_key.to(k.dtype), k], dim=2)  # (B, H, P+T, D)
             v = torch.cat([prefix_value.to(v.dtype), v], dim=2)
-            if prefix_mask is None:
-                prefix_mask = mask.new_zeros(B, 1, 1, prefix_key.shape[2])  # every query sees the prefix
-            mask = torch.cat([prefix_mask, mask], dim=-1)    # (B, 1, 1, P+T)
+            if prefix_mask is not None:                      # rows with prefixes of different lengths
+                text_mask = mask if mask is not None else prefix_mask.new_zeros(B, 1, 1, T)
+                mask = torch.cat([prefix_mask, text_mask], dim=-1)  # (B, 1, 1, P+T)
+            elif mask is not None:                           # every query sees the whole prefix
+                mask = torch.cat([mask.new_zeros(B, 1, 1, prefix_key.shape[2]), mask], dim=-1)
 
-        if self.fused:
+        # In training on the CPU, SDPA falls back to this same math with the slow dropout mask.
+        cpu_dropout = self.training and self.dropout_p > 0 and x.device.type == "cpu"
+        if self.fused and not cpu_dropout:  # without a mask SDPA may pick the flash kernel
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                                dropout_p=self.dropout_p if self.training else 0.0)
         else:
             scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, T, P+T)
-            scores = scores + mask                                        # -inf-like where padded
+            if mask is not None:
+                scores = scores + mask                                    # -inf-like where padded
             probs = F.softmax(scores.float(), dim=-1).to(q.dtype)         # fp32 softmax (AMP-safe)
-            probs = F.dropout(probs, self.dropout_p, self.training)
+            probs = dropout(probs, self.dropout_p, self.training)
             y = probs @ v                                                  # (B, H, T, D)
-        return self.output(y.transpose(1, 2).reshape(B, T, C))
+        return self.output(y.transpose(1, 2).reshape(B, -1, C))
 
 
 class FeedForward(nn.Module):
@@ -106,11 +130,13 @@ class Layer(nn.Module):
         self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.ffn = FeedForward(config)
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout_p = config.hidden_dropout_prob
 
-    def forward(self, x, mask, prefix: Prefix | None = None, prefix_mask=None):
-        x = self.attention_norm(x + self.dropout(self.attention(x, mask, prefix, prefix_mask)))
-        return self.ffn_norm(x + self.dropout(self.ffn(x)))
+    def forward(self, x, mask, prefix: Prefix | None = None, prefix_mask=None, only: int | None = None):
+        drop = lambda t: dropout(t, self.dropout_p, self.training)  # noqa: E731
+        residual = x if only is None else x[:, only:only + 1]
+        x = self.attention_norm(residual + drop(self.attention(x, mask, prefix, prefix_mask, only)))
+        return self.ffn_norm(x + drop(self.ffn(x)))
 
 
 class Encoder(nn.Module):
@@ -125,13 +151,25 @@ class Encoder(nn.Module):
         for layer in self.layers:
             layer.attention.fused = fused
 
+    def compile_layers(self) -> None:
+        """torch.compile every layer (fuses the elementwise work between matmuls). The layers share
+        one compiled code, so compiling costs the same for 6 layers or 24; shapes stay dynamic."""
+        # Variants per layer: train/eval x padded/unpadded x last layer (one query) or not.
+        config = torch._dynamo.config
+        name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+        setattr(config, name, max(getattr(config, name), 16))
+        for layer in self.layers:
+            layer.compile(dynamic=True)
+
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, prefixes: list[Prefix] | None = None, prefix_mask=None):
-        """Returns the last hidden states, (B, T, hidden).
+                inputs_embeds=None, prefixes: list[Prefix] | None = None, prefix_mask=None, only: int | None = None):
+        """Returns the last hidden states, (B, T, hidden); with `only`, (B, 1, hidden) at that position.
 
         Give `input_ids` or `inputs_embeds` (prompt methods splice their vectors into the
         latter). `prefixes`: one (key, value) pair per layer, or None. `prefix_mask`: (B, P),
         1 where a prefix entry is real; only needed when rows carry prefixes of different lengths.
+        `attention_mask=None` means no padding. `only`: a classifier reads one token, so the last
+        layer computes that token's row alone (its keys and values still come from every token).
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
@@ -139,8 +177,6 @@ class Encoder(nn.Module):
             inputs_embeds = self.embeddings.word(input_ids)
         B, T, _ = inputs_embeds.shape
         device = inputs_embeds.device
-        if attention_mask is None:
-            attention_mask = torch.ones(B, T, dtype=torch.long, device=device)
         if token_type_ids is None:
             token_type_ids = torch.zeros(B, T, dtype=torch.long, device=device)
         if position_ids is None:
@@ -149,10 +185,13 @@ class Encoder(nn.Module):
             raise ValueError(f"got {len(prefixes)} prefixes for {len(self.layers)} layers")
 
         x = self.embeddings(inputs_embeds, token_type_ids, position_ids)
-        # Additive mask, (B, 1, 1, T): 0 where a key may be attended, a huge negative where padded.
-        additive = lambda m: (1.0 - m[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min  # noqa: E731
-        mask = additive(attention_mask)
+        # Additive mask, (B, 1, 1, T): 0 where a key may be attended, a huge negative where padded;
+        # in the dtype attention computes in (under autocast, not the fp32 of the residual stream).
+        dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else x.dtype
+        additive = lambda m: (1.0 - m[:, None, None, :].to(dtype)) * torch.finfo(dtype).min  # noqa: E731
+        mask = None if attention_mask is None else additive(attention_mask)
         prefix_mask = None if prefix_mask is None else additive(prefix_mask)
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer(x, mask, None if prefixes is None else prefixes[i], prefix_mask)
+            x = layer(x, mask, None if prefixes is None else prefixes[i], prefix_mask, only if i == last else None)
         return x

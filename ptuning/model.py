@@ -94,8 +94,8 @@ class PromptClassifier(nn.Module):
         self.head_index = 0 if (method.head_token == "first" or not method.is_v1 or method.template) \
             else method.num_virtual_tokens  # prompts in front: <s>/[CLS] sits after them
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
-        """(B, T) ids and mask -> (B, num_labels) logits."""
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        """(B, T) ids and mask -> (B, num_labels) logits. A mask of None: no padding in the batch."""
         B = input_ids.shape[0]
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
@@ -109,8 +109,9 @@ class PromptClassifier(nn.Module):
                 position_ids = self.shifted_positions(input_ids)
 
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                              position_ids=position_ids, inputs_embeds=embeds, prefixes=prefixes)
-        features = hidden[:, self.head_index]                          # (B, h)
+                              position_ids=position_ids, inputs_embeds=embeds, prefixes=prefixes,
+                              only=self.head_index)
+        features = hidden[:, 0]                                        # (B, h): the head's token
         return self.head(features.to(self.head_dtype))
 
     def splice_prompts(self, input_ids, attention_mask, token_type_ids):
@@ -122,7 +123,8 @@ class PromptClassifier(nn.Module):
         if self.method.template is None:
             B = input_ids.shape[0]
             input_ids = torch.cat([input_ids.new_full((B, n), PROMPT_SLOT), input_ids], dim=1)
-            attention_mask = torch.cat([attention_mask.new_ones(B, n), attention_mask], dim=1)
+            if attention_mask is not None:
+                attention_mask = torch.cat([attention_mask.new_ones(B, n), attention_mask], dim=1)
             token_type_ids = torch.cat([token_type_ids.new_zeros(B, n), token_type_ids], dim=1)
         slots = input_ids.eq(PROMPT_SLOT)                                  # n per row
         embeds = self.encoder.embeddings.word(input_ids.clamp(min=0))     # (B, T, h)

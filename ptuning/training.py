@@ -130,7 +130,11 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean")
 
 
 def to_device(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    """Copy a batch to the device. A batch without padding drops its mask (looked at here, on the
+    CPU, so the GPU is not waited for): attention then needs none and SDPA may use flash kernels."""
+    if "attention_mask" in batch and bool(batch["attention_mask"].all()):
+        batch = {**batch, "attention_mask": None}
+    return {k: None if v is None else v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ import torch
 from conftest import TINY, padded_batch, tiny_hf_model
 
 from ptuning.config import EncoderConfig
-from ptuning.encoder import Encoder, SelfAttention
+from ptuning.encoder import Encoder, SelfAttention, dropout
 from ptuning.loader import load_encoder
 from ptuning.model import MethodConfig, PromptClassifier, build_classifier, load_classifier, parameter_report
 from ptuning.prompts import PrefixEncoder
@@ -135,6 +135,56 @@ def test_empty_prefix_equals_base_encoder(fused):
     else:  # torch.cat makes k contiguous, so BLAS may pick another kernel: last-bit differences only
         torch.testing.assert_close(got, base, atol=1e-6, rtol=0)
     assert not torch.allclose(nonempty, base, atol=1e-3)  # a real prefix does change the output
+
+
+# --- The fast paths equal the plain ones --------------------------------------------------------
+
+@pytest.mark.parametrize("fused", [True, False], ids=["sdpa", "explicit"])
+@pytest.mark.parametrize("with_prefix", [False, True], ids=["no-prefix", "prefix"])
+def test_only_one_position_in_the_last_layer_equals_the_full_output(fused, with_prefix):
+    """`only=i`: the last layer computes position i alone; it must equal row i of the full output."""
+    torch.manual_seed(0)
+    encoder = Encoder(CONFIG, fused=fused).eval()
+    ids, mask, types = padded_batch("bert", batch=B)
+    prefixes = PrefixEncoder(N, L, H, CONFIG.hidden_size)(B) if with_prefix else None
+    with torch.no_grad():
+        full = encoder(input_ids=ids, attention_mask=mask, token_type_ids=types, prefixes=prefixes)
+        for i in (0, 4):
+            one = encoder(input_ids=ids, attention_mask=mask, token_type_ids=types, prefixes=prefixes, only=i)
+            assert one.shape == (B, 1, CONFIG.hidden_size)
+            torch.testing.assert_close(one[:, 0], full[:, i], **TOL)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["sdpa", "explicit"])
+def test_no_mask_equals_an_all_ones_mask(fused):
+    """A batch without padding may drop its mask (training.to_device does, for flash kernels)."""
+    torch.manual_seed(0)
+    encoder = Encoder(CONFIG, fused=fused).eval()
+    ids = torch.randint(3, 99, (B, 9))
+    prefixes = PrefixEncoder(N, L, H, CONFIG.hidden_size)(B)
+    with torch.no_grad():
+        ones = encoder(input_ids=ids, attention_mask=torch.ones_like(ids), prefixes=prefixes)
+        none = encoder(input_ids=ids, attention_mask=None, prefixes=prefixes)
+    torch.testing.assert_close(none, ones, **TOL)
+
+
+def test_cpu_dropout_is_inverted_dropout_at_rate_p():
+    """The cheap CPU mask: zeros at rate p, survivors scaled by 1/(1-p), seeded like torch's."""
+    x = torch.ones(200_000, requires_grad=True)
+    for p in (0.1, 0.5):
+        torch.manual_seed(0)
+        y = dropout(x, p, training=True)
+        dropped = (y == 0).float().mean().item()
+        assert abs(dropped - p) < 0.005, (p, dropped)                      # ~450 sigma apart if wrong
+        torch.testing.assert_close(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - p)))
+        torch.manual_seed(0)
+        assert torch.equal(dropout(x, p, training=True), y)                # same seed, same mask
+        assert not torch.equal(dropout(x, p, training=True), y)            # next draw, new mask
+    y.sum().backward()                                                     # gradient: the mask, scaled
+    torch.testing.assert_close(x.grad, y.detach())
+    assert torch.equal(dropout(x, 0.1, training=False), x)
+    assert torch.equal(dropout(x, 0.0, training=True), x)
+    assert not dropout(torch.ones(5), 1.0, training=True).any()
 
 
 # --- Padding does not change results ------------------------------------------------------------
