@@ -139,10 +139,10 @@ def device_and_precision(requested: str) -> tuple[torch.device, str]:
         if requested == "auto":
             requested = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         if requested == "bf16" and not torch.cuda.is_bf16_supported():
-            sys.exit("--precision bf16: this GPU has no bf16; use fp16 or fp32")
+            sys.exit("train.py: --precision bf16: this GPU has no bf16; use fp16 or fp32")
         return torch.device("cuda"), requested
     if requested in ("bf16", "fp16"):
-        sys.exit(f"--precision {requested} needs a CUDA GPU; on CPU use fp32 (or auto)")
+        sys.exit(f"train.py: --precision {requested} needs a CUDA GPU; on CPU use fp32 (or auto)")
     return torch.device("cpu"), "fp32"
 
 
@@ -150,7 +150,7 @@ def load_data(args):
     """(train examples, dev examples, label names or None, metric names, main metric)."""
     if args.train_file:
         if not args.dev_file:
-            sys.exit("--train-file needs --dev-file")
+            sys.exit("train.py: --train-file needs --dev-file")
         names = tuple(args.label_names.split(",")) if args.label_names else None
         train, names = read_table(args.train_file, args.text_a, args.text_b, args.label, names, args.strict)
         dev, _ = read_table(args.dev_file, args.text_a, args.text_b, args.label, names, args.strict)
@@ -203,7 +203,7 @@ def main(argv=None) -> int:
         torch.use_deterministic_algorithms(True)
     out_dir = Path(args.output_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (args.resume or args.overwrite):
-        sys.exit(f"{out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
+        sys.exit(f"train.py: {out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
 
     train_examples, dev_examples, label_names, metric_names = load_data(args)
     if args.max_train_samples:

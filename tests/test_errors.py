@@ -175,6 +175,15 @@ def test_bad_options_stop_before_any_work(tiny, tmp_path, glue_dir, monkeypatch,
     assert not out.exists()
 
 
+def test_output_folder_holding_a_run_is_refused_and_left_alone(tiny, tmp_path, glue_dir, monkeypatch, capsys):
+    out = shutil.copytree(tiny[1], tmp_path / "out")  # a folder with a trained adapter in it
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    message = train_as_user(monkeypatch, capsys, *mrpc_run(tiny[0], glue_dir, out))
+    assert message == (f"train.py: {out} already holds a run; pass --resume to continue it or --overwrite "
+                       "to replace it")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
 # --- data ----------------------------------------------------------------------------------------
 
 def test_missing_glue_split_names_the_file(tiny, tmp_path, glue_dir, monkeypatch, capsys):
