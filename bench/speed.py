@@ -243,7 +243,8 @@ def main():
         for name, ours in r.items():
             mem = (f"{peft['peak_gib']:.2f} | {ours['peak_gib']:.2f} | {ours['peak_gib'] / peft['peak_gib']:.2f}"
                    if cuda else "– | – | –")
-            lines.append(f"| {method}{name[4:] and ', ' + name[5:]} | {peft['train_samples_s']:.1f} | "
+            label = method + (", compiled" if "compiled" in name else "")
+            lines.append(f"| {label} | {peft['train_samples_s']:.1f} | "
                          f"{ours['train_samples_s']:.1f} | **{ours['train_samples_s'] / peft['train_samples_s']:.2f}×**"
                          f" | {peft['epoch_s']:.2f} | {ours['epoch_s']:.2f} | {peft['eval_samples_s']:.1f} | "
                          f"{ours['eval_samples_s']:.1f} | {ours['eval_samples_s'] / peft['eval_samples_s']:.2f}× | "
