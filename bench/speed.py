@@ -92,6 +92,7 @@ H100_BF16 = 800e12  # FLOP/s the issue's floor assumes (dense bf16 matmul on an 
 class Side:
     def __init__(self, name, model, data, pad_id, batch_size, device, precision, grouped):
         self.name, self.model, self.data, self.pad_id = name, model, data, pad_id
+        self.ours = name != "peft"
         self.device, self.batch_size, self.grouped = device, batch_size, grouped
         self.autocast, _ = autocast_for(device, precision)
         self.optimizer = make_optimizer(model, 1e-4, 0.01)
@@ -111,14 +112,14 @@ class Side:
         return make_batch(self.data, self.order.pop(0), self.pad_id)
 
     def move(self, batch):
-        if self.name.startswith("ours"):
+        if self.ours:
             return to_device(batch, self.device)  # as train.py: a batch without padding drops its mask
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def step(self, batch):
         batch = self.move(batch)
         with self.autocast():
-            if self.name.startswith("ours"):
+            if self.ours:
                 logits = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
             else:
                 kwargs = {} if self.model.config.model_type == "roberta" else {"token_type_ids": batch["token_type_ids"]}
@@ -148,7 +149,7 @@ class Side:
         for _, batch in eval_batches(dev, 64, self.pad_id) if self.grouped else random_eval(dev, 64, self.pad_id):
             batch = self.move(batch)
             with self.autocast():
-                if self.name.startswith("ours"):
+                if self.ours:
                     self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
                 else:
                     self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
@@ -195,9 +196,9 @@ def measure(model_dir, method, device, precision, steps, block, data, dev, pad_i
             peak = None
         rate = side.samples / side.seconds
         epoch_s = len(data) / rate
+        flops = flops_floor(real_tokens, side.model, True)
         results[side.name] = dict(train_samples_s=rate, epoch_s=epoch_s, eval_samples_s=side.evaluate(dev),
-                                  peak_gib=peak, tflops=flops_floor(real_tokens, side.model, True) / epoch_s / 1e12,
-                                  floor_x=epoch_s / (flops_floor(real_tokens, side.model, True) / H100_BF16))
+                                  peak_gib=peak, tflops=flops / epoch_s / 1e12, floor_x=epoch_s / (flops / H100_BF16))
     return results
 
 
