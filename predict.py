@@ -18,15 +18,16 @@ import warnings
 import numpy as np
 import torch
 
-from ptuning.batches import EncodedSet
-from ptuning.checkpoint import AdapterError, atomic_write, load_trained
+from ptuning.adapters.bank import load_bank
+from ptuning.adapters.files import AdapterError, atomic_write
+from ptuning.adapters.load import load_trained
 from ptuning.config import ConfigError
-from ptuning.data import TASKS, DataError, Example, read_table
-from ptuning.loader import CheckpointError
-from ptuning.tokenizer import TokenizerError
-from ptuning.multi import load_bank
-from ptuning.tokenizer import collate
-from ptuning.training import predict_logits
+from ptuning.inference import predict_logits
+from ptuning.tasks.glue import TASKS
+from ptuning.text.batches import EncodedSet
+from ptuning.text.tables import DataError, Example, read_table
+from ptuning.text.tokenizer import TokenizerError, collate
+from ptuning.weights import CheckpointError
 
 CHUNK_ROWS = 4096   # rows tokenized and predicted at a time: a big file streams out in bounded memory
 SHOW_SKIPPED = 20   # skipped lines listed with their reason on stderr; then up to LIST_SKIPPED more by number

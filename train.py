@@ -18,15 +18,17 @@ from pathlib import Path
 
 import torch
 
-from ptuning import checkpoint
-from ptuning.batches import encode_examples
+from ptuning.adapters import files
 from ptuning.config import KNOWN_SHAPES, EncoderConfig
-from ptuning.data import TASKS, read_glue, read_table
-from ptuning.loader import resolve_model_dir
 from ptuning.model import METHODS, MethodConfig, build_classifier, load_classifier, parameter_report
-from ptuning.recipes import COMMON, RECIPES
-from ptuning.tokenizer import Tokenizer
-from ptuning.training import TrainConfig, TrainingStopped, fit
+from ptuning.tasks.glue import TASKS, read_glue
+from ptuning.text.batches import encode_examples
+from ptuning.text.tables import read_table
+from ptuning.text.tokenizer import Tokenizer
+from ptuning.training.loop import TrainConfig, TrainingStopped, fit
+from ptuning.training.parallel import barrier, init_distributed
+from ptuning.training.recipes import COMMON, RECIPES
+from ptuning.weights import resolve_model_dir
 
 PROMPT_OPTIONS = ("num_virtual_tokens", "encoder_hidden_size", "reparam", "prefix_projection", "prefix_hidden_size",
                   "prefix_dropout", "template")
@@ -127,13 +129,6 @@ def method_config(args) -> MethodConfig:
     return MethodConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
 
 
-def barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def device_and_precision(requested: str) -> tuple[torch.device, str]:
     if torch.cuda.is_available():
         if requested == "auto":
@@ -173,20 +168,6 @@ def dry_run(args, method: MethodConfig) -> None:
     print(f"{args.model} ({config.model_type}, {config.num_hidden_layers} layers, hidden {config.hidden_size}), "
           f"method {method.method}, {num_labels} labels")
     print(parameter_report(model))
-
-
-def init_distributed(device: torch.device) -> tuple[torch.device, int]:
-    """Under torchrun (WORLD_SIZE > 1): join the process group; one GPU per process. Returns (device, rank)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return device, 0
-    import torch.distributed as dist
-
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return device, dist.get_rank()
 
 
 def main(argv=None) -> int:
@@ -235,7 +216,7 @@ def main(argv=None) -> int:
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                          if getattr(args, f.name, None) is not None})
     meta = {"base_model": args.model, "base_model_path": str(model_dir.resolve()),
-            "fingerprint": checkpoint.weights_fingerprint(model_dir), "task": args.task if not args.train_file else None,
+            "fingerprint": files.weights_fingerprint(model_dir), "task": args.task if not args.train_file else None,
             "method": method.to_dict(), "num_labels": num_labels,
             "label_names": list(label_names) if label_names else None, "metrics": list(metric_names),
             "max_length": args.max_length, "train": dataclasses.asdict(cfg), "precision": precision}

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from report import device_name, publish  # noqa: E402
 
 import train  # noqa: E402
-from ptuning.data import TASKS  # noqa: E402
+from ptuning.tasks.glue import TASKS  # noqa: E402
 
 
 def run_one(task, method, seed, args) -> list[dict]:

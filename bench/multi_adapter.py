@@ -20,11 +20,11 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from report import device_name, publish  # noqa: E402
 
-from ptuning.data import find_data_dir, read_glue  # noqa: E402
-from ptuning.loader import load_encoder, resolve_model_dir  # noqa: E402
+from ptuning.tasks.glue import find_data_dir, read_glue  # noqa: E402
+from ptuning.weights import load_encoder, resolve_model_dir  # noqa: E402
 from ptuning.model import MethodConfig, PromptClassifier  # noqa: E402
-from ptuning.multi import AdapterBank  # noqa: E402
-from ptuning.tokenizer import Tokenizer, collate  # noqa: E402
+from ptuning.adapters.bank import AdapterBank  # noqa: E402
+from ptuning.text.tokenizer import Tokenizer, collate  # noqa: E402
 
 ADAPTERS = {
     "v1-20": MethodConfig(method="ptuning", num_virtual_tokens=20),

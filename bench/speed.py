@@ -3,7 +3,7 @@
 Same data (MRPC train/dev), same model shape and weights, same batch size, same precision. peft
 runs the loop HF Trainer runs (random batches, dynamic padding, AdamW over trainable params)
 without Trainer's bookkeeping, which only flatters peft. Ours runs its real training step
-(`ptuning.training`: length-grouped batches, frozen weights without gradient buffers).
+(`ptuning.training.loop`: length-grouped batches, frozen weights without gradient buffers).
 
     python bench/speed.py --config cpu     # MiniLM (real weights), v1 + v2, fp32, fixed steps
     python bench/speed.py --config cuda    # roberta-large shape (random init), v1, v2, full, bf16, epochs
@@ -27,12 +27,13 @@ import torch  # noqa: E402
 from report import device_name, publish  # noqa: E402
 
 from ptuning.config import EncoderConfig  # noqa: E402
-from ptuning.batches import batch_order, encode_examples, eval_batches, make_batch  # noqa: E402
-from ptuning.data import find_data_dir, read_glue  # noqa: E402
-from ptuning.loader import resolve_model_dir  # noqa: E402
+from ptuning.text.batches import batch_order, encode_examples, eval_batches, make_batch  # noqa: E402
+from ptuning.tasks.glue import find_data_dir, read_glue  # noqa: E402
+from ptuning.weights import resolve_model_dir  # noqa: E402
 from ptuning.model import MethodConfig, load_classifier  # noqa: E402
-from ptuning.tokenizer import Tokenizer  # noqa: E402
-from ptuning.training import autocast_for, loss_fn, make_optimizer, to_device  # noqa: E402
+from ptuning.text.tokenizer import Tokenizer  # noqa: E402
+from ptuning.training.loop import autocast_for, loss_fn, make_optimizer  # noqa: E402
+from ptuning.inference import to_device  # noqa: E402
 
 METHODS = {  # ours, and the peft config that is the same work
     "ptuning": (dict(method="ptuning", num_virtual_tokens=20, encoder_hidden_size=128, head_token="first"),

@@ -12,8 +12,8 @@ import sys
 def export_peft_command(args) -> int:
     import json
 
-    from .checkpoint import ADAPTER_CONFIG
-    from .peft_format import export_peft
+    from .adapters.files import ADAPTER_CONFIG
+    from .adapters.peft import export_peft
 
     out_dir = export_peft(args.adapter_dir, args.out_dir, args.model)
     config = json.loads((out_dir / ADAPTER_CONFIG).read_text())

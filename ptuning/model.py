@@ -20,7 +20,7 @@ from .config import EncoderConfig
 from .encoder import Encoder, default_position_ids
 from .heads import build_head
 from .prompts import PrefixEncoder, PromptEncoder
-from .tokenizer import PROMPT_SLOT  # the id a template puts where a virtual token goes
+from .text.tokenizer import PROMPT_SLOT  # the id a template puts where a virtual token goes
 
 METHODS = ("ptuning", "prompt", "prefix", "full")
 
@@ -197,7 +197,7 @@ def load_classifier(model_dir: str | Path, method: MethodConfig, num_labels: int
 
     A head stored in the checkpoint (pooler; a task model's classifier) is used when it fits.
     """
-    from .loader import load_encoder
+    from .weights import load_encoder
 
     encoder, head_state = load_encoder(model_dir, dtype=dtype, fused=fused)
     if seed is not None:

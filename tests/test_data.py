@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ptuning.data import TASKS, DataError, Example, find_data_dir, read_glue, read_table
+from ptuning.tasks.glue import TASKS, find_data_dir, read_glue
+from ptuning.text.tables import DataError, Example, read_table
 
 REPO = Path(__file__).resolve().parents[1]
 

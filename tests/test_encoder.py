@@ -13,10 +13,10 @@ from conftest import TINY, padded_batch, tiny_hf_model
 
 from ptuning.config import EncoderConfig
 from ptuning.encoder import Encoder, SelfAttention, dropout
-from ptuning.loader import load_encoder
+from ptuning.weights import load_encoder
 from ptuning.model import MethodConfig, PromptClassifier, build_classifier, load_classifier, parameter_report
 from ptuning.prompts import PrefixEncoder
-from ptuning.tokenizer import PROMPT_SLOT, Tokenizer
+from ptuning.text.tokenizer import PROMPT_SLOT, Tokenizer
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 B, N = 3, 5  # batch, virtual tokens
@@ -306,7 +306,7 @@ def test_template_prompts_are_spliced_into_the_slots(bert_with_vocab):
     method = MethodConfig(method="ptuning", num_virtual_tokens=4, template=TEMPLATE)
     model = load_classifier(bert_with_vocab, method, 2, seed=0).eval()
     tokenizer = Tokenizer.from_folder(bert_with_vocab, reserved_positions=4, template=TEMPLATE)
-    from ptuning.tokenizer import collate
+    from ptuning.text.tokenizer import collate
 
     batch = collate(tokenizer.encode_batch([("the cat sat", "a dog ran ."), ("the mat", "a cat")]), tokenizer.pad_id)
     ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]

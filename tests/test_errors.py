@@ -19,7 +19,8 @@ from conftest import REPO, tiny_hf_model
 from test_predict import edited_copy, make_tiny_bert, run_predict, tiny_adapter
 
 import train
-from ptuning.checkpoint import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, load_trained
+from ptuning.adapters.files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError
+from ptuning.adapters.load import load_trained
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is faster

@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import train  # noqa: E402
-from ptuning import checkpoint  # noqa: E402
-from ptuning.checkpoint import load_state, load_trained  # noqa: E402
+from ptuning.adapters import files as checkpoint  # noqa: E402
+from ptuning.adapters.files import load_state  # noqa: E402
+from ptuning.adapters.load import load_trained  # noqa: E402
 
 # 64 rows / 16 = 4 steps an epoch, 3 epochs; the state is saved after every step.
 ARGS = ["--task", "mrpc", "--model", "minilm", "--max-train-samples", "64", "--max-dev-samples", "16",

@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ptuning.config import EncoderConfig
-from ptuning.data import DataError, read_glue, read_table
-from ptuning.tokenizer import PROMPT_SLOT, Tokenizer
+from ptuning.text.tables import DataError, read_table
+from ptuning.tasks.glue import read_glue
+from ptuning.text.tokenizer import PROMPT_SLOT, Tokenizer
 
 FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 CASES = Counter()      # cases run, per property

@@ -15,7 +15,7 @@ from conftest import REPO, padded_batch, tiny_hf_model
 from safetensors.torch import load_file, save_file
 
 from ptuning.config import ConfigError
-from ptuning.loader import CheckpointError, load_encoder
+from ptuning.weights import CheckpointError, load_encoder
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 
@@ -218,7 +218,7 @@ def test_old_layernorm_names_gamma_beta(tmp_path):
 # --- No transformers/peft at run time -------------------------------------------------------------
 
 def test_ptuning_does_not_import_transformers_or_peft():
-    code = ("import sys, ptuning, ptuning.model, ptuning.loader, ptuning.tokenizer, ptuning.data, ptuning.metrics; "
+    code = ("import sys, ptuning, ptuning.model, ptuning.weights, ptuning.text.tokenizer, ptuning.text.tables, ptuning.tasks.glue, ptuning.tasks.metrics, ptuning.inference, ptuning.adapters.load; "
             "bad=[m for m in sys.modules if m.split('.')[0] in ('transformers','peft')]; assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ptuning.metrics import accuracy, compute_metrics, f1, matthews_corrcoef, pearson, spearman
+from ptuning.tasks.metrics import accuracy, compute_metrics, f1, matthews_corrcoef, pearson, spearman
 
 PREDICTIONS = [0, 1, 1, 0, 1]
 LABELS = [0, 1, 0, 0, 0]

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from ptuning.loader import load_encoder
+from ptuning.weights import load_encoder
 from ptuning.model import MethodConfig, PromptClassifier, mark_trainable
-from ptuning.multi import AdapterBank
+from ptuning.adapters.bank import AdapterBank
 
 ADAPTERS = {
     "v1-first": (MethodConfig(method="ptuning", num_virtual_tokens=3, encoder_hidden_size=8, head_token="first"), 2),
@@ -56,7 +56,7 @@ def test_predict_scores_rows_of_several_adapters_like_each_alone(tmp_path, minil
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import predict
-    from ptuning.checkpoint import save_adapter, weights_fingerprint
+    from ptuning.adapters.files import save_adapter, weights_fingerprint
     from ptuning.model import load_classifier
 
     base = tmp_path / "base"  # tiny random BERT that reads MiniLM's vocabulary

@@ -3,7 +3,7 @@ import pytest
 import torch
 from conftest import padded_batch, tiny_hf_model
 
-from ptuning.loader import load_encoder
+from ptuning.weights import load_encoder
 from ptuning.model import MethodConfig, load_classifier
 
 TOL = dict(atol=1e-5, rtol=1e-5)
@@ -57,8 +57,8 @@ def test_minilm_matches_transformers_on_mrpc(minilm_dir, glue_dir):
     """The real checkpoint, real sentences, our tokenizer against transformers' tokenizer."""
     import transformers as tf
 
-    from ptuning.data import read_glue
-    from ptuning.tokenizer import Tokenizer, collate
+    from ptuning.tasks.glue import read_glue
+    from ptuning.text.tokenizer import Tokenizer, collate
 
     examples = read_glue("mrpc", "dev", glue_dir)[:16]
     pairs = [(e.text_a, e.text_b) for e in examples]

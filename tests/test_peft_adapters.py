@@ -12,10 +12,11 @@ import pytest
 import torch
 from conftest import REPO, padded_batch, tiny_hf_model
 
-from ptuning.checkpoint import AdapterError, load_trained, save_adapter, weights_fingerprint
+from ptuning.adapters.files import AdapterError, save_adapter, weights_fingerprint
+from ptuning.adapters.load import load_trained
 from ptuning.cli import main as cli_main
 from ptuning.model import MethodConfig, load_classifier
-from ptuning.peft_format import export_peft, is_peft_adapter, load_peft_adapter
+from ptuning.adapters.peft import export_peft, is_peft_adapter, load_peft_adapter
 
 N = 5  # virtual tokens
 PEFT_CONFIGS = {
@@ -265,7 +266,7 @@ def test_minilm_prefix_adapter_through_load_trained(minilm_dir, tmp_path):
 
     ours, tokenizer, meta = load_trained(tmp_path)  # dispatches on adapter_config.json's peft_type
     assert meta["label_names"] == ["LABEL_0", "LABEL_1"]
-    from ptuning.tokenizer import collate
+    from ptuning.text.tokenizer import collate
 
     encoded = collate(tokenizer.encode_batch(pairs), tokenizer.pad_id)
     assert torch.equal(encoded["input_ids"], batch["input_ids"])

@@ -22,10 +22,11 @@ sys.path.insert(0, str(REPO))
 
 import predict  # noqa: E402
 import train  # noqa: E402
-from ptuning.batches import encode_examples  # noqa: E402
-from ptuning.checkpoint import ADAPTER_CONFIG, load_trained  # noqa: E402
-from ptuning.data import Example  # noqa: E402
-from ptuning.training import predict_logits  # noqa: E402
+from ptuning.text.batches import encode_examples  # noqa: E402
+from ptuning.adapters.files import ADAPTER_CONFIG  # noqa: E402
+from ptuning.adapters.load import load_trained  # noqa: E402
+from ptuning.text.tables import Example  # noqa: E402
+from ptuning.inference import predict_logits  # noqa: E402
 
 
 # --- the tiny model and adapter (helpers shared with test_errors.py) ------------------------------

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ptuning.config import EncoderConfig
-from ptuning.tokenizer import PROMPT_SLOT, Encoded, Tokenizer, TokenizerError, collate, parse_template
+from ptuning.text.tokenizer import PROMPT_SLOT, Encoded, Tokenizer, TokenizerError, collate, parse_template
 
 CORPUS = ["the cat sat on the mat", "a dog ran in the park", "the quick brown fox jumps over the lazy dog",
           "Hello, world! It's 2024.", "naïve café résumé"] * 20

@@ -12,10 +12,10 @@ sys.path.insert(0, str(REPO))
 
 import predict  # noqa: E402
 import train  # noqa: E402
-from ptuning.batches import encode_examples  # noqa: E402
-from ptuning.checkpoint import load_trained  # noqa: E402
-from ptuning.data import read_glue  # noqa: E402
-from ptuning.training import predict_logits  # noqa: E402
+from ptuning.text.batches import encode_examples  # noqa: E402
+from ptuning.adapters.load import load_trained  # noqa: E402
+from ptuning.tasks.glue import read_glue  # noqa: E402
+from ptuning.inference import predict_logits  # noqa: E402
 
 COMMON = ["--task", "mrpc", "--model", "minilm", "--max-train-samples", "64", "--max-dev-samples", "32",
           "--batch-size", "16", "--method", "prefix", "--lr", "1e-2"]
@@ -63,9 +63,9 @@ def test_train_predict_roundtrip(tmp_path, glue_dir, minilm_dir, capsys):
 def test_in_memory_model_equals_reloaded_adapter(tmp_path, glue_dir):
     """One epoch: the saved (best = last) adapter must reproduce the in-memory model bit for bit."""
     from ptuning.model import MethodConfig, load_classifier
-    from ptuning.tokenizer import Tokenizer
-    from ptuning.training import TrainConfig, fit
-    from ptuning.loader import resolve_model_dir
+    from ptuning.text.tokenizer import Tokenizer
+    from ptuning.training.loop import TrainConfig, fit
+    from ptuning.weights import resolve_model_dir
 
     model_dir = resolve_model_dir("minilm")
     method = MethodConfig(method="ptuning", num_virtual_tokens=4)

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
-from . import checkpoint
-from .batches import EncodedSet, batch_order, eval_batches, make_batch
-from .metrics import compute_metrics
+from ..adapters import files
+from ..inference import predict_logits, to_device
+from ..tasks.metrics import compute_metrics
+from ..text.batches import EncodedSet, batch_order, make_batch
+from .parallel import all_reduce_gradients, all_sum, gather_objects, world
 
 
 @dataclass
@@ -60,40 +61,6 @@ def stop_requests():
             signal.signal(sig, old)
 
 
-# --- data parallel (torchrun) ---------------------------------------------------------------
-# Each process takes a slice of every global batch; after backward the gradients of the few
-# trainable tensors are summed across processes (what DDP does, minus its bucketing: a frozen
-# backbone leaves too little to overlap). Rank 0 alone writes files and prints.
-def world() -> tuple[int, int]:
-    """(rank, world size); (0, 1) without torch.distributed."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def all_reduce_gradients(params) -> None:
-    if world()[1] > 1:
-        for p in params:
-            if p.grad is None:  # a process whose slice of the batch was empty still takes part
-                p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad)
-
-
-def gather_objects(obj) -> list:
-    if world()[1] == 1:
-        return [obj]
-    parts = [None] * world()[1]
-    dist.all_gather_object(parts, obj)
-    return parts
-
-
-def all_sum(value: torch.Tensor) -> torch.Tensor:
-    if world()[1] > 1:
-        value = value.clone()
-        dist.all_reduce(value)
-    return value
-
-
 def autocast_for(device: torch.device, precision: str):
     """(autocast context factory, GradScaler or None). CPU trains in fp32."""
     if device.type != "cuda" or precision == "fp32":
@@ -129,36 +96,13 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean")
     return F.cross_entropy(logits.float(), labels, reduction=reduction)
 
 
-def to_device(batch: dict, device) -> dict:
-    """Copy a batch to the device. A batch without padding drops its mask (looked at here, on the
-    CPU, so the GPU is not waited for): attention then needs none and SDPA may use flash kernels."""
-    if "attention_mask" in batch and bool(batch["attention_mask"].all()):
-        batch = {**batch, "attention_mask": None}
-    return {k: None if v is None else v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-@torch.no_grad()
-def predict_logits(model, data: EncodedSet, batch_size: int, pad_id: int, device, autocast) -> np.ndarray:
-    """Logits for every example, in the data's order."""
-    model.eval()
-    out = [None] * len(data)
-    for indices, batch in eval_batches(data, batch_size, pad_id):
-        batch = to_device(batch, device)
-        with autocast():
-            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-        for i, row in zip(indices, logits.float().cpu().numpy()):
-            out[i] = row
-    return np.stack(out)
-
-
 def evaluate(model, data: EncodedSet, metric_names, batch_size, pad_id, device, autocast) -> dict[str, float]:
     """Dev metrics over the whole set; under torchrun each process scores a slice, then all gather."""
     rank, size = world()
     shard = EncodedSet(data.encoded[rank::size], data.labels[rank::size], 0)
     logits = predict_logits(model, shard, batch_size, pad_id, device, autocast)
     if size > 1:
-        parts = [None] * size
-        dist.all_gather_object(parts, logits)
+        parts = gather_objects(logits)
         logits = np.empty((len(data), logits.shape[1]), dtype=logits.dtype)
         for r, part in enumerate(parts):
             logits[r::size] = part
@@ -216,8 +160,8 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_me
     run = dict(epoch=0, batch_in_epoch=0, best=-math.inf, loss_sum=0.0, seen=0, seconds=0.0)
     records = []
     if resume:
-        state = checkpoint.load_state(out_dir)
-        checkpoint.load_adapter_weights(model, state["trainable"], str(out_dir / checkpoint.STATE))
+        state = files.load_state(out_dir)
+        files.load_adapter_weights(model, state["trainable"], str(out_dir / files.STATE))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and "scaler" in state:
@@ -249,7 +193,7 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_me
                  "trainable": {k: v.detach().cpu().clone() for k, v in model.trainable_state_dict().items()}}
         if scaler is not None:
             state["scaler"] = scaler.state_dict()
-        checkpoint.save_state(out_dir, state)
+        files.save_state(out_dir, state)
 
     if not resume:
         save_state()  # resumable from the very first step
@@ -314,10 +258,10 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_me
             improved = dev[main_metric] > run["best"]
             check_finite()
             if improved and writer:
-                checkpoint.save_adapter(out_dir, model, {**meta, "best_epoch": epoch + 1, "dev_metrics": dev})
+                files.save_adapter(out_dir, model, {**meta, "best_epoch": epoch + 1, "dev_metrics": dev})
             records.append(record)
             if writer:
-                checkpoint.append_jsonl(out_dir / checkpoint.METRICS, record)
+                files.append_jsonl(out_dir / files.METRICS, record)
             save_state(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, seen=0, seconds=0.0,
                        best=max(run["best"], dev[main_metric]))
             dev_text = "  ".join(f"{k} {v:.4f}" for k, v in dev.items())
@@ -328,10 +272,10 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_me
 
 
 def read_metrics(out_dir) -> list[dict]:
-    path = Path(out_dir) / checkpoint.METRICS
+    path = Path(out_dir) / files.METRICS
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 def rewrite_metrics(out_dir, records) -> None:
     text = "".join(json.dumps(r) + "\n" for r in records)
-    checkpoint.atomic_write(Path(out_dir) / checkpoint.METRICS, lambda tmp: Path(tmp).write_text(text))
+    files.atomic_write(Path(out_dir) / files.METRICS, lambda tmp: Path(tmp).write_text(text))

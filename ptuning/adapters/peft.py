@@ -19,7 +19,7 @@ adapter is an inference artifact, and maps onto our methods without reparameteri
     PROMPT_TUNING   prompt, head_token first                               prompt_encoder.embedding.weight
     PREFIX_TUNING   prefix, no projection, prefix_position_shift           prefix_encoder.embedding.weight
 
-The head keys are the base model's own (`loader.HEAD_TABLE`) behind "base_model.".
+The head keys are the base model's own (`weights.HEAD_TABLE`) behind "base_model.".
 """
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .checkpoint import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, atomic_write, read_adapter, write_json
-from .config import EncoderConfig
-from .loader import HEAD_TABLE, map_keys, resolve_model_dir
-from .model import MethodConfig, PromptClassifier, load_classifier
-from .prompts import PrefixEncoder, PromptEncoder
+from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, atomic_write, read_adapter, write_json
+from ..config import EncoderConfig
+from ..weights import HEAD_TABLE, map_keys, resolve_model_dir
+from ..model import MethodConfig, PromptClassifier, load_classifier
+from ..prompts import PrefixEncoder, PromptEncoder
 
 PEFT_WEIGHTS_BIN = "adapter_model.bin"
 SUPPORTED_TYPES = ("P_TUNING", "PROMPT_TUNING", "PREFIX_TUNING")
@@ -201,8 +201,8 @@ def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = No
 
 
 def load_peft_trained(adapter_dir, model_dir=None, device="cpu", dtype: torch.dtype = torch.float32):
-    """As `checkpoint.load_trained`, for a peft folder: (model, tokenizer, meta)."""
-    from .tokenizer import Tokenizer
+    """As `adapters.load.load_trained`, for a peft folder: (model, tokenizer, meta)."""
+    from ..text.tokenizer import Tokenizer
 
     model, meta = load_peft_adapter(adapter_dir, model_dir, dtype)
     tokenizer = Tokenizer.from_folder(meta["base_model_path"], model.encoder.config, model.method.positions_used)

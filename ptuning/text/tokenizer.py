@@ -28,7 +28,7 @@ import torch
 from tokenizers import Tokenizer as Backend
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
-from .config import EncoderConfig
+from ..config import EncoderConfig
 
 PROMPT_SLOT = -1
 SPECIALS = {"roberta": ("<s>", "</s>"), "bert": ("[CLS]", "[SEP]")}

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .model import PromptClassifier
+from ..model import PromptClassifier
 
 
 class AdapterBank(nn.Module):
@@ -102,10 +102,10 @@ class AdapterBank(nn.Module):
 
 def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None = None, device="cpu"):
     """Load several train.py adapters over one base model. Returns (bank, {name: tokenizer}, {name: meta})."""
-    from .checkpoint import AdapterError, load_adapter_weights, read_adapter
-    from .loader import load_encoder, resolve_model_dir
-    from .model import MethodConfig, mark_trainable
-    from .tokenizer import Tokenizer
+    from .files import AdapterError, load_adapter_weights, read_adapter
+    from ..weights import load_encoder, resolve_model_dir
+    from ..model import MethodConfig, mark_trainable
+    from ..text.tokenizer import Tokenizer
 
     metas = {name: read_adapter(folder) for name, folder in adapter_dirs.items()}
     fingerprints = {meta.get("fingerprint") for meta, _ in metas.values()}

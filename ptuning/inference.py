@@ -1,0 +1,29 @@
+"""Logits for encoded examples, without the training loop: what predict.py and evaluation share."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .text.batches import EncodedSet, eval_batches
+
+
+def to_device(batch: dict, device) -> dict:
+    """Copy a batch to the device. A batch without padding drops its mask (looked at here, on the
+    CPU, so the GPU is not waited for): attention then needs none and SDPA may use flash kernels."""
+    if "attention_mask" in batch and bool(batch["attention_mask"].all()):
+        batch = {**batch, "attention_mask": None}
+    return {k: None if v is None else v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict_logits(model, data: EncodedSet, batch_size: int, pad_id: int, device, autocast) -> np.ndarray:
+    """Logits for every example, in the data's order."""
+    model.eval()
+    out = [None] * len(data)
+    for indices, batch in eval_batches(data, batch_size, pad_id):
+        batch = to_device(batch, device)
+        with autocast():
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        for i, row in zip(indices, logits.float().cpu().numpy()):
+            out[i] = row
+    return np.stack(out)

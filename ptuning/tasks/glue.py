@@ -1,0 +1,139 @@
+"""GLUE: the task family that reads one token and predicts a class (or a score) per text.
+
+Follows the task-family convention of `ptuning/tasks/__init__.py`: `read`, `encode`, `HEAD`,
+`loss`, `evaluate`. data/README.md describes the GLUE layout and its quirks.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..text.tables import (BadRow, DataError, Example, SkippedRows, as_record, collect_rows, read_header,
+                           read_tsv, require_columns, text_field)
+
+GET_GLUE = "data/README.md explains how to get GLUE (python data/download_glue.py)"
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str                                  # key in TASKS, e.g. "mrpc"
+    folder: str                                # folder under the GLUE root, e.g. "MRPC"
+    splits: dict[str, str] = field(hash=False)  # split -> file; "test*" splits carry no labels
+    text_a_column: str                         # columns are found by header name ...
+    text_b_column: str | None                  # None for single-sentence tasks
+    label_column: str
+    label_values: tuple[str, ...] | None       # labels as the file writes them, in id order
+    label_names: tuple[str, ...] | None        # readable name for each id; both None: regression
+    metrics: tuple[str, ...]                   # the first one is the one to select models by
+    headerless_columns: tuple[str, ...] = ()   # ... or, for files without a header row, by these
+    headerless_splits: tuple[str, ...] = ()
+
+    @property
+    def main_metric(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def is_regression(self) -> bool:
+        return self.label_values is None
+
+    @property
+    def num_labels(self) -> int:
+        """Width of the classifier: one output for regression, one per class otherwise."""
+        return 1 if self.label_names is None else len(self.label_names)
+
+
+SPLITS = {"train": "train.tsv", "dev": "dev.tsv", "test": "test.tsv"}
+MNLI_SPLITS = {name: f"{name}.tsv" for name in
+               ("train", "dev_matched", "dev_mismatched", "test_matched", "test_mismatched")}
+ZERO_ONE = ("0", "1")
+NLI = ("entailment", "not_entailment")
+
+# Task(name, folder, splits, text_a / text_b / label column, label values, label names, metrics).
+# Label ids follow Hugging Face `datasets` glue, so our ids match checkpoints fine-tuned there.
+TASKS = {task.name: task for task in [
+    Task("cola", "CoLA", SPLITS, "sentence", None, "label", ZERO_ONE,
+         ("unacceptable", "acceptable"), ("mcc",),
+         headerless_columns=("source", "label", "original_mark", "sentence"),
+         headerless_splits=("train", "dev")),
+    Task("sst2", "SST-2", SPLITS, "sentence", None, "label", ZERO_ONE, ("negative", "positive"),
+         ("accuracy",)),
+    Task("mrpc", "MRPC", SPLITS, "#1 String", "#2 String", "Quality", ZERO_ONE,
+         ("not_equivalent", "equivalent"), ("accuracy", "f1")),
+    Task("stsb", "STS-B", SPLITS, "sentence1", "sentence2", "score", None, None,
+         ("pearson", "spearman")),
+    Task("qqp", "QQP", SPLITS, "question1", "question2", "is_duplicate", ZERO_ONE,
+         ("not_duplicate", "duplicate"), ("accuracy", "f1")),
+    Task("mnli", "MNLI", MNLI_SPLITS, "sentence1", "sentence2", "gold_label",
+         ("entailment", "neutral", "contradiction"), ("entailment", "neutral", "contradiction"),
+         ("accuracy",)),
+    Task("qnli", "QNLI", SPLITS, "question", "sentence", "label", NLI, NLI, ("accuracy",)),
+    Task("rte", "RTE", SPLITS, "sentence1", "sentence2", "label", NLI, NLI, ("accuracy",)),
+    Task("wnli", "WNLI", SPLITS, "sentence1", "sentence2", "label", ZERO_ONE,
+         ("not_entailment", "entailment"), ("accuracy",)),
+]}
+
+
+def find_data_dir(data_dir: str | Path | None = None) -> Path:
+    """The GLUE root: the argument if given, else $GLUE_DIR, else ./data/glue."""
+    if data_dir:
+        path, source = Path(data_dir), "the --data-dir argument"
+    elif os.environ.get("GLUE_DIR"):
+        path, source = Path(os.environ["GLUE_DIR"]), "$GLUE_DIR"
+    else:
+        path, source = Path("data/glue"), f"the default data/glue under {Path.cwd()}"
+    if not path.is_dir():
+        raise DataError(f"{path}: GLUE folder not found (taken from {source}). Pass --data-dir, "
+                        f"set GLUE_DIR, or put the data in ./data/glue; {GET_GLUE}")
+    return path
+
+
+def read_glue(task: Task | str, split: str, data_dir: str | Path | None = None,
+              strict: bool = False, report: list | None = None) -> list[Example]:
+    """Read one split of a GLUE task from the original TSV files.
+
+    `report`, if given, receives `(line, reason)` for each skipped row (strict=False only).
+    """
+    if isinstance(task, str):
+        key = task.lower().replace("-", "")   # "SST-2" -> "sst2"
+        if key not in TASKS:
+            raise DataError(f"unknown GLUE task {task!r}; known: {', '.join(TASKS)}")
+        task = TASKS[key]
+    if split not in task.splits:
+        raise DataError(f"{task.name} has no split {split!r}; it has: {', '.join(task.splits)}")
+    path = find_data_dir(data_dir) / task.folder / task.splits[split]
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; {GET_GLUE}")
+
+    rows = read_tsv(path)
+    header = task.headerless_columns if split in task.headerless_splits else read_header(path, rows)
+    labeled = not split.startswith("test")
+    require_columns(path, header, task.text_a_column, task.text_b_column,
+                     task.label_column if labeled else None)
+
+    def convert(line: int, fields: list[str]) -> Example:
+        record = as_record(fields, header, "tab-separated")
+        label = _glue_label(record[task.label_column], task) if labeled else None
+        return Example(text_field(record, task.text_a_column), text_field(record, task.text_b_column),
+                       label, line)
+
+    skipped = SkippedRows(path, strict, report)
+    examples = collect_rows(path, rows, convert, skipped)
+    skipped.warn()
+    return examples
+
+
+def _glue_label(raw: str, task: Task) -> int | float:
+    raw = raw.strip()
+    if task.label_values is None:   # regression: STS-B's similarity score
+        try:
+            score = float(raw)
+        except ValueError:
+            raise BadRow(f"score {raw!r} is not a number") from None
+        if not math.isfinite(score):
+            raise BadRow(f"score {raw!r} is not a finite number")
+        return score
+    if raw not in task.label_values:
+        raise BadRow(f"label {raw!r} is not one of {', '.join(task.label_values)}")
+    return task.label_values.index(raw)

@@ -1,0 +1,1 @@
+"""Text in, token ids out: the tokenizer (templates, special tokens), table readers, batches."""

@@ -1,0 +1,234 @@
+"""Read users' own tables (.tsv, .csv, .jsonl) into `Example`s; the row reading and bad-row
+bookkeeping here are shared with the task readers (tasks/glue.py).
+
+Everything here is plain Python (no torch): files in, `(text_a, text_b, label)` out. Any problem
+with the input raises `DataError` naming the file and, where there is one, the 1-based line.
+Bad rows (wrong column count, unknown label, empty text, non-numeric score) stop the read when
+`strict=True`; otherwise they are skipped, collected into `report` if one is passed, and
+summarised in one warning.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+class DataError(ValueError):
+    """Input data we cannot use; the message names the file (and line) and what to do."""
+
+
+@dataclass(frozen=True)
+class Example:
+    text_a: str
+    text_b: str | None
+    label: int | float | None   # class id, regression target, or None for unlabeled files
+    line: int                   # 1-based line in the source file, for error messages
+
+
+def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: str = "label",
+               label_names: tuple[str, ...] | list[str] | None = None, strict: bool = False,
+               report: list | None = None) -> tuple[list[Example], tuple[str, ...] | None]:
+    """Read a user's .tsv (no quoting), .csv (normal quoting) or .jsonl (one object a line).
+
+    Columns are named by `text_a`, `text_b` and `label`. Without a label column the examples
+    are unlabeled (label None; for prediction). Labels map to ids through `label_names`, the
+    labels as written in the file in id order; when it is not given it is inferred:
+      - every label a number and at least one not whole (e.g. 3.8) -> regression, float
+        labels, label_names None;
+      - otherwise classes, sorted (numerically when all are integers) -> ids 0, 1, ...
+    Returns (examples, label_names); label_names is None for regression, and for unlabeled
+    files unless given. `report` works as in `read_glue`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    rows, to_record = _table_source(path, text_a, text_b)
+    given = None if label_names is None else tuple(str(name) for name in label_names)
+
+    def convert(line: int, raw) -> Example:
+        record = to_record(raw)
+        raw_label = record.get(label)   # kept as written for now; ids come once all are read
+        if raw_label is not None:
+            raw_label = str(raw_label).strip()
+            if not raw_label:
+                raise BadRow(f"empty label in column {label!r}")
+            if given is not None and raw_label not in given:
+                raise BadRow(f"label {raw_label!r} is not one of {', '.join(given)}")
+            if given is None and raw_label.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+                raise BadRow(f"label {raw_label!r} is not a finite number")
+        return Example(text_field(record, text_a), text_field(record, text_b), raw_label, line)
+
+    skipped = SkippedRows(path, strict, report)
+    examples = collect_rows(path, rows, convert, skipped)
+    labeled = [example for example in examples if example.label is not None]
+    if labeled:   # JSONL: rows without the label key are bad when other rows have one
+        for example in examples:
+            if example.label is None:
+                skipped.add(example.line, f"missing label {label!r}")
+    skipped.warn()
+    if not labeled:   # a file to predict on; given names still say what the ids will mean
+        return examples, given
+    names = given if given is not None else _infer_label_names([ex.label for ex in labeled])
+    if names is None:
+        return [replace(ex, label=float(ex.label)) for ex in labeled], None
+    ids = {name: index for index, name in enumerate(names)}
+    return [replace(ex, label=ids[ex.label]) for ex in labeled], names
+
+
+def _infer_label_names(raw_labels: list[str]) -> tuple[str, ...] | None:
+    """None for regression (all numbers, some fractional), else the sorted distinct labels."""
+    try:
+        numbers = [float(raw) for raw in raw_labels]
+    except ValueError:
+        return tuple(sorted(set(raw_labels)))
+    if any(not number.is_integer() for number in numbers):
+        return None
+    distinct = set(raw_labels)
+    if all(raw.lstrip("-").isdigit() for raw in distinct):
+        return tuple(sorted(distinct, key=int))   # "10" after "9", not after "1"
+    return tuple(sorted(distinct))
+
+
+def _table_source(path: Path, *text_columns: str | None):
+    """(rows, to_record): the file's numbered raw rows and a function making one row a dict."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        return ((number, text) for number, text in read_lines(path) if text.strip()), _json_record
+    if suffix not in (".tsv", ".csv"):
+        raise DataError(f"{path}: unknown table format {suffix!r}; use .tsv, .csv or .jsonl")
+    rows = read_tsv(path) if suffix == ".tsv" else read_csv(path)
+    header = read_header(path, rows)
+    require_columns(path, header, *text_columns)   # the label column may be absent
+    kind = "tab-separated" if suffix == ".tsv" else "comma-separated"
+    return rows, lambda fields: as_record(fields, header, kind)
+
+
+def _json_record(text: str) -> dict:
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadRow(f"not valid JSON ({error.msg} at column {error.colno})") from None
+    except RecursionError:
+        raise BadRow("not usable JSON (nested too deeply)") from None
+    except ValueError as error:   # e.g. an integer longer than Python's digit limit
+        raise BadRow(f"not usable JSON ({str(error).split(';')[0]})") from None
+    if not isinstance(record, dict):
+        raise BadRow(f"expected a JSON object, found {type(record).__name__}")
+    return record
+
+
+# --- lines, rows and bad-row bookkeeping, shared by both readers ---
+
+class BadRow(Exception):
+    """One row we cannot use; the reason becomes `file:line: reason`."""
+
+
+class SkippedRows:
+    """Strict: raise at the first bad row. Otherwise remember them for one warning at the end."""
+
+    def __init__(self, path: Path, strict: bool, report: list | None):
+        self.path, self.strict, self.report, self.rows = path, strict, report, []
+
+    def add(self, line: int, reason: str) -> None:
+        if self.strict:
+            raise DataError(f"{self.path}:{line}: {reason}")
+        self.rows.append((line, reason))
+        if self.report is not None:
+            self.report.append((line, reason))
+
+    def warn(self) -> None:
+        if self.rows:
+            line, reason = self.rows[0]
+            warnings.warn(f"{self.path}: skipped {len(self.rows)} bad row(s); first at line "
+                          f"{line}: {reason} (strict=True stops at the first one)", stacklevel=3)
+
+
+def collect_rows(path: Path, rows, convert, skipped: SkippedRows) -> list[Example]:
+    """Convert each numbered row to an Example; a row that raises BadRow goes to `skipped`."""
+    examples, seen = [], 0
+    for line, row in rows:
+        seen += 1
+        try:
+            examples.append(convert(line, row))
+        except BadRow as bad:
+            skipped.add(line, str(bad))
+    if seen == 0:
+        raise DataError(f"{path}: no data rows (the file is empty or holds only a header)")
+    if not examples:
+        line, reason = skipped.rows[0]
+        raise DataError(f"{path}: all {seen} rows are bad; the first, line {line}: {reason}")
+    return examples
+
+
+def read_lines(path: Path, keep_ends: bool = False):
+    """Yield (line number, text) for each line, decoding UTF-8 one line at a time."""
+    with open(path, "rb") as file:   # binary: split on "\n" only, never inside a field
+        for number, raw in enumerate(file, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):   # MRPC/dev.tsv has a BOM
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                byte, column = raw[error.start], error.start + 1
+                raise DataError(f"{path}:{number}: not valid UTF-8 (byte {byte:#04x} at column "
+                                f"{column}); re-save the file as UTF-8") from None
+            yield number, text if keep_ends else text.rstrip("\r\n")
+
+
+def read_tsv(path: Path):
+    # Quoting off: GLUE fields contain `"` as text (MRPC: `" the witness "`). Empty lines are
+    # no rows; a line of tabs is one (and is then reported).
+    return ((number, text.split("\t")) for number, text in read_lines(path) if text)
+
+
+def read_csv(path: Path):
+    consumed = []   # line numbers the reader has taken since the last record
+
+    def texts():
+        for number, text in read_lines(path, keep_ends=True):  # csv needs "\r\n" inside quotes
+            consumed.append(number)
+            yield text
+    try:
+        for fields in csv.reader(texts()):
+            start = consumed[0]   # a quoted field may span lines: report where the record starts
+            consumed.clear()
+            if fields:   # csv gives [] for an empty line
+                yield start, fields
+    except csv.Error as error:   # e.g. a field over csv's size limit
+        raise DataError(f"{path}:{consumed[0]}: {error}") from None
+
+
+def read_header(path: Path, rows) -> tuple[str, ...]:
+    first = next(rows, None)
+    if first is None:
+        raise DataError(f"{path}: file is empty")
+    return tuple(name.strip() for name in first[1])
+
+
+def require_columns(path: Path, header: tuple[str, ...], *columns: str | None) -> None:
+    for column in columns:
+        if column is not None and column not in header:
+            raise DataError(f"{path}: no column {column!r} in the header "
+                            f"(columns: {', '.join(header)})")
+
+
+def as_record(fields: list[str], header: tuple[str, ...], kind: str) -> dict[str, str]:
+    if len(fields) != len(header):
+        raise BadRow(f"expected {len(header)} {kind} columns, found {len(fields)}")
+    return dict(zip(header, fields))   # a repeated column name: the last one wins
+
+
+def text_field(record: dict, column: str | None) -> str | None:
+    if column is None:
+        return None
+    if column not in record:
+        raise BadRow(f"missing field {column!r}")
+    value = record[column]
+    if not isinstance(value, str):
+        raise BadRow(f"field {column!r} is not text: {value!r}")
+    if not value.strip():
+        raise BadRow(f"empty text in column {column!r}")
+    return value

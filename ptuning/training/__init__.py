@@ -1,0 +1,1 @@
+"""The training loop (loop.py), its torchrun helpers (parallel.py) and per-method defaults (recipes.py)."""
