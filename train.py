@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import shutil
 import sys
@@ -20,9 +21,8 @@ import torch
 
 from ptuning.adapters import files
 from ptuning.config import KNOWN_SHAPES, EncoderConfig
-from ptuning.model import METHODS, MethodConfig, build_classifier, load_classifier, parameter_report
-from ptuning.tasks.glue import TASKS, read_glue
-from ptuning.text.batches import encode_examples
+from ptuning.model import METHODS, MethodConfig, build_model, load_model, parameter_report
+from ptuning.tasks import FAMILIES, family_for, glue
 from ptuning.text.tables import read_table
 from ptuning.text.tokenizer import Tokenizer
 from ptuning.training.loop import TrainConfig, TrainingStopped, fit
@@ -37,7 +37,7 @@ PROMPT_OPTIONS = ("num_virtual_tokens", "encoder_hidden_size", "reparam", "prefi
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
-    g.add_argument("--task", default="mrpc", help="GLUE task (default: mrpc): " + ", ".join(TASKS))
+    g.add_argument("--task", default="mrpc", help="task (default: mrpc): " + ", ".join(FAMILIES))
     g.add_argument("--data-dir", help="GLUE root (default: $GLUE_DIR, else data/glue)")
     g.add_argument("--train-file", help="your own training data (.tsv/.csv/.jsonl) instead of a GLUE task")
     g.add_argument("--dev-file", help="your own dev data, with --train-file")
@@ -141,8 +141,13 @@ def device_and_precision(requested: str) -> tuple[torch.device, str]:
     return torch.device("cpu"), "fp32"
 
 
+def task_family(args):
+    """The module serving the task (tasks/__init__.py); users' own tables are sequence tasks, as GLUE."""
+    return glue if args.train_file else family_for(args.task)
+
+
 def load_data(args):
-    """(train examples, dev examples, label names or None, metric names, main metric)."""
+    """(train examples, dev examples, label names or None, metric names)."""
     if args.train_file:
         if not args.dev_file:
             sys.exit("train.py: --train-file needs --dev-file")
@@ -151,11 +156,10 @@ def load_data(args):
         dev, _ = read_table(args.dev_file, args.text_a, args.text_b, args.label, names, args.strict)
         metrics = ("pearson", "spearman") if names is None else ("accuracy", "f1") if len(names) == 2 else ("accuracy",)
         return train, dev, names, metrics
-    task = TASKS[args.task]
-    dev_split = "dev_matched" if args.task == "mnli" else "dev"
-    train = read_glue(task, "train", args.data_dir, args.strict)
-    dev = read_glue(task, dev_split, args.data_dir, args.strict)
-    return train, dev, task.label_names, task.metrics
+    family = family_for(args.task)
+    train = family.read(args.task, "train", args.data_dir, args.strict)
+    dev = family.read(args.task, family.dev_split(args.task), args.data_dir, args.strict)
+    return train, dev, family.label_names(args.task), family.metric_names(args.task)
 
 
 def dry_run(args, method: MethodConfig) -> None:
@@ -163,8 +167,9 @@ def dry_run(args, method: MethodConfig) -> None:
         config = KNOWN_SHAPES[args.model]  # size the run from the known shape, no weights needed
     else:
         config = EncoderConfig.from_json(resolve_model_dir(args.model))
-    num_labels = TASKS[args.task].num_labels if not args.train_file else 2
-    model = build_classifier(config, method, num_labels, device="meta")
+    family = task_family(args)
+    num_labels = 2 if args.train_file else len(family.label_names(args.task) or ["score"])
+    model = build_model(config, method, lambda c: family.head(c, method, num_labels), device="meta")
     print(f"{args.model} ({config.model_type}, {config.num_hidden_layers} layers, hidden {config.hidden_size}), "
           f"method {method.method}, {num_labels} labels")
     print(parameter_report(model))
@@ -196,13 +201,14 @@ def main(argv=None) -> int:
     model_dir = resolve_model_dir(args.model)
     # The frozen backbone is stored in half precision on GPU; what trains stays fp32.
     storage = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
-    model = load_classifier(model_dir, method, num_labels, dtype=storage, fused=args.attention == "sdpa",
-                            seed=args.seed).to(device)
+    family = task_family(args)
+    model = load_model(model_dir, method, lambda c: family.head(c, method, num_labels), dtype=storage,
+                       fused=args.attention == "sdpa", seed=args.seed).to(device)
     if args.compile:  # in place: parameter names, and so checkpoints, stay as they are
         model.encoder.compile_layers()
     tokenizer = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
                                       args.max_length)
-    train_set, dev_set = encode_examples(tokenizer, train_examples), encode_examples(tokenizer, dev_examples)
+    train_set, dev_set = family.encode(tokenizer, train_examples), family.encode(tokenizer, dev_examples)
     say(f"{args.model}: {parameter_report(model)}")
     say(f"train {len(train_set)} examples ({train_set.truncated} truncated), dev {len(dev_set)} "
           f"({dev_set.truncated} truncated); {device}, {precision}")
@@ -222,8 +228,10 @@ def main(argv=None) -> int:
             "max_length": args.max_length, "train": dataclasses.asdict(cfg), "precision": precision}
     started = time.perf_counter()
     try:
-        records = fit(model, train_set, dev_set, metric_names, metric_names[0], cfg, out_dir, meta,
-                      tokenizer.pad_id, device, precision, resume=args.resume)
+        records = fit(model, train_set, dev_set, cfg, out_dir, meta, tokenizer.pad_id, device, precision,
+                      resume=args.resume, loss=family.loss,
+                      evaluate=functools.partial(family.evaluate, metric_names=metric_names),
+                      main_metric=metric_names[0])
     except TrainingStopped as stop:
         print(f"train.py: {stop}", file=sys.stderr)
         return stop.exit_code

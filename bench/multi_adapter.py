@@ -22,7 +22,7 @@ from report import device_name, publish  # noqa: E402
 
 from ptuning.tasks.glue import find_data_dir, read_glue  # noqa: E402
 from ptuning.weights import load_encoder, resolve_model_dir  # noqa: E402
-from ptuning.model import MethodConfig, PromptClassifier  # noqa: E402
+from ptuning.model import MethodConfig, PromptModel, sequence_head  # noqa: E402
 from ptuning.adapters.bank import AdapterBank  # noqa: E402
 from ptuning.text.tokenizer import Tokenizer, collate  # noqa: E402
 
@@ -44,7 +44,7 @@ def main():
     model_dir = resolve_model_dir("minilm")
     encoder, _ = load_encoder(model_dir)
     torch.manual_seed(0)
-    adapters = {name: PromptClassifier(encoder, method, 2).eval() for name, method in ADAPTERS.items()}
+    adapters = {name: PromptModel(encoder, method, sequence_head(encoder.config, method, 2)).eval() for name, method in ADAPTERS.items()}
     bank = AdapterBank(adapters).eval()
     tokenizer = Tokenizer.from_folder(model_dir, encoder.config, 20)  # room for the longest prompt
     rows = read_glue("mrpc", "dev", find_data_dir())[:args.rows]

@@ -32,7 +32,8 @@ from ptuning.tasks.glue import find_data_dir, read_glue  # noqa: E402
 from ptuning.weights import resolve_model_dir  # noqa: E402
 from ptuning.model import MethodConfig, load_classifier  # noqa: E402
 from ptuning.text.tokenizer import Tokenizer  # noqa: E402
-from ptuning.training.loop import autocast_for, loss_fn, make_optimizer  # noqa: E402
+from ptuning.tasks.glue import loss  # noqa: E402
+from ptuning.training.loop import autocast_for, make_optimizer  # noqa: E402
 from ptuning.inference import to_device  # noqa: E402
 
 METHODS = {  # ours, and the peft config that is the same work
@@ -125,8 +126,8 @@ class Side:
             else:
                 kwargs = {} if self.model.config.model_type == "roberta" else {"token_type_ids": batch["token_type_ids"]}
                 logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs).logits
-        loss = loss_fn(logits, batch["labels"])
-        loss.backward()
+        batch_loss = loss(logits, batch)
+        batch_loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 

@@ -1,8 +1,11 @@
-"""A frozen encoder, a prompt method around it, and a classification head.
+"""A frozen encoder, a prompt method around it, and a head: `PromptModel(encoder, method, head)`.
 
     text ids ──► [P-tuning v1: prompt vectors spliced into the input embeddings] ──► encoder
              ──► [P-tuning v2: key/value prefixes handed to every attention layer] ──► encoder
-    encoder hidden states ──► one token's state ──► head ──► logits
+    encoder hidden states ──► the positions the head reads ──► head ──► logits
+
+How prompts enter (the method) and what a task reads out (the head) are independent: any
+method works with any head (a v1 template only with one-token heads).
 
 Which token the head reads is a real choice (P-tuning-v2 issue #18): peft prepends the v1
 prompts and its head reads position 0, the first *virtual* token; `head_token="cls"` reads the
@@ -12,13 +15,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 
 from .config import EncoderConfig
 from .encoder import Encoder, default_position_ids
-from .heads import build_head
+from .heads import READS, build_head
 from .prompts import PrefixEncoder, PromptEncoder
 from .text.tokenizer import PROMPT_SLOT  # the id a template puts where a virtual token goes
 
@@ -55,16 +59,27 @@ class MethodConfig:
 
     @property
     def is_v1(self) -> bool:
+        """Prompts enter at the input (P-tuning v1, prompt tuning)."""
         return self.method in ("ptuning", "prompt")
 
     @property
+    def is_prefix(self) -> bool:
+        """Keys and values enter every attention layer (P-tuning v2)."""
+        return self.method == "prefix"
+
+    @property
+    def is_full(self) -> bool:
+        """No prompts: every weight trains."""
+        return self.method == "full"
+
+    @property
     def uses_prompts(self) -> bool:
-        return self.method != "full"
+        return not self.is_full
 
     @property
     def positions_used(self) -> int:
         """Position-table entries the method takes from the text."""
-        if self.is_v1 or (self.method == "prefix" and self.prefix_position_shift):
+        if self.is_v1 or (self.is_prefix and self.prefix_position_shift):
             return self.num_virtual_tokens
         return 0
 
@@ -72,30 +87,45 @@ class MethodConfig:
         return asdict(self)
 
 
-class PromptClassifier(nn.Module):
-    def __init__(self, encoder: Encoder, method: MethodConfig, num_labels: int):
+class PromptModel(nn.Module):
+    """A frozen encoder, a prompt method around it, and a head that reads the encoder's output.
+
+    The head says which positions it reads (`head.reads`): "cls", one token per row (sequence
+    heads; the encoder's last layer then computes that row alone), or "all", every text position
+    (token and span heads; the v1 prompts in front are dropped, so outputs align with input_ids).
+    """
+
+    def __init__(self, encoder: Encoder, method: MethodConfig, head: nn.Module):
         super().__init__()
         config = encoder.config
-        self.encoder, self.method, self.num_labels = encoder, method, num_labels
+        self.encoder, self.method = encoder, method
         if method.positions_used >= config.max_tokens:
             raise ValueError(f"{method.num_virtual_tokens} virtual tokens leave no room in "
                              f"{config.max_tokens} positions")
+        reads = getattr(head, "reads", None)
+        if reads not in READS:
+            raise ValueError(f"head {type(head).__name__} must say what it reads: reads = one of {READS}")
+        if reads == "all" and method.template is not None:
+            raise ValueError(f"a template places v1 prompts among the text, so {type(head).__name__}'s outputs "
+                             "would not line up with the input tokens; use prompts in front (no template)")
         if method.is_v1:
             self.prompt_encoder = PromptEncoder(method.num_virtual_tokens, config.hidden_size,
                                                 method.encoder_hidden_size, method.reparam, method.lstm_layers)
-        if method.method == "prefix":
+        if method.is_prefix:
             self.prefix_encoder = PrefixEncoder(
                 method.num_virtual_tokens, config.num_hidden_layers, config.num_attention_heads,
                 config.hidden_size, method.prefix_hidden_size if method.prefix_projection else None,
                 method.prefix_dropout)
-        kind = method.head if method.head != "auto" else ("roberta" if config.family == "roberta" else "pooler")
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.head = build_head(kind, config.hidden_size, num_labels, dropout)
-        self.head_index = 0 if (method.head_token == "first" or not method.is_v1 or method.template) \
-            else method.num_virtual_tokens  # prompts in front: <s>/[CLS] sits after them
+        self.head = head
+        # v1 without a template puts its prompts in front: the text starts after them.
+        self.text_start = method.num_virtual_tokens if method.is_v1 and method.template is None else 0
+        # The token a sequence head reads: <s>/[CLS] (after front prompts), or position 0 (peft's v1 choice).
+        self.head_index = 0 if method.head_token == "first" else self.text_start
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
-        """(B, T) ids and mask -> (B, num_labels) logits. A mask of None: no padding in the batch."""
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        """(B, T) ids and mask -> the head's output: (B, C) logits for a sequence head; for token
+        and span heads one output per text position, (B, T, C) or two (B, T), aligned with
+        `input_ids`. A mask of None: no padding in the batch."""
         B = input_ids.shape[0]
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
@@ -103,15 +133,16 @@ class PromptClassifier(nn.Module):
         if self.method.is_v1:
             embeds, attention_mask, token_type_ids = self.splice_prompts(input_ids, attention_mask, token_type_ids)
             input_ids = None  # positions then count from the first token, virtual ones included (as HF)
-        elif self.method.method == "prefix":
+        elif self.method.is_prefix:
             prefixes = self.prefix_encoder(B)
             if self.method.prefix_position_shift:
                 position_ids = self.shifted_positions(input_ids)
 
+        one_token = self.head.reads == "cls"
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                               position_ids=position_ids, inputs_embeds=embeds, prefixes=prefixes,
-                              only=self.head_index)
-        features = hidden[:, 0]                                        # (B, h): the head's token
+                              only=self.head_index if one_token else None)
+        features = hidden[:, 0] if one_token else hidden[:, self.text_start:]  # (B, h) or (B, T, h)
         return self.head(features.to(self.head_dtype))
 
     def splice_prompts(self, input_ids, attention_mask, token_type_ids):
@@ -152,13 +183,13 @@ class PromptClassifier(nn.Module):
         return {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
 
 
-def mark_trainable(model: PromptClassifier, pooler_pretrained: bool) -> None:
+def mark_trainable(model: PromptModel, pooler_pretrained: bool) -> None:
     """The one place that decides what trains.
 
     Full fine-tuning trains everything. Prompt methods train their prompt/prefix encoder and
     the head; the encoder stays frozen, and so does a pretrained pooler (as peft leaves it).
     """
-    full = model.method.method == "full"
+    full = model.method.is_full
     for name, p in model.named_parameters():
         frozen = name.startswith("encoder.") or (name.startswith("head.pooler.") and pooler_pretrained)
         p.requires_grad_(full or not frozen)
@@ -171,28 +202,52 @@ def parameter_report(model: nn.Module) -> str:
     return f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
 
 
-def _init_head(head: nn.Module, std: float = 0.02) -> None:
-    # As HF initialises a fresh classifier: normal(0, initializer_range), zero bias.
+def sequence_head(config: EncoderConfig, method: MethodConfig, num_labels: int) -> nn.Module:
+    """The classification head a method asks for: `auto` picks RoBERTa's for RoBERTa, the pooler for BERT."""
+    kind = method.head if method.head != "auto" else ("roberta" if config.family == "roberta" else "pooler")
+    return build_head(kind, config.hidden_size, num_labels, head_dropout(config))
+
+
+def head_dropout(config: EncoderConfig) -> float:
+    """As HF: `classifier_dropout` when the config sets it, else `hidden_dropout_prob`."""
+    return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+
+
+def init_head(head: nn.Module, std: float = 0.02) -> None:
+    """As HF initialises a fresh head: normal(0, initializer_range), zero bias.
+
+    The head was built on the meta device (no random draws), so the prompt modules draw first;
+    `reset_parameters` then draws what building the head would have, and a seed gives the same
+    weights as when the model built its own head.
+    """
+    for module in head.modules():
+        if hasattr(module, "reset_parameters") and module is not head:
+            module.reset_parameters()
     for module in head.modules():
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, std=std)
             nn.init.zeros_(module.bias)
 
 
-def build_classifier(config: EncoderConfig, method: MethodConfig, num_labels: int,
-                     device: str | torch.device = "cpu", fused: bool = True) -> PromptClassifier:
-    """A classifier with random weights; on the `meta` device it costs no memory (for sizing a run)."""
+MakeHead = Callable[[EncoderConfig], nn.Module]  # the encoder's config -> a fresh head
+
+
+def build_model(config: EncoderConfig, method: MethodConfig, make_head: MakeHead,
+                device: str | torch.device = "cpu", fused: bool = True) -> PromptModel:
+    """A model with random weights; on the `meta` device it costs no memory (for sizing a run)."""
+    with torch.device("meta"):
+        head = make_head(config)
     with torch.device(device):
-        model = PromptClassifier(Encoder(config, fused), method, num_labels)
-        if str(device) != "meta":
-            _init_head(model.head)
+        model = PromptModel(Encoder(config, fused), method, head)
+    if str(device) != "meta":
+        model.head.to_empty(device=device)
+        init_head(model.head)
     mark_trainable(model, pooler_pretrained=False)
     return model
 
 
-def load_classifier(model_dir: str | Path, method: MethodConfig, num_labels: int,
-                    dtype: torch.dtype = torch.float32, fused: bool = True, seed: int | None = None
-                    ) -> PromptClassifier:
+def load_model(model_dir: str | Path, method: MethodConfig, make_head: MakeHead,
+               dtype: torch.dtype = torch.float32, fused: bool = True, seed: int | None = None) -> PromptModel:
     """Pretrained encoder from a HF folder (frozen part in `dtype`), fresh prompts and head in fp32.
 
     A head stored in the checkpoint (pooler; a task model's classifier) is used when it fits.
@@ -202,12 +257,28 @@ def load_classifier(model_dir: str | Path, method: MethodConfig, num_labels: int
     encoder, head_state = load_encoder(model_dir, dtype=dtype, fused=fused)
     if seed is not None:
         torch.manual_seed(seed)
-    model = PromptClassifier(encoder, method, num_labels)
-    _init_head(model.head)
+    with torch.device("meta"):
+        head = make_head(encoder.config)
+    model = PromptModel(encoder, method, head)  # the prompt modules draw their weights first
+    model.head.to_empty(device="cpu")
+    init_head(model.head)
     own = model.head.state_dict()
     fitting = {k: t.float() for k, t in head_state.items() if k in own and own[k].shape == t.shape}
     model.head.load_state_dict(fitting, strict=False)
-    if method.method == "full":
+    if method.is_full:
         model.float()  # full fine-tuning keeps master weights in fp32 (autocast handles speed)
     mark_trainable(model, pooler_pretrained="pooler.weight" in fitting)
     return model
+
+
+def build_classifier(config: EncoderConfig, method: MethodConfig, num_labels: int,
+                     device: str | torch.device = "cpu", fused: bool = True) -> PromptModel:
+    """`build_model` with the method's sequence classification head."""
+    return build_model(config, method, lambda c: sequence_head(c, method, num_labels), device, fused)
+
+
+def load_classifier(model_dir: str | Path, method: MethodConfig, num_labels: int,
+                    dtype: torch.dtype = torch.float32, fused: bool = True, seed: int | None = None
+                    ) -> PromptModel:
+    """`load_model` with the method's sequence classification head."""
+    return load_model(model_dir, method, lambda c: sequence_head(c, method, num_labels), dtype, fused, seed)

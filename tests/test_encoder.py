@@ -14,7 +14,7 @@ from conftest import TINY, padded_batch, tiny_hf_model
 from ptuning.config import EncoderConfig
 from ptuning.encoder import Encoder, SelfAttention, dropout
 from ptuning.weights import load_encoder
-from ptuning.model import MethodConfig, PromptClassifier, build_classifier, load_classifier, parameter_report
+from ptuning.model import MethodConfig, PromptModel, build_classifier, load_classifier, parameter_report, sequence_head
 from ptuning.prompts import PrefixEncoder
 from ptuning.text.tokenizer import PROMPT_SLOT, Tokenizer
 
@@ -23,6 +23,10 @@ B, N = 3, 5  # batch, virtual tokens
 CONFIG = EncoderConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                        intermediate_size=37, max_position_embeddings=64)
 H, D, L = CONFIG.num_attention_heads, CONFIG.head_dim, CONFIG.num_hidden_layers
+
+
+def classifier(encoder, method, num_labels=2):
+    return PromptModel(encoder, method, sequence_head(encoder.config, method, num_labels))
 
 
 def additive_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -426,8 +430,8 @@ def test_too_many_virtual_tokens_for_the_position_table(family, max_tokens):
     assert config.max_tokens == max_tokens
     encoder = Encoder(config)
     with pytest.raises(ValueError, match=f"{max_tokens} positions"):
-        PromptClassifier(encoder, MethodConfig(num_virtual_tokens=max_tokens), 2)
+        classifier(encoder, MethodConfig(num_virtual_tokens=max_tokens))
     with pytest.raises(ValueError, match="positions"):
-        PromptClassifier(encoder, MethodConfig(method="prefix", num_virtual_tokens=max_tokens,
-                                               prefix_position_shift=True), 2)
-    PromptClassifier(encoder, MethodConfig(num_virtual_tokens=max_tokens - 1), 2)  # one text token fits
+        classifier(encoder, MethodConfig(method="prefix", num_virtual_tokens=max_tokens,
+                                        prefix_position_shift=True))
+    classifier(encoder, MethodConfig(num_virtual_tokens=max_tokens - 1))  # one text token fits

@@ -93,10 +93,10 @@ def test_signal_saves_state_and_exits_nonzero(sig, tmp_path, uninterrupted, glue
 
 
 def test_nonfinite_loss_stops_naming_the_step_and_keeps_good_files(tmp_path, glue_dir, monkeypatch, capsys):
-    from ptuning.model import PromptClassifier
+    from ptuning.model import PromptModel
 
     calls = {"n": 0}
-    original = PromptClassifier.forward
+    original = PromptModel.forward
 
     def poisoned(self, *args, **kwargs):
         logits = original(self, *args, **kwargs)
@@ -106,7 +106,7 @@ def test_nonfinite_loss_stops_naming_the_step_and_keeps_good_files(tmp_path, glu
                 return logits * float("nan")
         return logits
 
-    monkeypatch.setattr(PromptClassifier, "forward", poisoned)
+    monkeypatch.setattr(PromptModel, "forward", poisoned)
     out = tmp_path / "run"
     code = train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)])
     assert code == 1

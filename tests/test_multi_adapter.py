@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from ptuning.weights import load_encoder
-from ptuning.model import MethodConfig, PromptClassifier, mark_trainable
 from ptuning.adapters.bank import AdapterBank
+from ptuning.model import MethodConfig, PromptModel, mark_trainable, sequence_head
+from ptuning.weights import load_encoder
 
 ADAPTERS = {
     "v1-first": (MethodConfig(method="ptuning", num_virtual_tokens=3, encoder_hidden_size=8, head_token="first"), 2),
@@ -16,6 +16,10 @@ ADAPTERS = {
 }
 
 
+def classifier(encoder, method, num_labels=2):
+    return PromptModel(encoder, method, sequence_head(encoder.config, method, num_labels))
+
+
 @pytest.mark.parametrize("family", ["roberta", "bert"])
 @pytest.mark.parametrize("fused", [True, False], ids=["sdpa", "explicit"])
 def test_mixed_batch_equals_each_adapter_alone(family, fused, tiny_dirs):
@@ -23,7 +27,7 @@ def test_mixed_batch_equals_each_adapter_alone(family, fused, tiny_dirs):
     torch.manual_seed(0)
     adapters = {}
     for name, (method, labels) in ADAPTERS.items():
-        adapters[name] = PromptClassifier(encoder, method, labels)
+        adapters[name] = classifier(encoder, method, labels)
         mark_trainable(adapters[name], pooler_pretrained=False)
     bank = AdapterBank(adapters).eval()
     ids = torch.randint(3, 99, (10, 9), generator=torch.Generator().manual_seed(3))
@@ -40,9 +44,9 @@ def test_mixed_batch_equals_each_adapter_alone(family, fused, tiny_dirs):
 def test_bank_rejects_full_finetuning_and_templates(tiny_dirs):
     encoder, _ = load_encoder(tiny_dirs["bert"])
     with pytest.raises(ValueError, match="full fine-tuning"):
-        AdapterBank({"f": PromptClassifier(encoder, MethodConfig(method="full"), 2)})
+        AdapterBank({"f": classifier(encoder, MethodConfig(method="full"))})
     with pytest.raises(ValueError, match="template"):
-        AdapterBank({"t": PromptClassifier(encoder, MethodConfig(num_virtual_tokens=2, template="[P*2] {a}"), 2)})
+        AdapterBank({"t": classifier(encoder, MethodConfig(num_virtual_tokens=2, template="[P*2] {a}"))})
 
 
 def test_predict_scores_rows_of_several_adapters_like_each_alone(tmp_path, minilm_dir):

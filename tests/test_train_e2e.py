@@ -1,4 +1,5 @@
 """End to end on 64 MRPC rows with the real MiniLM checkpoint: train, save, predict, resume."""
+import functools
 import json
 import sys
 from pathlib import Path
@@ -63,6 +64,7 @@ def test_train_predict_roundtrip(tmp_path, glue_dir, minilm_dir, capsys):
 def test_in_memory_model_equals_reloaded_adapter(tmp_path, glue_dir):
     """One epoch: the saved (best = last) adapter must reproduce the in-memory model bit for bit."""
     from ptuning.model import MethodConfig, load_classifier
+    from ptuning.tasks import glue
     from ptuning.text.tokenizer import Tokenizer
     from ptuning.training.loop import TrainConfig, fit
     from ptuning.weights import resolve_model_dir
@@ -75,8 +77,9 @@ def test_in_memory_model_equals_reloaded_adapter(tmp_path, glue_dir):
     dev_set = encode_examples(tok, read_glue("mrpc", "dev", glue_dir)[:16])
     meta = {"base_model": "minilm", "base_model_path": str(model_dir), "method": method.to_dict(),
             "num_labels": 2, "label_names": ["not_equivalent", "equivalent"]}
-    fit(model, train_set, dev_set, ("accuracy", "f1"), "accuracy", TrainConfig(epochs=1, batch_size=16), tmp_path,
-        meta, tok.pad_id, torch.device("cpu"))
+    evaluate = functools.partial(glue.evaluate, metric_names=("accuracy", "f1"))
+    fit(model, train_set, dev_set, TrainConfig(epochs=1, batch_size=16), tmp_path, meta, tok.pad_id,
+        torch.device("cpu"), loss=glue.loss, evaluate=evaluate, main_metric="accuracy")
     no_amp = lambda: torch.autocast("cpu", enabled=False)
     in_memory = predict_logits(model, dev_set, 16, tok.pad_id, torch.device("cpu"), no_amp)
     reloaded, _, _ = load_trained(tmp_path)

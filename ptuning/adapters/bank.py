@@ -15,17 +15,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..model import PromptClassifier
+from ..model import PromptModel
 
 
 class AdapterBank(nn.Module):
-    def __init__(self, adapters: dict[str, PromptClassifier]):
+    def __init__(self, adapters: dict[str, PromptModel]):
         super().__init__()
         encoders = {id(m.encoder) for m in adapters.values()}
         if len(encoders) != 1:
             raise ValueError("every adapter in a bank must wrap the same encoder object")
         for name, model in adapters.items():
-            if model.method.method == "full":
+            if model.method.is_full:
                 raise ValueError(f"adapter {name!r} is full fine-tuning: it has its own backbone")
             if model.method.template is not None:
                 raise ValueError(f"adapter {name!r} uses a template; a bank supports prompts in front only")
@@ -39,7 +39,7 @@ class AdapterBank(nn.Module):
         config, device = self.encoder.config, input_ids.device
         models = [self.adapters[name] for name in adapter_names]
         prompt_len = torch.tensor([m.method.num_virtual_tokens if m.method.is_v1 else 0 for m in models], device=device)
-        prefix_len = [m.method.num_virtual_tokens if m.method.method == "prefix" else 0 for m in models]
+        prefix_len = [m.method.num_virtual_tokens if m.method.is_prefix else 0 for m in models]
         N, P = int(prompt_len.max()), max(prefix_len)
         groups = {}  # adapter name -> rows
         for row, name in enumerate(adapter_names):
@@ -77,7 +77,7 @@ class AdapterBank(nn.Module):
             prefix_mask = attention_mask.new_zeros(B, P)
             for name, rows in groups.items():
                 model = self.adapters[name]
-                if model.method.method == "prefix":
+                if model.method.is_prefix:
                     n = model.method.num_virtual_tokens
                     for i, (key, value) in enumerate(model.prefix_encoder(len(rows))):
                         kv[i, 0, rows, :, :n] = key.to(kv.dtype)
@@ -104,7 +104,7 @@ def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None 
     """Load several train.py adapters over one base model. Returns (bank, {name: tokenizer}, {name: meta})."""
     from .files import AdapterError, load_adapter_weights, read_adapter
     from ..weights import load_encoder, resolve_model_dir
-    from ..model import MethodConfig, mark_trainable
+    from ..model import MethodConfig, mark_trainable, sequence_head
     from ..text.tokenizer import Tokenizer
 
     metas = {name: read_adapter(folder) for name, folder in adapter_dirs.items()}
@@ -118,7 +118,7 @@ def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None 
     adapters, tokenizers = {}, {}
     for name, (meta, tensors) in metas.items():
         method = MethodConfig(**meta["method"])
-        model = PromptClassifier(encoder, method, meta["num_labels"])
+        model = PromptModel(encoder, method, sequence_head(encoder.config, method, meta["num_labels"]))
         model.head.load_state_dict({k: v for k, v in head_state.items() if k.startswith("pooler.")}, strict=False)
         mark_trainable(model, pooler_pretrained="pooler.weight" in head_state)  # names what the adapter holds
         load_adapter_weights(model, tensors, str(adapter_dirs[name]))

@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, atomic_write, read_adapter, write_json
 from ..config import EncoderConfig
 from ..weights import HEAD_TABLE, map_keys, resolve_model_dir
-from ..model import MethodConfig, PromptClassifier, load_classifier
+from ..model import MethodConfig, PromptModel, load_classifier
 from ..prompts import PrefixEncoder, PromptEncoder
 
 PEFT_WEIGHTS_BIN = "adapter_model.bin"
@@ -158,7 +158,7 @@ def split_tensors(tensors: dict[str, torch.Tensor], family: str, source: Path
 
 
 def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = None,
-                      dtype: torch.dtype = torch.float32) -> tuple[PromptClassifier, dict]:
+                      dtype: torch.dtype = torch.float32) -> tuple[PromptModel, dict]:
     """A peft prompt adapter on its base model, as our classifier (eval mode). Returns (model, meta)."""
     adapter_dir = Path(adapter_dir)
     config_path = adapter_dir / ADAPTER_CONFIG
@@ -176,7 +176,7 @@ def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = No
     num_labels = head["out_proj.weight" if method.head == "roberta" else "classifier.weight"].shape[0]
 
     model = load_classifier(model_dir, method, num_labels, dtype=dtype)
-    prompt_module = model.prefix_encoder if method.method == "prefix" else model.prompt_encoder
+    prompt_module = model.prefix_encoder if method.is_prefix else model.prompt_encoder
     own = {"embedding": prompt_module.embedding.weight, **{f"head.{k}": p for k, p in model.head.named_parameters()}}
     theirs = {"embedding": prompts, **{f"head.{k}": t for k, t in head.items()}}
     # load_classifier leaves the pooler trainable only when the base checkpoint had none.
@@ -220,14 +220,14 @@ def _label_names(model_dir: Path, num_labels: int) -> list[str]:
 # --- writing ---------------------------------------------------------------------------------
 def peft_refusal(method: MethodConfig, family: str) -> str | None:
     """Why peft cannot reproduce this method's logits, or None when it can."""
-    if method.method == "full":
+    if method.is_full:
         return "full fine-tuning changes the whole model; it is not a peft adapter"
     if method.is_v1 and method.template:
         return "v1 with a template: peft puts every prompt in front of the text"
     if method.is_v1 and method.head_token != "first":
         return ("v1 with head_token 'cls': peft's head reads position 0, the first virtual token "
                 "(train with --head-token first)")
-    if method.method == "prefix" and not method.prefix_position_shift:
+    if method.is_prefix and not method.prefix_position_shift:
         return ("prefix without prefix_position_shift: transformers + peft number the text's positions after "
                 "the prefix (train with --prefix-position-shift)")
     kind = method.head if method.head != "auto" else FAMILY_HEAD[family]
@@ -258,7 +258,7 @@ def peft_config(method: MethodConfig, encoder: EncoderConfig, base_model: str | 
               "num_attention_heads": encoder.num_attention_heads, "num_transformer_submodules": 1,
               "inference_mode": True, "base_model_name_or_path": base_model, "revision": None,
               "modules_to_save": ["pooler"] if pooler else None}  # peft adds "classifier", "score" itself
-    if method.method == "prefix":
+    if method.is_prefix:
         return {"peft_type": "PREFIX_TUNING", **common, "prefix_projection": False,
                 "encoder_hidden_size": method.prefix_hidden_size}
     if method.method == "prompt":
@@ -287,7 +287,7 @@ def _from_folder(adapter_dir: Path, model_dir):
     refusal = peft_refusal(method, encoder.family)
     if refusal:
         raise AdapterError(f"{adapter_dir}: peft cannot represent this adapter: {refusal}")
-    if method.method == "prefix":
+    if method.is_prefix:
         name, module = "prefix_encoder", PrefixEncoder(
             method.num_virtual_tokens, encoder.num_hidden_layers, encoder.num_attention_heads, encoder.hidden_size,
             method.prefix_hidden_size if method.prefix_projection else None)
@@ -303,7 +303,7 @@ def _from_folder(adapter_dir: Path, model_dir):
     return method, encoder, module, head, str(Path(base_dir).resolve())
 
 
-def export_peft(source: str | Path | PromptClassifier, out_dir: str | Path,
+def export_peft(source: str | Path | PromptModel, out_dir: str | Path,
                 model_dir: str | Path | None = None) -> Path:
     """Write a peft adapter folder that `PeftModel.from_pretrained(hf_task_model, out_dir)` loads
     with our logits. `source`: an adapter folder of train.py, or a classifier in memory.
@@ -313,12 +313,12 @@ def export_peft(source: str | Path | PromptClassifier, out_dir: str | Path,
     trained (a frozen one is the base model's own, which peft uses too).
     """
     out_dir = Path(out_dir)
-    if isinstance(source, PromptClassifier):
+    if isinstance(source, PromptModel):
         method, encoder = source.method, source.encoder.config
         refusal = peft_refusal(method, encoder.family)
         if refusal:
             raise AdapterError(f"peft cannot represent this model: {refusal}")
-        module = source.prefix_encoder if method.method == "prefix" else source.prompt_encoder
+        module = source.prefix_encoder if method.is_prefix else source.prompt_encoder
         head = {k: p.detach() for k, p in source.head.named_parameters()
                 if p.requires_grad or not k.startswith("pooler.")}
         base = str(model_dir) if model_dir else None

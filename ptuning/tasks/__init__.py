@@ -1,1 +1,45 @@
-"""Task families."""
+"""Task families: what a task reads out of the model, and how it is scored.
+
+How prompts enter the encoder (the method: model.py, prompts.py) and what a task reads out (this
+folder) are independent. Each task family is one file here, and every file offers the same few
+names, found by convention (no registry, no base class):
+
+    HEAD                  "sequence" (one token per row, (B, C) logits: GLUE),
+                          "token" (every text position, (B, T, C): NER) or
+                          "span" (start and end scores per text position, 2 x (B, T): extractive QA)
+    read(task, split, data_dir=None, strict=False, report=None) -> list of examples
+                          from the original files; bad input raises `DataError` naming file and line
+    dev_split(task) -> str
+                          the split to select models on
+    label_names(task) -> tuple[str, ...] | None
+                          names of the label ids (None: a regression score); their count sizes the head
+    metric_names(task) -> tuple[str, ...]
+                          what `evaluate` reports; the first one selects the best epoch
+    encode(tokenizer, examples) -> EncodedSet
+                          token ids plus each example's label(s), aligned with the ids
+    head(config, method, num_labels) -> nn.Module
+                          a fresh head whose `reads` attribute is "cls" or "all" (heads.py)
+    loss(outputs, batch, reduction="mean") -> tensor
+                          from the model's outputs and the batch's labels; reduction="sum" sums the
+                          rows' losses (the training loop divides by the global batch size)
+    evaluate(model, data, batch_size, pad_id, device, autocast, metric_names) -> dict[str, float]
+                          predict, decode, score; the first of the family's metrics selects the best epoch
+
+`family_for(task_name)` says which file serves a task; the training loop (`fit`) takes the
+family's `loss` and `evaluate`, so it never assumes what the outputs look like.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import glue
+
+# Task name -> the module that serves it. NER (conll2003) and QA (squad, squad_v2) add themselves here.
+FAMILIES: dict[str, ModuleType] = {name: glue for name in glue.TASKS}
+
+
+def family_for(task_name: str) -> ModuleType:
+    """The task-family module for a task name, e.g. `family_for("mrpc")` is `tasks.glue`."""
+    if task_name not in FAMILIES:
+        raise ValueError(f"unknown task {task_name!r}; known: {', '.join(FAMILIES)}")
+    return FAMILIES[task_name]

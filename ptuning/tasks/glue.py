@@ -10,8 +10,19 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import EncoderConfig
+from ..inference import predict_logits
+from ..model import MethodConfig, sequence_head
+from ..text.batches import EncodedSet, encode_examples
 from ..text.tables import (BadRow, DataError, Example, SkippedRows, as_record, collect_rows, read_header,
                            read_tsv, require_columns, text_field)
+from ..text.tokenizer import Tokenizer
+from .metrics import compute_metrics
 
 GET_GLUE = "data/README.md explains how to get GLUE (python data/download_glue.py)"
 
@@ -137,3 +148,61 @@ def _glue_label(raw: str, task: Task) -> int | float:
     if raw not in task.label_values:
         raise BadRow(f"label {raw!r} is not one of {', '.join(task.label_values)}")
     return task.label_values.index(raw)
+
+
+# --- the task-family convention (tasks/__init__.py) -------------------------------------------
+HEAD = "sequence"  # one token per row -> (B, num_labels) logits; one logit: a regression score
+
+
+def read(task: Task | str, split: str, data_dir: str | Path | None = None, strict: bool = False,
+         report: list | None = None) -> list[Example]:
+    """One split of a GLUE task (`read_glue`)."""
+    return read_glue(task, split, data_dir, strict, report)
+
+
+def label_names(task_name: str) -> tuple[str, ...] | None:
+    """Class names in id order; None for a regression task (one output, the score)."""
+    return TASKS[task_name].label_names
+
+
+def metric_names(task_name: str) -> tuple[str, ...]:
+    """The task's metrics; the first selects the best epoch."""
+    return TASKS[task_name].metrics
+
+
+def dev_split(task_name: str) -> str:
+    """The split to select models on: MNLI has two dev sets, the matched one is the usual choice."""
+    return "dev_matched" if task_name == "mnli" else "dev"
+
+
+def encode(tokenizer: Tokenizer, examples: list[Example]) -> EncodedSet:
+    """Each example's one text or pair of texts as ids, its label beside them."""
+    return encode_examples(tokenizer, examples)
+
+
+def head(config: EncoderConfig, method: MethodConfig, num_labels: int) -> nn.Module:
+    return sequence_head(config, method, num_labels)
+
+
+def loss(logits: torch.Tensor, batch: dict, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy over classes; mean squared error for a regression score (STS-B), as HF."""
+    labels = batch["labels"]
+    if logits.shape[-1] == 1:
+        return F.mse_loss(logits.squeeze(-1).float(), labels.float(), reduction=reduction)
+    return F.cross_entropy(logits.float(), labels, reduction=reduction)
+
+
+def evaluate(model, data: EncodedSet, batch_size: int, pad_id: int, device, autocast,
+             metric_names=("accuracy",)) -> dict[str, float]:
+    """Metrics over the whole set; under torchrun each process scores a slice, then all gather."""
+    from ..training.parallel import gather_objects, world  # only training evaluates under torchrun
+
+    rank, size = world()
+    shard = EncodedSet(data.encoded[rank::size], data.labels[rank::size], 0)
+    logits = predict_logits(model, shard, batch_size, pad_id, device, autocast)
+    if size > 1:
+        parts = gather_objects(logits)
+        logits = np.empty((len(data), logits.shape[1]), dtype=logits.dtype)
+        for r, part in enumerate(parts):
+            logits[r::size] = part
+    return compute_metrics(metric_names, logits, np.array(data.labels))

@@ -12,14 +12,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..adapters import files
-from ..inference import predict_logits, to_device
-from ..tasks.metrics import compute_metrics
+from ..inference import to_device
 from ..text.batches import EncodedSet, batch_order, make_batch
 from .parallel import all_reduce_gradients, all_sum, gather_objects, world
 
@@ -90,25 +88,6 @@ def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def loss_fn(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    if logits.shape[-1] == 1:  # regression (STS-B)
-        return F.mse_loss(logits.squeeze(-1).float(), labels.float(), reduction=reduction)
-    return F.cross_entropy(logits.float(), labels, reduction=reduction)
-
-
-def evaluate(model, data: EncodedSet, metric_names, batch_size, pad_id, device, autocast) -> dict[str, float]:
-    """Dev metrics over the whole set; under torchrun each process scores a slice, then all gather."""
-    rank, size = world()
-    shard = EncodedSet(data.encoded[rank::size], data.labels[rank::size], 0)
-    logits = predict_logits(model, shard, batch_size, pad_id, device, autocast)
-    if size > 1:
-        parts = gather_objects(logits)
-        logits = np.empty((len(data), logits.shape[1]), dtype=logits.dtype)
-        for r, part in enumerate(parts):
-            logits[r::size] = part
-    return compute_metrics(metric_names, logits, np.array(data.labels))
-
-
 class Progress:
     """One live line (step, loss, samples/s, ETA); plain lines when output is not a terminal."""
 
@@ -136,9 +115,14 @@ class Progress:
             print(file=sys.stderr)
 
 
-def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_metric: str, cfg: TrainConfig,
-        out_dir: str | Path, meta: dict, pad_id: int, device, precision: str = "fp32", resume: bool = False):
+def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, out_dir: str | Path, meta: dict,
+        pad_id: int, device, precision: str = "fp32", resume: bool = False, *,
+        loss: Callable, evaluate: Callable, main_metric: str):
     """Train, evaluate on dev after every epoch, keep the best adapter. Returns the epoch records.
+
+    The task decides what the model's outputs mean (tasks/__init__.py): `loss(outputs, batch,
+    reduction="sum")` sums the rows' losses; `evaluate(model, data, batch_size, pad_id, device,
+    autocast)` returns dev metrics, of which `main_metric` (higher is better) picks the best epoch.
 
     The resumable state is saved at the start, after every epoch (and every `save_steps`), and
     when SIGINT/SIGTERM arrive; `resume=True` continues from it exactly (same batches, same RNG).
@@ -210,11 +194,11 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_me
                 if mine:
                     batch = to_device(make_batch(train_set, mine, pad_id), device)
                     with autocast():
-                        logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+                        outputs = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
                     # Sum over my rows / the global batch size: summing across processes gives the mean.
-                    loss = loss_fn(logits, batch["labels"], reduction="sum") / len(indices)
-                    (scaler.scale(loss / cfg.grad_accum) if scaler else loss / cfg.grad_accum).backward()
-                    loss_sum += loss.detach() * len(indices)
+                    batch_loss = loss(outputs, batch, reduction="sum") / len(indices)
+                    (scaler.scale(batch_loss / cfg.grad_accum) if scaler else batch_loss / cfg.grad_accum).backward()
+                    loss_sum += batch_loss.detach() * len(indices)
                 seen += len(indices)
                 if (b + 1) % cfg.grad_accum and b + 1 < len(batches):
                     continue
@@ -251,7 +235,7 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, metric_names, main_me
             progress.done()
             train_seconds = seconds + time.perf_counter() - tick
             train_loss = (all_sum(loss_sum) / max(seen, 1)).item()
-            dev = evaluate(model, dev_set, metric_names, cfg.eval_batch_size, pad_id, device, autocast)
+            dev = evaluate(model, dev_set, cfg.eval_batch_size, pad_id, device, autocast)
             record = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
                       **{k: round(v, 5) for k, v in dev.items()},
                       "seconds": round(train_seconds, 2), "samples_per_s": round(seen / max(train_seconds, 1e-9), 1)}
