@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ptuning.adapters.bank import load_bank
-from ptuning.adapters.files import AdapterError, atomic_write
+from ptuning.adapters.files import AdapterConfig, AdapterError, atomic_write
 from ptuning.adapters.load import load_trained
 from ptuning.config import ConfigError
 from ptuning.inference import predict_logits
@@ -110,9 +110,9 @@ def command_line_examples(texts: list[str]) -> list[Example]:
     return [Example(texts[0], texts[1] if len(texts) == 2 else None, None, 0)]
 
 
-def check_texts_fit_task(args, meta: dict) -> None:
+def check_texts_fit_task(args, meta: AdapterConfig) -> None:
     """A GLUE task says whether the adapter reads pairs; adapters trained on users' data may read either."""
-    task = TASKS.get(meta.get("task") or "")
+    task = TASKS.get(meta.task or "")
     if task is None:
         return
     pairs = task.text_b_column is not None
@@ -212,7 +212,7 @@ def run_bank(args) -> None:
             batch = collate([tokenizers[a].encode(e.text_a, e.text_b) for e, a in zip(rows, adapters)], pad_id)
             logits = bank(*(batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")), adapters)
             for e, a, row_logits in zip(rows, adapters, logits):
-                labels = metas[a].get("label_names") or ["score"]
+                labels = metas[a].label_names or ["score"]
                 yield {"adapter": a, **record(e, row_logits.float().cpu().numpy(), labels)}
     write_records(args, records(), len(examples), skipped)
 
@@ -224,7 +224,7 @@ def run(args) -> None:
     examples = command_line_examples(args.texts) if args.texts else None
     model, tokenizer, meta = load_trained(args.adapter, args.model, device=device)
     check_texts_fit_task(args, meta)
-    names = meta.get("label_names") or ["score"]
+    names = meta.label_names or ["score"]
 
     if examples is not None:
         (_, logits), = predict_chunks(model, tokenizer, examples, 1, device)

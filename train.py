@@ -4,7 +4,7 @@
     python train.py --task mrpc --model minilm --method prefix    # offline checkpoint, P-tuning v2
     python train.py --task mrpc --dry-run                         # parameter counts only, no weights needed
 
-Options left unset take the method's recipe (ptuning/recipes.py).
+Options left unset take the method's recipe (ptuning/training/recipes.py).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import torch
 
 from ptuning.adapters import files
 from ptuning.config import KNOWN_SHAPES, EncoderConfig
+from ptuning.fast import compile_layers
 from ptuning.model import METHODS, MethodConfig, build_model, load_model, parameter_report
 from ptuning.tasks import FAMILIES, family_for, glue
 from ptuning.text.tables import read_table
@@ -65,7 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--head", choices=("auto", "roberta", "pooler"), help="default: auto (by family)")
     g.add_argument("--head-token", choices=("cls", "first"),
                    help="v1: read <s>/[CLS] (cls) or position 0 like peft (first) (recipe: cls)")
-    g.add_argument("--template", help='v1 prompt placement, e.g. "[P*10] {a} [SEP] {b} [P*10]" (tokenizer.py)')
+    g.add_argument("--template", help='v1 prompt placement, e.g. "[P*10] {a} [SEP] {b} [P*10]" (ptuning/text/tokenizer.py)')
     g.add_argument("--attention", choices=("sdpa", "explicit"), default="sdpa", help="default: sdpa")
 
     g = p.add_argument_group("training")
@@ -205,7 +206,7 @@ def main(argv=None) -> int:
     model = load_model(model_dir, method, lambda c: family.head(c, method, num_labels), dtype=storage,
                        fused=args.attention == "sdpa", seed=args.seed).to(device)
     if args.compile:  # in place: parameter names, and so checkpoints, stay as they are
-        model.encoder.compile_layers()
+        compile_layers(model.encoder)
     tokenizer = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
                                       args.max_length)
     train_set, dev_set = family.encode(tokenizer, train_examples), family.encode(tokenizer, dev_examples)
@@ -221,11 +222,11 @@ def main(argv=None) -> int:
     barrier()
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                          if getattr(args, f.name, None) is not None})
-    meta = {"base_model": args.model, "base_model_path": str(model_dir.resolve()),
-            "fingerprint": files.weights_fingerprint(model_dir), "task": args.task if not args.train_file else None,
-            "method": method.to_dict(), "num_labels": num_labels,
-            "label_names": list(label_names) if label_names else None, "metrics": list(metric_names),
-            "max_length": args.max_length, "train": dataclasses.asdict(cfg), "precision": precision}
+    meta = files.AdapterConfig(
+        method, num_labels, base_model_path=str(model_dir.resolve()), base_model=args.model,
+        fingerprint=files.weights_fingerprint(model_dir), task=args.task if not args.train_file else None,
+        label_names=list(label_names) if label_names else None, metrics=list(metric_names),
+        max_length=args.max_length, train=dataclasses.asdict(cfg), precision=precision)
     started = time.perf_counter()
     try:
         records = fit(model, train_set, dev_set, cfg, out_dir, meta, tokenizer.pad_id, device, precision,

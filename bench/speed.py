@@ -27,6 +27,7 @@ import torch  # noqa: E402
 from report import device_name, publish  # noqa: E402
 
 from ptuning.config import EncoderConfig  # noqa: E402
+from ptuning.fast import compile_layers  # noqa: E402
 from ptuning.text.batches import batch_order, encode_examples, eval_batches, make_batch  # noqa: E402
 from ptuning.tasks.glue import find_data_dir, read_glue  # noqa: E402
 from ptuning.weights import resolve_model_dir  # noqa: E402
@@ -78,7 +79,7 @@ def ours_side(model_dir, method, device, dtype, compile=False):
     storage = dtype if dtype != torch.float32 and method != "full" else torch.float32
     model = load_classifier(model_dir, MethodConfig(**METHODS[method][0]), 2, dtype=storage, seed=0).to(device)
     if compile:
-        model.encoder.compile_layers()  # as train.py --compile
+        compile_layers(model.encoder)  # as train.py --compile
     return model
 
 

@@ -12,25 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import EncoderConfig
+from .fast import dropout  # F.dropout with a cheaper mask on the CPU
 
 Prefix = tuple[torch.Tensor, torch.Tensor]  # (key, value), each (B, heads, prefix_len, head_dim)
-
-
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """`F.dropout`, with a cheaper random mask on the CPU.
-
-    On a CPU, drawing the mask costs more than the elementwise work around it: `bernoulli_`
-    draws one 32-bit number per element (17% of a MiniLM training step, more than attention).
-    Here one 64-bit draw makes four 16-bit numbers, each kept if it is at or above p·2^16:
-    the same Bernoulli(1 - p) mask, with p rounded to a multiple of 2^-16. Other devices keep
-    `F.dropout` (CUDA's fused kernel is cheap already).
-    """
-    if not training or not 0.0 < p < 1.0 or x.device.type != "cpu":
-        return F.dropout(x, p, training)
-    n = x.numel()
-    bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
-    keep = bits.view(torch.int16)[:n].view(x.shape) >= round(p * 65536) - 32768
-    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
 
 
 def default_position_ids(config: EncoderConfig, input_ids: torch.Tensor | None,
@@ -73,23 +57,18 @@ class SelfAttention(nn.Module):
         self.dropout_p = config.attention_probs_dropout_prob
         self.fused = fused  # True: torch's scaled_dot_product_attention; False: the math below
 
-    def forward(self, x, mask, prefix: Prefix | None = None, prefix_mask=None, only: int | None = None):
-        """`mask`: additive, (B, 1, 1, T), or None: no padding. `prefix_mask`: additive, (B, 1, 1, P),
-        or None: all visible. `only`: compute the output of this one position (queries), not all."""
+    def forward(self, x, mask, prefix: Prefix | None = None, only: int | None = None):
+        """`mask`: additive, (B, 1, 1, P+T) over the prefix and the text, or None: all visible.
+        `only`: compute the output of this one position (queries), not all."""
         B, T, C = x.shape
         split = lambda t: t.view(B, -1, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         queries = x if only is None else x[:, only:only + 1]
         q, k, v = split(self.query(queries)), split(self.key(x)), split(self.value(x))
 
         if prefix is not None:  # P-tuning v2: learned keys/values in front of the text's own
-            prefix_key, prefix_value = prefix                # (B, H, P, D)
+            prefix_key, prefix_value = prefix                  # (B, H, P, D)
             k = torch.cat([prefix_key.to(k.dtype), k], dim=2)  # (B, H, P+T, D)
             v = torch.cat([prefix_value.to(v.dtype), v], dim=2)
-            if prefix_mask is not None:                      # rows with prefixes of different lengths
-                text_mask = mask if mask is not None else prefix_mask.new_zeros(B, 1, 1, T)
-                mask = torch.cat([prefix_mask, text_mask], dim=-1)  # (B, 1, 1, P+T)
-            elif mask is not None:                           # every query sees the whole prefix
-                mask = torch.cat([mask.new_zeros(B, 1, 1, prefix_key.shape[2]), mask], dim=-1)
 
         # In training on the CPU, SDPA falls back to this same math with the slow dropout mask.
         cpu_dropout = self.training and self.dropout_p > 0 and x.device.type == "cpu"
@@ -132,10 +111,10 @@ class Layer(nn.Module):
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout_p = config.hidden_dropout_prob
 
-    def forward(self, x, mask, prefix: Prefix | None = None, prefix_mask=None, only: int | None = None):
+    def forward(self, x, mask, prefix: Prefix | None = None, only: int | None = None):
         drop = lambda t: dropout(t, self.dropout_p, self.training)  # noqa: E731
         residual = x if only is None else x[:, only:only + 1]
-        x = self.attention_norm(residual + drop(self.attention(x, mask, prefix, prefix_mask, only)))
+        x = self.attention_norm(residual + drop(self.attention(x, mask, prefix, only)))
         return self.ffn_norm(x + drop(self.ffn(x)))
 
 
@@ -150,16 +129,6 @@ class Encoder(nn.Module):
         """Switch every layer between the fused kernel and the written-out attention."""
         for layer in self.layers:
             layer.attention.fused = fused
-
-    def compile_layers(self) -> None:
-        """torch.compile every layer (fuses the elementwise work between matmuls). The layers share
-        one compiled code, so compiling costs the same for 6 layers or 24; shapes stay dynamic."""
-        # Variants per layer: train/eval x padded/unpadded x last layer (one query) or not.
-        config = torch._dynamo.config
-        name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
-        setattr(config, name, max(getattr(config, name), 16))
-        for layer in self.layers:
-            layer.compile(dynamic=True)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, prefixes: list[Prefix] | None = None, prefix_mask=None, only: int | None = None):
@@ -185,13 +154,29 @@ class Encoder(nn.Module):
             raise ValueError(f"got {len(prefixes)} prefixes for {len(self.layers)} layers")
 
         x = self.embeddings(inputs_embeds, token_type_ids, position_ids)
-        # Additive mask, (B, 1, 1, T): 0 where a key may be attended, a huge negative where padded;
-        # in the dtype attention computes in (under autocast, not the fp32 of the residual stream).
-        dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else x.dtype
-        additive = lambda m: (1.0 - m[:, None, None, :].to(dtype)) * torch.finfo(dtype).min  # noqa: E731
-        mask = None if attention_mask is None else additive(attention_mask)
-        prefix_mask = None if prefix_mask is None else additive(prefix_mask)
+        mask = self.attention_mask(attention_mask, prefix_mask, prefixes, B, T, x)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer(x, mask, None if prefixes is None else prefixes[i], prefix_mask, only if i == last else None)
+            x = layer(x, mask, None if prefixes is None else prefixes[i], only if i == last else None)
         return x
+
+    @staticmethod
+    def attention_mask(attention_mask, prefix_mask, prefixes, B: int, T: int, x) -> torch.Tensor | None:
+        """The one additive mask every layer uses, (B, 1, 1, P+T): 0 where a key may be attended,
+        a huge negative where padded. The prefix part (P keys, in front) is visible unless
+        `prefix_mask` says otherwise. None when nothing is masked (SDPA may then pick flash).
+
+        In the dtype attention computes in (under autocast, not the fp32 of the residual stream).
+        """
+        if attention_mask is None and prefix_mask is None:
+            return None
+        if attention_mask is None:
+            attention_mask = torch.ones(B, T, dtype=prefix_mask.dtype, device=x.device)
+        if prefixes is not None:
+            P = prefixes[0][0].shape[2]
+            if prefix_mask is None:
+                prefix_mask = attention_mask.new_ones(B, P)
+            attention_mask = torch.cat([prefix_mask.to(attention_mask.dtype), attention_mask], dim=1)  # (B, P+T)
+        device = x.device
+        dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else x.dtype
+        return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min

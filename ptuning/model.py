@@ -43,7 +43,7 @@ class MethodConfig:
     prefix_position_shift: bool = False  # v2: number text positions after the prefix (HF+peft, v2 repo)
     head: str = "auto"                 # auto (roberta for RoBERTa, pooler for BERT) | roberta | pooler
     head_token: str = "cls"            # cls: the real <s>/[CLS] | first: position 0 (peft's v1 choice)
-    template: str | None = None        # v1 only; see tokenizer.py. None: prompts go in front (peft)
+    template: str | None = None        # v1 only; see text/tokenizer.py. None: prompts go in front (peft)
 
     def __post_init__(self):
         if self.method not in METHODS:

@@ -1,4 +1,4 @@
-"""Tests for ptuning/data.py: the real GLUE files, malformed files, and users' own tables."""
+"""Tests for ptuning/text/tables.py and ptuning/tasks/glue.py: the real GLUE files, malformed files, and users' own tables."""
 from __future__ import annotations
 
 import os

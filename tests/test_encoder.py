@@ -12,7 +12,8 @@ import torch
 from conftest import TINY, padded_batch, tiny_hf_model
 
 from ptuning.config import EncoderConfig
-from ptuning.encoder import Encoder, SelfAttention, dropout
+from ptuning.encoder import Encoder, SelfAttention
+from ptuning.fast import dropout
 from ptuning.weights import load_encoder
 from ptuning.model import MethodConfig, PromptModel, build_classifier, load_classifier, parameter_report, sequence_head
 from ptuning.prompts import PrefixEncoder
@@ -80,7 +81,8 @@ def attention_inputs(P=3, seed=0):
     attention_mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
     key = torch.randn(2, H, P, D, generator=g) * 0.1
     value = torch.randn(2, H, P, D, generator=g)
-    return x, additive_mask(attention_mask), (key, value)
+    with_prefix = torch.cat([torch.ones(2, P, dtype=torch.long), attention_mask], dim=1)  # (B, P+T)
+    return x, additive_mask(with_prefix), (key, value)
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["sdpa", "explicit"])
@@ -91,7 +93,7 @@ def test_attention_with_prefix_keeps_shape_and_every_query_sees_the_prefix(fused
     huge = torch.zeros_like(value)
     huge[:, 0, :, 0] = 1e4  # head 0, dimension 0
     with torch.no_grad():
-        base = attention(x, mask)
+        base = attention(x, mask[..., key.shape[2]:])  # the text's part of the mask
         out = attention(x, mask, (key, huge))
     assert out.shape == base.shape == x.shape
     change = (out - base).abs().amax(dim=-1)  # (B, T)

@@ -1,4 +1,4 @@
-"""Tests for ptuning/metrics.py against values worked out by hand (the working is in comments)."""
+"""Tests for ptuning/tasks/metrics.py against values worked out by hand (the working is in comments)."""
 from __future__ import annotations
 
 import math

@@ -60,7 +60,7 @@ def test_predict_scores_rows_of_several_adapters_like_each_alone(tmp_path, minil
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import predict
-    from ptuning.adapters.files import save_adapter, weights_fingerprint
+    from ptuning.adapters.files import AdapterConfig, save_adapter, weights_fingerprint
     from ptuning.model import load_classifier
 
     base = tmp_path / "base"  # tiny random BERT that reads MiniLM's vocabulary
@@ -75,9 +75,9 @@ def test_predict_scores_rows_of_several_adapters_like_each_alone(tmp_path, minil
         model = load_classifier(base, method, len(labels), seed=len(name))
         dirs[name] = tmp_path / name
         dirs[name].mkdir()
-        save_adapter(dirs[name], model, {"base_model": str(base), "base_model_path": str(base),
-                                         "fingerprint": weights_fingerprint(base), "method": method.to_dict(),
-                                         "num_labels": len(labels), "label_names": labels})
+        save_adapter(dirs[name], model, AdapterConfig(method, len(labels), base_model_path=str(base),
+                                                       base_model=str(base), fingerprint=weights_fingerprint(base),
+                                                       label_names=labels))
     rows = [("A man is eating.", "Someone eats.", "para"), ("It rains.", "The sun shines brightly today.", "nli"),
             ("Short.", "Also short, but a little longer.", "nli"), ("One more pair", "of sentences", "para")]
     tsv = tmp_path / "rows.tsv"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import REPO, padded_batch, tiny_hf_model
 
-from ptuning.adapters.files import AdapterError, save_adapter, weights_fingerprint
+from ptuning.adapters.files import AdapterConfig, AdapterError, save_adapter, weights_fingerprint
 from ptuning.adapters.load import load_trained
 from ptuning.cli import main as cli_main
 from ptuning.model import MethodConfig, load_classifier
@@ -84,7 +84,7 @@ def test_peft_adapter_loads_with_peft_logits(family, kind, tiny_dirs, tmp_path):
     adapter = saved_peft_adapter(family, kind, tiny_dirs[family], tmp_path)
     assert is_peft_adapter(adapter)
     ours, meta = load_peft_adapter(adapter)  # the base comes from base_model_name_or_path
-    assert meta["method"]["method"] == ("prefix" if kind.startswith("prefix") else "prompt")
+    assert meta.method.method == ("prefix" if kind.startswith("prefix") else "prompt")
     torch.testing.assert_close(our_logits(ours, family), peft_logits(hf_base(tiny_dirs[family]), adapter, family),
                                atol=1e-5, rtol=1e-5)
 
@@ -189,9 +189,8 @@ def trained_adapter(family, folder, out_dir, **method_fields):
         for p in model.parameters():
             if p.requires_grad:
                 p.add_(0.1 * torch.randn_like(p))
-    meta = {"base_model": str(folder), "base_model_path": str(folder.resolve()),
-            "fingerprint": weights_fingerprint(folder), "task": None, "method": method.to_dict(), "num_labels": 2,
-            "label_names": None, "metrics": ["accuracy"], "max_length": None, "train": {}, "precision": "fp32"}
+    meta = AdapterConfig(method, 2, base_model_path=str(folder.resolve()), base_model=str(folder),
+                         fingerprint=weights_fingerprint(folder), metrics=["accuracy"], train={}, precision="fp32")
     out_dir.mkdir()
     save_adapter(out_dir, model, meta)
     return model
@@ -215,7 +214,7 @@ def test_export_of_trained_pooler_via_cli(tiny_dirs, tmp_path):
     model.head.pooler.requires_grad_(True)
     with torch.no_grad():
         model.head.pooler.weight.add_(0.5)
-    meta = {"base_model_path": str(folder), "method": model.method.to_dict(), "num_labels": 2}
+    meta = AdapterConfig(model.method, 2, base_model_path=str(folder))
     (tmp_path / "ours").mkdir()
     save_adapter(tmp_path / "ours", model, meta)
     assert cli_main(["export-peft", str(tmp_path / "ours"), str(tmp_path / "peft")]) == 0
@@ -265,7 +264,7 @@ def test_minilm_prefix_adapter_through_load_trained(minilm_dir, tmp_path):
     train_peft(base, config, dict(batch), steps=2).save_pretrained(tmp_path)
 
     ours, tokenizer, meta = load_trained(tmp_path)  # dispatches on adapter_config.json's peft_type
-    assert meta["label_names"] == ["LABEL_0", "LABEL_1"]
+    assert meta.label_names == ["LABEL_0", "LABEL_1"]
     from ptuning.text.tokenizer import collate
 
     encoded = collate(tokenizer.encode_batch(pairs), tokenizer.pad_id)

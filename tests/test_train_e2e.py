@@ -63,6 +63,7 @@ def test_train_predict_roundtrip(tmp_path, glue_dir, minilm_dir, capsys):
 
 def test_in_memory_model_equals_reloaded_adapter(tmp_path, glue_dir):
     """One epoch: the saved (best = last) adapter must reproduce the in-memory model bit for bit."""
+    from ptuning.adapters.files import AdapterConfig
     from ptuning.model import MethodConfig, load_classifier
     from ptuning.tasks import glue
     from ptuning.text.tokenizer import Tokenizer
@@ -75,8 +76,8 @@ def test_in_memory_model_equals_reloaded_adapter(tmp_path, glue_dir):
     tok = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used)
     train_set = encode_examples(tok, read_glue("mrpc", "train", glue_dir)[:32])
     dev_set = encode_examples(tok, read_glue("mrpc", "dev", glue_dir)[:16])
-    meta = {"base_model": "minilm", "base_model_path": str(model_dir), "method": method.to_dict(),
-            "num_labels": 2, "label_names": ["not_equivalent", "equivalent"]}
+    meta = AdapterConfig(method, 2, base_model_path=str(model_dir), base_model="minilm",
+                         label_names=["not_equivalent", "equivalent"])
     evaluate = functools.partial(glue.evaluate, metric_names=("accuracy", "f1"))
     fit(model, train_set, dev_set, TrainConfig(epochs=1, batch_size=16), tmp_path, meta, tok.pad_id,
         torch.device("cpu"), loss=glue.loss, evaluate=evaluate, main_metric="accuracy")

@@ -101,28 +101,31 @@ class AdapterBank(nn.Module):
 
 
 def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None = None, device="cpu"):
-    """Load several train.py adapters over one base model. Returns (bank, {name: tokenizer}, {name: meta})."""
+    """Load several train.py adapters over one base model.
+
+    Returns (bank, {name: tokenizer}, {name: AdapterConfig}).
+    """
     from .files import AdapterError, load_adapter_weights, read_adapter
     from ..weights import load_encoder, resolve_model_dir
-    from ..model import MethodConfig, mark_trainable, sequence_head
+    from ..model import mark_trainable, sequence_head
     from ..text.tokenizer import Tokenizer
 
-    metas = {name: read_adapter(folder) for name, folder in adapter_dirs.items()}
-    fingerprints = {meta.get("fingerprint") for meta, _ in metas.values()}
+    configs = {name: read_adapter(folder) for name, folder in adapter_dirs.items()}
+    fingerprints = {config.fingerprint for config, _ in configs.values()}
     if len(fingerprints) > 1:
         raise AdapterError(f"adapters {sorted(adapter_dirs)} were trained on different base models: "
                            f"fingerprints {sorted(map(str, fingerprints))}")
-    first_meta = next(iter(metas.values()))[0]
-    model_dir = resolve_model_dir(str(model_dir or first_meta["base_model_path"]))
+    first = next(iter(configs.values()))[0]
+    model_dir = resolve_model_dir(str(model_dir or first.base_model_path))
     encoder, head_state = load_encoder(model_dir)
     adapters, tokenizers = {}, {}
-    for name, (meta, tensors) in metas.items():
-        method = MethodConfig(**meta["method"])
-        model = PromptModel(encoder, method, sequence_head(encoder.config, method, meta["num_labels"]))
+    for name, (config, tensors) in configs.items():
+        method = config.method
+        model = PromptModel(encoder, method, sequence_head(encoder.config, method, config.num_labels))
         model.head.load_state_dict({k: v for k, v in head_state.items() if k.startswith("pooler.")}, strict=False)
         mark_trainable(model, pooler_pretrained="pooler.weight" in head_state)  # names what the adapter holds
         load_adapter_weights(model, tensors, str(adapter_dirs[name]))
         adapters[name] = model
         tokenizers[name] = Tokenizer.from_folder(model_dir, encoder.config, method.positions_used, None,
-                                                 meta.get("max_length"))
-    return AdapterBank(adapters).to(device).eval(), tokenizers, {n: m for n, (m, _) in metas.items()}
+                                                 config.max_length)
+    return AdapterBank(adapters).to(device).eval(), tokenizers, {n: c for n, (c, _) in configs.items()}

@@ -13,10 +13,13 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..model import MethodConfig
 
 ADAPTER_CONFIG, ADAPTER_WEIGHTS, STATE, METRICS = (
     "adapter_config.json", "adapter_model.safetensors", "training_state.pt", "metrics.jsonl")
@@ -24,6 +27,47 @@ ADAPTER_CONFIG, ADAPTER_WEIGHTS, STATE, METRICS = (
 
 class AdapterError(ValueError):
     """An adapter folder is incomplete or does not fit the model it is loaded onto."""
+
+
+@dataclass
+class AdapterConfig:
+    """adapter_config.json of a train.py run: how to rebuild the model around the adapter's tensors.
+
+    Read and written only here (`read_adapter`, `save_adapter`); unknown keys are ignored.
+    """
+    method: MethodConfig                   # how prompts enter and which head token: MethodConfig's fields
+    num_labels: int                        # the head's width (1: a regression score)
+    base_model_path: str | None = None     # the base model folder, resolved when training
+    base_model: str | None = None          # --model as given: a folder, a hub id or "minilm"
+    fingerprint: str | None = None         # `weights_fingerprint` of the base; checked when loading
+    task: str | None = None                # task name; None: the user's own table
+    label_names: list[str] | None = None   # names of the label ids; None: a regression score
+    metrics: list[str] | None = None       # dev metrics; the first selected the best epoch
+    max_length: int | None = None          # --max-length; None: what the positions allow
+    train: dict | None = None              # the TrainConfig the run used
+    precision: str | None = None           # fp32 | bf16 | fp16
+    best_epoch: int | None = None          # the epoch these tensors come from
+    dev_metrics: dict | None = None        # that epoch's dev metrics
+    source: str | None = None              # "peft": converted from a peft folder (adapters/peft.py)
+    peft_config: dict | None = None        # that folder's own adapter_config.json
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str) -> "AdapterConfig":
+        """From parsed JSON; `source` (the file) starts every error message."""
+        if not isinstance(raw, dict):
+            raise AdapterError(f"{source}: expected a JSON object")
+        for name in ("method", "num_labels"):
+            if name not in raw:
+                raise AdapterError(f"{source}: field {name!r} is missing")
+        try:
+            method = MethodConfig(**raw["method"])
+        except (TypeError, ValueError) as err:
+            raise AdapterError(f"{source}: bad method ({err})") from None
+        known = {f.name for f in fields(cls)} - {"method"}
+        return cls(method=method, **{k: v for k, v in raw.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)  # the method becomes its dict of fields
 
 
 def atomic_write(path: str | Path, write) -> None:
@@ -60,27 +104,28 @@ def weights_fingerprint(model_dir: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def save_adapter(out_dir: str | Path, model, meta: dict) -> None:
+def save_adapter(out_dir: str | Path, model, config: AdapterConfig) -> None:
+    """adapter_model.safetensors (what trains) and adapter_config.json."""
     out_dir = Path(out_dir)
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.trainable_state_dict().items()}
     if any(not torch.isfinite(t).all() for t in tensors.values()):
         raise FloatingPointError("refusing to save an adapter with non-finite weights")
     atomic_write(out_dir / ADAPTER_WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    write_json(out_dir / ADAPTER_CONFIG, meta)
+    write_json(out_dir / ADAPTER_CONFIG, config.to_dict())
 
 
-def read_adapter(adapter_dir: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+def read_adapter(adapter_dir: str | Path) -> tuple[AdapterConfig, dict[str, torch.Tensor]]:
     adapter_dir = Path(adapter_dir)
     config_path, weights_path = adapter_dir / ADAPTER_CONFIG, adapter_dir / ADAPTER_WEIGHTS
     for path in (config_path, weights_path):
         if not path.is_file():
             raise AdapterError(f"{path}: missing; is {adapter_dir} an output folder of train.py?")
     try:
-        meta = json.loads(config_path.read_text())
+        config = AdapterConfig.from_dict(json.loads(config_path.read_text()), str(config_path))
     except json.JSONDecodeError as err:
         raise AdapterError(f"{config_path}: not valid JSON ({err})") from None
     try:
-        return meta, load_file(weights_path)
+        return config, load_file(weights_path)
     except Exception as err:
         raise AdapterError(f"{weights_path}: cannot read ({err})") from None
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, atomic_write, read_adapter, write_json
+from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, AdapterError, atomic_write, read_adapter, write_json
 from ..config import EncoderConfig
 from ..weights import HEAD_TABLE, map_keys, resolve_model_dir
 from ..model import MethodConfig, PromptModel, load_classifier
@@ -158,8 +158,8 @@ def split_tensors(tensors: dict[str, torch.Tensor], family: str, source: Path
 
 
 def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = None,
-                      dtype: torch.dtype = torch.float32) -> tuple[PromptModel, dict]:
-    """A peft prompt adapter on its base model, as our classifier (eval mode). Returns (model, meta)."""
+                      dtype: torch.dtype = torch.float32) -> tuple[PromptModel, AdapterConfig]:
+    """A peft prompt adapter on its base model, as our classifier (eval mode). Returns (model, adapter config)."""
     adapter_dir = Path(adapter_dir)
     config_path = adapter_dir / ADAPTER_CONFIG
     config, tensors = read_peft_adapter(adapter_dir)
@@ -194,18 +194,17 @@ def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = No
                                f"the base model needs {tuple(own[name].shape)}{hint}")
         with torch.no_grad():
             own[name].copy_(tensor)
-    meta = {"source": "peft", "base_model": str(base), "base_model_path": str(model_dir),
-            "method": method.to_dict(), "num_labels": num_labels,
-            "label_names": _label_names(model_dir, num_labels), "max_length": None, "peft_config": config}
-    return model.eval(), meta
+    adapter_config = AdapterConfig(method, num_labels, base_model_path=str(model_dir), base_model=str(base),
+                                   label_names=_label_names(model_dir, num_labels), source="peft", peft_config=config)
+    return model.eval(), adapter_config
 
 
 def load_peft_trained(adapter_dir, model_dir=None, device="cpu", dtype: torch.dtype = torch.float32):
-    """As `adapters.load.load_trained`, for a peft folder: (model, tokenizer, meta)."""
+    """As `adapters.load.load_trained`, for a peft folder: (model, tokenizer, adapter config)."""
     from ..text.tokenizer import Tokenizer
 
     model, meta = load_peft_adapter(adapter_dir, model_dir, dtype)
-    tokenizer = Tokenizer.from_folder(meta["base_model_path"], model.encoder.config, model.method.positions_used)
+    tokenizer = Tokenizer.from_folder(meta.base_model_path, model.encoder.config, model.method.positions_used)
     return model.to(device), tokenizer, meta
 
 
@@ -273,13 +272,10 @@ def _from_folder(adapter_dir: Path, model_dir):
     """Our adapter folder -> (method, base config, prompt module, trained head tensors, base path).
 
     Only the base's config.json is read: the prompt module is rebuilt alone, not the encoder."""
-    meta, tensors = read_adapter(adapter_dir)
+    config, tensors = read_adapter(adapter_dir)
     config_path = adapter_dir / ADAPTER_CONFIG
-    try:
-        method = MethodConfig(**meta["method"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise AdapterError(f"{config_path}: bad method ({err})") from None
-    base = model_dir or meta.get("base_model_path") or meta.get("base_model")
+    method = config.method
+    base = model_dir or config.base_model_path or config.base_model
     if not base:
         raise AdapterError(f"{config_path}: field 'base_model_path' is missing; pass the base model folder")
     base_dir = resolve_model_dir(str(base))

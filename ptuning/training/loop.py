@@ -10,6 +10,7 @@ import math
 import signal
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -115,7 +116,8 @@ class Progress:
             print(file=sys.stderr)
 
 
-def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, out_dir: str | Path, meta: dict,
+def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, out_dir: str | Path,
+        meta: files.AdapterConfig,
         pad_id: int, device, precision: str = "fp32", resume: bool = False, *,
         loss: Callable, evaluate: Callable, main_metric: str):
     """Train, evaluate on dev after every epoch, keep the best adapter. Returns the epoch records.
@@ -242,7 +244,7 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, out
             improved = dev[main_metric] > run["best"]
             check_finite()
             if improved and writer:
-                files.save_adapter(out_dir, model, {**meta, "best_epoch": epoch + 1, "dev_metrics": dev})
+                files.save_adapter(out_dir, model, dataclasses.replace(meta, best_epoch=epoch + 1, dev_metrics=dev))
             records.append(record)
             if writer:
                 files.append_jsonl(out_dir / files.METRICS, record)
