@@ -1,5 +1,6 @@
 """P-tuning v1 and v2 on a hand-written BERT/RoBERTa encoder.
 
-text (data) → ids (tokenizer) → batches → encoder (+ prompts / prefixes) → head → loss, metrics
-(training) → adapter checkpoint. See README.md for the map of modules.
+text (text/tables.py, tasks/) → ids (text/tokenizer.py) → batches (text/batches.py) → encoder
+(+ prompts / prefixes) → head → loss, metrics (tasks/) → training (training/) → adapter folder
+(adapters/). See README.md for the map of modules.
 """

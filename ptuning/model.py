@@ -87,6 +87,19 @@ class MethodConfig:
         return asdict(self)
 
 
+def prompt_module(config: EncoderConfig, method: MethodConfig) -> PromptEncoder | PrefixEncoder:
+    """The method's trainable prompt part, for the model and the peft export alike:
+    v1 a `PromptEncoder` (input vectors), v2 a `PrefixEncoder` (keys and values per layer)."""
+    if method.is_v1:
+        return PromptEncoder(method.num_virtual_tokens, config.hidden_size, method.encoder_hidden_size,
+                             method.reparam, method.lstm_layers)
+    if method.is_prefix:
+        return PrefixEncoder(method.num_virtual_tokens, config.num_hidden_layers, config.num_attention_heads,
+                             config.hidden_size, method.prefix_hidden_size if method.prefix_projection else None,
+                             method.prefix_dropout)
+    raise ValueError("full fine-tuning has no prompt module")
+
+
 class PromptModel(nn.Module):
     """A frozen encoder, a prompt method around it, and a head that reads the encoder's output.
 
@@ -109,13 +122,9 @@ class PromptModel(nn.Module):
             raise ValueError(f"a template places v1 prompts among the text, so {type(head).__name__}'s outputs "
                              "would not line up with the input tokens; use prompts in front (no template)")
         if method.is_v1:
-            self.prompt_encoder = PromptEncoder(method.num_virtual_tokens, config.hidden_size,
-                                                method.encoder_hidden_size, method.reparam, method.lstm_layers)
+            self.prompt_encoder = prompt_module(config, method)
         if method.is_prefix:
-            self.prefix_encoder = PrefixEncoder(
-                method.num_virtual_tokens, config.num_hidden_layers, config.num_attention_heads,
-                config.hidden_size, method.prefix_hidden_size if method.prefix_projection else None,
-                method.prefix_dropout)
+            self.prefix_encoder = prompt_module(config, method)
         self.head = head
         # v1 without a template puts its prompts in front: the text starts after them.
         self.text_start = method.num_virtual_tokens if method.is_v1 and method.template is None else 0

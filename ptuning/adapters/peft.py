@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, AdapterError, atomic_write, read_adapter, write_json
 from ..config import EncoderConfig
 from ..weights import HEAD_TABLE, map_keys, resolve_model_dir
-from ..model import MethodConfig, PromptModel, load_classifier
+from ..model import MethodConfig, PromptModel, load_classifier, prompt_module
 from ..prompts import PrefixEncoder, PromptEncoder
 
 PEFT_WEIGHTS_BIN = "adapter_model.bin"
@@ -283,13 +283,8 @@ def _from_folder(adapter_dir: Path, model_dir):
     refusal = peft_refusal(method, encoder.family)
     if refusal:
         raise AdapterError(f"{adapter_dir}: peft cannot represent this adapter: {refusal}")
-    if method.is_prefix:
-        name, module = "prefix_encoder", PrefixEncoder(
-            method.num_virtual_tokens, encoder.num_hidden_layers, encoder.num_attention_heads, encoder.hidden_size,
-            method.prefix_hidden_size if method.prefix_projection else None)
-    else:
-        name, module = "prompt_encoder", PromptEncoder(method.num_virtual_tokens, encoder.hidden_size,
-                                                       method.encoder_hidden_size, method.reparam, method.lstm_layers)
+    name = "prefix_encoder" if method.is_prefix else "prompt_encoder"
+    module = prompt_module(encoder, method)
     own = {k.removeprefix(name + "."): t for k, t in tensors.items() if k.startswith(name + ".")}
     try:
         module.load_state_dict(own)
