@@ -1,0 +1,1 @@
+"""Text in: GLUE and users' tables, tokenizer, batches, and fetching GLUE when it is missing."""
