@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +122,8 @@ def download_zip(archive_name: str, scratch: Path, base: str | None, progress: b
             bundle.extractall(scratch / "unpacked")
     except zipfile.BadZipFile:
         raise DownloadError(f"{url}: not a zip file (a proxy page?); nothing was written") from None
+    except (zlib.error, EOFError) as error:   # a member that does not even decompress
+        raise DownloadError(f"{url}: the zip is corrupt ({error}); nothing was written") from None
     # The zip holds one folder (e.g. QNLI/); take the shallowest one with a train.tsv.
     found = sorted((scratch / "unpacked").rglob("train.tsv"), key=lambda path: len(path.parts))
     if not found:
@@ -204,6 +207,8 @@ def offline_message(url: str, reason) -> str:
 def size_text(num_bytes: int | None) -> str:
     if num_bytes is None:
         return "size unknown"
+    if num_bytes < 1e3:
+        return f"{num_bytes} bytes"
     return f"{num_bytes / 1e6:.1f} MB" if num_bytes >= 1e6 else f"{num_bytes / 1e3:.0f} KB"
 
 
