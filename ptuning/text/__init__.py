@@ -1,1 +1,2 @@
-"""Text in, token ids out: the tokenizer (templates, special tokens), table readers, batches."""
+"""Text in, token ids out: the tokenizer (templates, special tokens), table readers, batches, and
+fetching GLUE when it is missing."""

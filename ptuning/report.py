@@ -1,0 +1,184 @@
+"""See a run: learning curves from metrics.jsonl as a PNG, and the same numbers live in TensorBoard.
+
+Both are optional extras, imported only inside the function that needs them: matplotlib
+(`pip install ptuning[plot]`) and tensorboard (`pip install tensorboard`). A run folder is an
+output folder of train.py; its metrics.jsonl holds one JSON object per epoch:
+`{"epoch", "train_loss", <dev metrics>..., "seconds", "samples_per_s"}`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import warnings
+from pathlib import Path
+
+METRICS_FILE = "metrics.jsonl"   # checkpoint.METRICS; kept literal so this module imports nothing of ours
+NOT_DEV_METRICS = ("epoch", "train_loss", "seconds", "samples_per_s")
+PANEL_INCHES, DPI = (5.0, 4.0), 100
+
+
+class ReportError(ValueError):
+    """A run folder or its metrics.jsonl cannot be plotted; the message names the file (and line)."""
+
+
+def read_run_metrics(run_dir: str | Path) -> list[dict]:
+    """The epoch records of one run. Bad JSON stops with file:line, except a torn last line (no
+    final newline: a write cut off, or a copy taken mid-write), skipped with a warning since the
+    epochs before it are good."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise ReportError(f"{run_dir}: run folder not found")
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir}: not a folder; pass the output folder of train.py (it holds {METRICS_FILE})")
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        raise ReportError(f"{path}: not found; is {run_dir} an output folder of train.py that finished an epoch?")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    numbered = [(number, line) for number, line in enumerate(text.split("\n"), 1) if line.strip()]
+    records = []
+    for number, line in numbered:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == numbered[-1][0] and not text.endswith("\n"):   # every whole record ends in "\n"
+                warnings.warn(f"{path}:{number}: last line is cut off ({error.msg}); skipped", stacklevel=2)
+                continue
+            raise ReportError(f"{path}:{number}: not valid JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("epoch"), (int, float)):
+            raise ReportError(f"{path}:{number}: expected an object with a numeric \"epoch\", got {line[:60]!r}")
+        records.append(record)
+    if not records:
+        raise ReportError(f"{path}: no epoch records (empty file)")
+    return records
+
+
+def dev_metric_names(records: list[dict]) -> list[str]:
+    """Numeric keys other than epoch, loss and speed, in the order the run wrote them."""
+    names = {}
+    for record in records:
+        for key, value in record.items():
+            if key not in NOT_DEV_METRICS and isinstance(value, (int, float)) and not isinstance(value, bool):
+                names[key] = None
+    return list(names)
+
+
+def run_labels(run_dirs: list[Path]) -> list[str]:
+    """Folder names; the paths as given where two runs share a folder name (runs/a/seed1, runs/b/seed1)."""
+    names = [path.resolve().name for path in run_dirs]
+    return [str(path) if names.count(name) > 1 else name for path, name in zip(run_dirs, names)]
+
+
+def plot_runs(run_dirs, out_png: str | Path, metrics: list[str] | None = None) -> Path:
+    """One panel per dev metric and one for train loss, one line per run; written to `out_png`.
+
+    `metrics` picks dev metrics (default: every one the runs logged). Returns the PNG's path.
+    """
+    run_dirs = [Path(run_dir) for run_dir in ([run_dirs] if isinstance(run_dirs, (str, Path)) else run_dirs)]
+    if not run_dirs:
+        raise ReportError("no run folder given")
+    runs = [read_run_metrics(run_dir) for run_dir in run_dirs]
+    available = dev_metric_names([record for records in runs for record in records])
+    unknown = [name for name in metrics or () if name not in available]
+    if unknown:
+        raise ReportError(f"metric(s) {', '.join(unknown)} not in the runs' {METRICS_FILE}; "
+                          f"they logged: {', '.join(available) or 'none'}")
+    panels = [*(metrics or available), "train_loss"]
+    figure = new_figure(len(panels))
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for records, label in zip(runs, run_labels(run_dirs)):
+        for axis, name in zip(axes, panels):
+            points = [(r["epoch"], r[name]) for r in records if isinstance(r.get(name), (int, float))
+                      and math.isfinite(r[name])]
+            if points:
+                axis.plot(*zip(*points), marker="o", markersize=3, label=label)
+    from matplotlib.ticker import MaxNLocator   # present: new_figure imported matplotlib
+
+    for axis, name in zip(axes, panels):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
+        axis.set_title("train loss" if name == "train_loss" else f"dev {name}")
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize="small")
+    figure.tight_layout()
+    return save_png(figure, Path(out_png))
+
+
+def new_figure(num_panels: int):
+    try:
+        from matplotlib.figure import Figure   # no pyplot: no global backend switch, no window; PNG via Agg
+    except ImportError:
+        raise ReportError("plotting needs matplotlib: pip install ptuning[plot]") from None
+    return Figure(figsize=(PANEL_INCHES[0] * num_panels, PANEL_INCHES[1]), dpi=DPI)
+
+
+def save_png(figure, out_png: Path) -> Path:
+    """Written to a temporary name and renamed: a reader never sees half a PNG."""
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out_png.with_name(f".{out_png.name}.tmp")
+    try:
+        figure.savefig(temporary, format="png", dpi=DPI)
+        os.replace(temporary, out_png)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise ReportError(f"{out_png}: cannot write ({error.strerror or error})") from None
+    return out_png
+
+
+class TensorBoardReporter:
+    """Epoch records as TensorBoard scalars: train/loss, dev/<metric>, speed/<key>, x-axis = epoch."""
+
+    def __init__(self, log_dir: str | Path):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ReportError("logging to TensorBoard needs tensorboard: pip install tensorboard") from None
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    def log_epoch(self, record: dict) -> None:
+        epoch = int(record["epoch"])
+        for key, value in record.items():
+            if key == "epoch" or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            self.writer.add_scalar(scalar_tag(key), value, global_step=epoch)
+        self.writer.flush()   # a crash later still leaves this epoch readable
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def scalar_tag(key: str) -> str:
+    if key == "train_loss":
+        return "train/loss"
+    return f"speed/{key}" if key in NOT_DEV_METRICS else f"dev/{key}"
+
+
+def plot_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="output folder(s) of train.py")
+    parser.add_argument("-o", "--output", default="curves.png", help="PNG to write (default: curves.png)")
+    parser.add_argument("--metrics", help="comma-separated dev metrics to draw (default: all the runs logged)")
+    return parser
+
+
+def cli_plot(argv: list[str] | None = None) -> int:
+    """`ptuning plot RUN_DIR [RUN_DIR ...] -o curves.png`: dev metrics and train loss per epoch."""
+    parser = plot_arguments(argparse.ArgumentParser(
+        prog="ptuning plot", description="Draw dev metrics and train loss per epoch of one or more runs "
+                                         "(one line per run) into a PNG. Needs matplotlib."))
+    args = parser.parse_args(argv)
+    metrics = [name.strip() for name in args.metrics.split(",") if name.strip()] if args.metrics else None
+    try:
+        path = plot_runs(args.run_dirs, args.output, metrics)
+    except ReportError as error:
+        print(f"ptuning plot: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0

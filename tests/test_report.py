@@ -1,0 +1,178 @@
+"""Learning curves from metrics.jsonl as a PNG, and epoch records as TensorBoard scalars."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ptuning.report import (DPI, PANEL_INCHES, ReportError, TensorBoardReporter, cli_plot, plot_runs,
+                            read_run_metrics)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def write_run(folder: Path, seed: int = 0, epochs: int = 6, metrics=("accuracy", "f1")) -> Path:
+    """A metrics.jsonl as train.py writes it for MRPC: loss falls, dev scores rise, with noise."""
+    folder.mkdir(parents=True)
+    lines = []
+    for epoch in range(1, epochs + 1):
+        wobble = ((seed * 7 + epoch * 3) % 5 - 2) / 100
+        record = {"epoch": epoch, "train_loss": round(0.65 / epoch ** 0.5 + wobble / 4, 5)}
+        record.update({name: round(0.68 + 0.15 * (1 - 0.7 ** epoch) + wobble + 0.05 * index, 5)
+                       for index, name in enumerate(metrics)})
+        record.update({"seconds": 41.3 + epoch, "samples_per_s": 88.8})
+        lines.append(json.dumps(record))
+    (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def read_png(path: Path):
+    import matplotlib.image
+
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    return data, matplotlib.image.imread(str(path))
+
+
+def test_one_run_draws_a_panel_per_dev_metric_and_train_loss(tmp_path):
+    run = write_run(tmp_path / "mrpc_v2")
+    out = plot_runs([run], tmp_path / "curves.png")
+    data, image = read_png(out)
+    assert len(data) > 10_000
+    # accuracy, f1, train loss: three panels side by side.
+    assert image.shape[:2] == (PANEL_INCHES[1] * DPI, 3 * PANEL_INCHES[0] * DPI)
+    assert image[..., :3].std() > 0.05   # lines drawn, not a blank canvas
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_several_runs_in_one_plot(tmp_path):
+    runs = [write_run(tmp_path / f"mrpc_seed{seed}", seed) for seed in range(3)]
+    one = read_png(plot_runs(runs[:1], tmp_path / "one.png"))[1]
+    three = read_png(plot_runs(runs, tmp_path / "three.png"))[1]
+    assert one.shape == three.shape and (one != three).any()   # more lines, same canvas
+
+
+def test_metrics_pick_the_panels(tmp_path):
+    run = write_run(tmp_path / "run")
+    image = read_png(plot_runs(run, tmp_path / "f1.png", metrics=["f1"]))[1]
+    assert image.shape[1] == 2 * PANEL_INCHES[0] * DPI
+    with pytest.raises(ReportError, match="metric.s. mcc not in the runs' metrics.jsonl; they logged: accuracy, f1"):
+        plot_runs(run, tmp_path / "x.png", metrics=["mcc"])
+
+
+def test_runs_sharing_a_folder_name_are_labelled_by_path(tmp_path):
+    from ptuning.report import run_labels
+
+    paths = [tmp_path / "a" / "seed1", tmp_path / "b" / "seed1", tmp_path / "c" / "seed2"]
+    assert run_labels(paths) == [str(paths[0]), str(paths[1]), "seed2"]
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "run folder not found"),
+    ("a file", "not a folder; pass the output folder of train.py"),
+    ("no metrics", r"metrics.jsonl: not found; is .* an output folder of train.py"),
+])
+def test_bad_run_folders_are_named(tmp_path, kind, message):
+    folder = tmp_path / "run"
+    if kind == "a file":
+        folder.write_text("x")
+    elif kind == "no metrics":
+        folder.mkdir()
+    with pytest.raises(ReportError, match=message) as error:
+        plot_runs([folder], tmp_path / "out.png")
+    assert str(folder) in str(error.value)
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_empty_metrics_file_is_named(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text("\n")
+    with pytest.raises(ReportError, match=r"run[/\\]metrics.jsonl: no epoch records \(empty file\)"):
+        plot_runs([tmp_path / "run"], tmp_path / "out.png")
+
+
+def test_bad_json_names_file_and_line(tmp_path):
+    run = write_run(tmp_path / "run", epochs=3)
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    lines[1] = lines[1][:-5]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ReportError, match=r"run[/\\]metrics.jsonl:2: not valid JSON"):
+        read_run_metrics(run)
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": 0.5}\n[1, 2]\n')
+    with pytest.raises(ReportError, match=r"metrics.jsonl:2: expected an object with a numeric \"epoch\""):
+        read_run_metrics(run)
+
+
+def test_a_torn_last_line_is_skipped_with_a_warning(tmp_path):
+    run = write_run(tmp_path / "run", epochs=4)
+    text = (run / "metrics.jsonl").read_text()
+    (run / "metrics.jsonl").write_text(text + '{"epoch": 5, "train_lo')   # a write cut off
+    with pytest.warns(UserWarning, match=r"metrics.jsonl:5: last line is cut off"):
+        records = read_run_metrics(run)
+    assert [record["epoch"] for record in records] == [1, 2, 3, 4]
+    # The same bad line *with* its newline was written whole: an error, not a skip.
+    (run / "metrics.jsonl").write_text(text + '{"epoch": 5, "train_lo\n')
+    with pytest.raises(ReportError, match="metrics.jsonl:5: not valid JSON"):
+        read_run_metrics(run)
+
+
+def test_missing_matplotlib_says_what_to_install(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    with pytest.raises(ReportError, match=r"pip install ptuning\[plot\]"):
+        plot_runs([write_run(tmp_path / "run")], tmp_path / "out.png")
+
+
+def test_cli_plot_parses_and_reports(tmp_path, capsys):
+    runs = [write_run(tmp_path / "a"), write_run(tmp_path / "b", seed=1)]
+    out = tmp_path / "plots" / "curves.png"
+    assert cli_plot([str(runs[0]), str(runs[1]), "-o", str(out), "--metrics", "accuracy"]) == 0
+    assert read_png(out)[1].shape[1] == 2 * PANEL_INCHES[0] * DPI
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert cli_plot([str(tmp_path / "nope"), "-o", str(out)]) == 1
+    assert capsys.readouterr().err == f"ptuning plot: {tmp_path / 'nope'}: run folder not found\n"
+    with pytest.raises(SystemExit):   # argparse: at least one RUN_DIR
+        cli_plot(["-o", str(out)])
+
+
+def test_tensorboard_scalars_read_back(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = write_run(tmp_path / "run", epochs=3)
+    records = read_run_metrics(run)
+    with TensorBoardReporter(tmp_path / "tb") as reporter:
+        for record in records:
+            reporter.log_epoch(record)
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert sorted(events.Tags()["scalars"]) == ["dev/accuracy", "dev/f1", "speed/samples_per_s", "speed/seconds",
+                                                "train/loss"]
+    for tag, key in (("dev/accuracy", "accuracy"), ("dev/f1", "f1"), ("train/loss", "train_loss")):
+        logged = events.Scalars(tag)
+        assert [event.step for event in logged] == [1, 2, 3]
+        assert [event.value for event in logged] == pytest.approx([record[key] for record in records], rel=1e-6)
+
+
+def test_missing_tensorboard_says_what_to_install(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith("torch.utils.tensorboard") or name.startswith("tensorboard"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    with pytest.raises(ReportError, match="pip install tensorboard"):
+        TensorBoardReporter(tmp_path / "tb")
