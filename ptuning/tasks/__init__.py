@@ -1,0 +1,1 @@
+"""Task families: what each task reads, encodes and scores."""
