@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 
 import torch
@@ -269,7 +270,7 @@ def encode_words(tokenizer: WordTokenizer, words: list[str], label_ids: list[int
     pieces = word_pieces(tokenizer, words)
     ids = [token_id for word_ids in pieces for token_id in word_ids]                   # (N,)
     word_of = [word for word, word_ids in enumerate(pieces) for _ in word_ids]          # (N,)
-    first_token = [sum(len(p) for p in pieces[:word]) for word in range(len(words))]    # (W,)
+    first_token = [0, *accumulate(len(word_ids) for word_ids in pieces)][:-1]           # (W,)
     step = capacity - stride
     starts = [0]
     while starts[-1] + capacity < len(ids):
