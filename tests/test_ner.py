@@ -164,7 +164,8 @@ def roberta(tmp_path_factory):
     backend.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
     backend.save(str(folder / "tokenizer.json"))
     reloaded = Backend.from_file(str(folder / "tokenizer.json"))
-    return word_tokenizer(reloaded, "roberta"), tf.RobertaTokenizerFast.from_pretrained(str(folder), add_prefix_space=True)
+    hf = tf.RobertaTokenizerFast.from_pretrained(str(folder), add_prefix_space=True)
+    return word_tokenizer(reloaded, "roberta"), hf
 
 
 @pytest.mark.parametrize("family", ["bert", "roberta"])

@@ -138,13 +138,13 @@ def finish(path: str, rows: list[list[tuple[str, str, int]]], label_names: list[
     if not rows:
         raise NerDataError(f"{path}: no sentences (empty file?)")
     for sentence in rows:
-        for word, tag, line in sentence:
+        for _, tag, line in sentence:
             if not TAG.fullmatch(tag):
                 raise NerDataError(f"{path}:{line}: tag {tag!r} is not O, B-X or I-X")
     sentences = []
     for sentence in rows:
         tags = [tag for _, tag, _ in sentence]
-        for position, line in enumerate(line for _, _, line in sentence):
+        for position, (_, _, line) in enumerate(sentence):
             if scheme == "iob2" and _opens_with_inside(tags, position):
                 raise NerDataError(f"{path}:{line}: {tags[position]} continues no entity "
                                    f"(after {tags[position - 1] if position else 'the sentence start'}); "
@@ -380,7 +380,8 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict[str
     types = sorted({entity[1] for entity in gold_entities | predicted_entities})
     scores = {"overall": _score(gold_entities, predicted_entities)}
     for name in types:
-        scores[name] = _score({e for e in gold_entities if e[1] == name}, {e for e in predicted_entities if e[1] == name})
+        scores[name] = _score({entity for entity in gold_entities if entity[1] == name},
+                              {entity for entity in predicted_entities if entity[1] == name})
     return scores
 
 
