@@ -1,0 +1,393 @@
+"""Named-entity recognition (token classification): read, encode words, merge windows, score.
+
+Reading. CoNLL column files (`word POS chunk NER`, one token a line, a blank line between
+sentences, `-DOCSTART-` lines as document breaks) or JSONL (`{"tokens": [...], "tags": [...]}`,
+the Hugging Face datasets convention; `ner_tags` is accepted for `tags`). Tags are kept in IOB2
+(every entity opens with `B-`); IOB1 files, where `I-` opens an entity and `B-` only separates two
+adjacent entities of one type (the original CoNLL-2003 files), are converted on read.
+
+Encoding. Words go through the `tokenizers` library as one pre-split sequence
+(`is_pretokenized=True`), and `word_ids` says which word each sub-token came from: the same ids
+as transformers' fast tokenizers with `is_split_into_words=True`. (Encoding each word on its own,
+as P-tuning-v2's NER code does, loses the leading space byte-level BPE puts before every word.)
+The first sub-token of a word carries its label; the rest, and the special tokens, carry -100.
+A sentence longer than the model's positions is split into overlapping windows, never cut: each
+word is read from exactly one window (`Window.predicts`), and `merge_windows` puts the words back.
+
+Scoring. `entity_scores` is CoNLL's `conlleval`: an entity is a type and an exact span; precision,
+recall and F1 over all entities (micro) and per type.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from itertools import accumulate
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer as Backend
+
+from ..text.tokenizer import SPECIALS
+
+IGNORE = -100  # label of positions the loss skips (torch's cross_entropy ignore_index default)
+UNKNOWN = {"roberta": "<unk>", "bert": "[UNK]"}
+TAG = re.compile(r"(?:O|[BI]-\S+)")
+COLUMN_SEPARATOR = re.compile(r"[ \t]+")  # only ASCII space and tab: a word may hold other spaces
+
+
+class NerDataError(ValueError):
+    """Input data we cannot use; the message names the file and 1-based line."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass
+class Sentence:
+    words: list[str]
+    tags: list[str]   # IOB2 tags, one per word
+    path: str         # file and 1-based line of the first word, for messages
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+def read_ner(path: str | Path, label_names: list[str] | None = None, scheme: str = "auto",
+             tag_column: int = -1) -> tuple[list[Sentence], list[str]]:
+    """`read_jsonl` for `.jsonl` / `.json` files, else `read_conll`."""
+    if Path(path).suffix in (".jsonl", ".json"):
+        return read_jsonl(path, label_names, scheme)
+    return read_conll(path, tag_column, scheme, label_names)
+
+
+def read_conll(path: str | Path, tag_column: int = -1, scheme: str = "auto",
+               label_names: list[str] | None = None) -> tuple[list[Sentence], list[str]]:
+    """Sentences of a CoNLL column file, and the label names (see `finish` for both arguments)."""
+    rows = []  # (word, tag, line) per token; None marks a sentence break
+    columns = None
+    for number, line in _lines(path):
+        stripped = line.strip(" \t\r\n")
+        if not stripped or stripped.startswith("-DOCSTART-"):
+            rows.append(None)
+            continue
+        fields = COLUMN_SEPARATOR.split(stripped)
+        columns = columns or len(fields)  # the first token line fixes the layout
+        if len(fields) != columns:
+            raise NerDataError(f"{path}:{number}: {len(fields)} columns, but the file's first token line "
+                               f"has {columns}")
+        if not -columns <= tag_column < columns:
+            raise NerDataError(f"{path}:{number}: no column {tag_column} (the line has {columns}); "
+                               "check tag_column")
+        rows.append((fields[0], fields[tag_column], number))
+    sentences, current = [], []
+    for row in rows + [None]:
+        if row is None:
+            if current:
+                sentences.append(current)
+            current = []
+        else:
+            current.append(row)
+    return finish(str(path), sentences, label_names, scheme)
+
+
+def read_jsonl(path: str | Path, label_names: list[str] | None = None,
+               scheme: str = "auto") -> tuple[list[Sentence], list[str]]:
+    """One JSON object a line with `tokens` and `tags` (or `ner_tags`) lists of one length.
+    Integer tags need `label_names` (the dataset's ClassLabel names, in id order)."""
+    sentences = []
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise NerDataError(f"{path}:{number}: not JSON ({err.msg})") from None
+        tags = record.get("tags", record.get("ner_tags")) if isinstance(record, dict) else None
+        words = record.get("tokens") if isinstance(record, dict) else None
+        if not isinstance(words, list) or not isinstance(tags, list) or len(words) != len(tags):
+            raise NerDataError(f"{path}:{number}: want an object with `tokens` and `tags` lists of one length")
+        if not all(isinstance(word, str) for word in words):
+            raise NerDataError(f"{path}:{number}: every token must be a string")
+        if any(isinstance(tag, int) for tag in tags):
+            if label_names is None:
+                raise NerDataError(f"{path}:{number}: integer tags need label_names (the names in id order)")
+            if not all(isinstance(tag, int) and 0 <= tag < len(label_names) for tag in tags):
+                raise NerDataError(f"{path}:{number}: tags must all be ids in 0..{len(label_names) - 1}")
+            tags = [label_names[tag] for tag in tags]
+        if words:
+            sentences.append([(word, str(tag), number) for word, tag in zip(words, tags)])
+    return finish(str(path), sentences, label_names, scheme)
+
+
+def finish(path: str, rows: list[list[tuple[str, str, int]]], label_names: list[str] | None,
+           scheme: str) -> tuple[list[Sentence], list[str]]:
+    """Check tags, bring them to IOB2, and check them against the label set.
+
+    scheme: "iob2" (an `I-X` that continues no `X` entity is an error), "iob1" (converted), or
+    "auto" (IOB1 if some `I-X` continues nothing, else IOB2; converting IOB2 changes nothing).
+    label_names: None for a train file (the set is built from it: `O`, then for every type seen,
+    alphabetically, `B-` and `I-`); a dev or test file passes the train file's, and an unknown tag
+    is an error.
+    """
+    if scheme not in ("auto", "iob1", "iob2"):
+        raise NerDataError(f"scheme {scheme!r}: choose auto, iob1 or iob2")
+    if not rows:
+        raise NerDataError(f"{path}: no sentences (empty file?)")
+    for sentence in rows:
+        for _, tag, line in sentence:
+            if not TAG.fullmatch(tag):
+                raise NerDataError(f"{path}:{line}: tag {tag!r} is not O, B-X or I-X")
+    sentences = []
+    for sentence in rows:
+        tags = [tag for _, tag, _ in sentence]
+        for position, (_, _, line) in enumerate(sentence):
+            if scheme == "iob2" and _opens_with_inside(tags, position):
+                raise NerDataError(f"{path}:{line}: {tags[position]} continues no entity "
+                                   f"(after {tags[position - 1] if position else 'the sentence start'}); "
+                                   "is the file IOB1? pass scheme='iob1' or 'auto'")
+        sentences.append(Sentence([word for word, _, _ in sentence], to_iob2(tags), path, sentence[0][2]))
+    if label_names is None:
+        types = sorted({tag[2:] for sentence in sentences for tag in sentence.tags if tag != "O"})
+        label_names = ["O"] + [f"{prefix}-{name}" for name in types for prefix in "BI"]
+    known = set(label_names)
+    for sentence, raw in zip(sentences, rows):
+        for tag, (_, _, line) in zip(sentence.tags, raw):
+            if tag not in known:
+                raise NerDataError(f"{path}:{line}: tag {tag} is not among the train file's labels "
+                                   f"({', '.join(label_names)})")
+    return sentences, list(label_names)
+
+
+def to_iob2(tags: list[str]) -> list[str]:
+    """IOB1 -> IOB2: an `I-X` that does not continue an `X` entity opens one, so it becomes `B-X`."""
+    return [f"B-{tag[2:]}" if _opens_with_inside(tags, position) else tag for position, tag in enumerate(tags)]
+
+
+def _opens_with_inside(tags: list[str], position: int) -> bool:
+    tag = tags[position]
+    previous = tags[position - 1] if position else "O"
+    return tag.startswith("I-") and (previous == "O" or previous[2:] != tag[2:])
+
+
+def _lines(path):
+    path = Path(path)
+    if not path.is_file():
+        raise NerDataError(f"{path}: no such file")
+    # utf-8-sig drops a byte-order mark; universal newlines turn CRLF into LF.
+    with open(path, encoding="utf-8-sig") as handle:
+        yield from enumerate(handle, start=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding words into windows
+
+
+@dataclass(frozen=True)
+class WordTokenizer:
+    backend: Backend  # a private copy: no padding, no truncation, a space before every word (BPE)
+    cls_id: int
+    sep_id: int
+    unknown_id: int
+
+
+def word_tokenizer(backend: Backend, family: str) -> WordTokenizer:
+    """A copy of `backend` set up for pre-split words, as transformers does for
+    `RobertaTokenizerFast(add_prefix_space=True)`: byte-level BPE sees each word with a leading
+    space (`Ġword`), as it would in running text. The caller's backend is left as it was (sentence-
+    pair tasks need it without that space)."""
+    state = json.loads(backend.to_str())
+    state["padding"] = state["truncation"] = None  # windows are cut here; batches padded by collate
+    for pre_tokenizer in _byte_level_parts(state.get("pre_tokenizer")):
+        pre_tokenizer["add_prefix_space"] = True
+    copy = Backend.from_str(json.dumps(state))
+    cls_token, sep_token = SPECIALS[family]
+    ids = [copy.token_to_id(token) for token in (cls_token, sep_token, UNKNOWN[family])]
+    if None in ids:
+        raise ValueError(f"the tokenizer lacks {cls_token}, {sep_token} or {UNKNOWN[family]}; "
+                         f"is it a {family} tokenizer?")
+    return WordTokenizer(copy, *ids)
+
+
+def _byte_level_parts(pre_tokenizer):
+    if not pre_tokenizer:
+        return []
+    if pre_tokenizer["type"] == "Sequence":
+        return [part for inner in pre_tokenizer["pretokenizers"] for part in _byte_level_parts(inner)]
+    return [pre_tokenizer] if pre_tokenizer["type"] == "ByteLevel" else []
+
+
+@dataclass
+class Window:
+    """One row for the model: `<s>`/`[CLS]`, a stretch of a sentence's sub-tokens, `</s>`/`[SEP]`."""
+    sentence: int                 # index of the sentence among those encoded
+    num_words: int                # words in that sentence
+    ids: list[int]                # (T,) with the special tokens
+    type_ids: list[int]           # (T,) all 0: one segment (so `collate` takes windows as they are)
+    word_ids: list[int | None]    # (T,) word index of each sub-token, None for special tokens
+    predicts: list[int | None]    # (T,) the word this position predicts: its first sub-token, in the
+    #                               one window that owns the word; None elsewhere
+    labels: list[int]             # (T,) label id where `predicts` is set, else -100
+
+
+def word_pieces(tokenizer: WordTokenizer, words: list[str]) -> list[list[int]]:
+    """Sub-token ids of each word, from one pre-split encoding of the whole sentence.
+
+    A word the tokenizer drops entirely (BERT's normalizer removes control characters and
+    zero-width spaces) gets the unknown token, so that it still has a position to predict from;
+    transformers would leave that word without a label."""
+    encoding = tokenizer.backend.encode(words, is_pretokenized=True, add_special_tokens=False)
+    pieces = [[] for _ in words]
+    for token_id, word in zip(encoding.ids, encoding.word_ids):
+        pieces[word].append(token_id)
+    return [ids or [tokenizer.unknown_id] for ids in pieces]
+
+
+def encode_words(tokenizer: WordTokenizer, words: list[str], label_ids: list[int] | None = None,
+                 max_length: int = 512, stride: int = 128, reserved: int = 0,
+                 sentence: int = 0) -> list[Window]:
+    """The windows of one sentence.
+
+    max_length: positions a row may use; `reserved` of them are kept for P-tuning v1's virtual
+    tokens, which the model adds itself, and 2 for the special tokens. What is left is the
+    window's capacity C in sub-tokens. A longer sentence gets windows starting every C - stride
+    sub-tokens, so consecutive windows share `stride` sub-tokens (as transformers'
+    `return_overflowing_tokens` with `stride`). Each word is owned by the window where its first
+    sub-token lies farthest from the window's edges (the earlier window on a tie): only there does
+    it carry its label and give its prediction.
+    """
+    capacity = max_length - reserved - 2
+    if capacity < 1:
+        raise ValueError(f"max_length {max_length} leaves no room for words after {reserved} reserved "
+                         "positions and 2 special tokens")
+    if not 0 <= stride < capacity:
+        raise ValueError(f"stride {stride}: must be at least 0 and below the window's {capacity} sub-tokens")
+    if label_ids is not None and len(label_ids) != len(words):
+        raise ValueError(f"{len(words)} words but {len(label_ids)} labels")
+    pieces = word_pieces(tokenizer, words)
+    ids = [token_id for word_ids in pieces for token_id in word_ids]                   # (N,)
+    word_of = [word for word, word_ids in enumerate(pieces) for _ in word_ids]          # (N,)
+    first_token = [0, *accumulate(len(word_ids) for word_ids in pieces)][:-1]           # (W,)
+    step = capacity - stride
+    starts = [0]
+    while starts[-1] + capacity < len(ids):
+        starts.append(starts[-1] + step)
+    owner = [max(range(len(starts)), key=lambda k: (_margin(token, starts[k], capacity), -k))
+             for token in first_token]
+    windows = []
+    for k, start in enumerate(starts):
+        end = min(start + capacity, len(ids))
+        predicts = [word_of[t] if owner[word_of[t]] == k and first_token[word_of[t]] == t else None
+                    for t in range(start, end)]
+        labels = [IGNORE if word is None or label_ids is None else label_ids[word] for word in predicts]
+        windows.append(Window(sentence, len(words), [tokenizer.cls_id] + ids[start:end] + [tokenizer.sep_id],
+                              [0] * (end - start + 2), [None] + word_of[start:end] + [None],
+                              [None] + predicts + [None], [IGNORE] + labels + [IGNORE]))
+    return windows
+
+
+def _margin(token: int, start: int, capacity: int) -> int:
+    """Distance of `token` from the nearer edge of the window [start, start + capacity); -1 outside."""
+    if not start <= token < start + capacity:
+        return -1
+    return min(token - start, start + capacity - 1 - token)
+
+
+def encode_sentences(tokenizer: WordTokenizer, sentences: list[Sentence], label_names: list[str] | None,
+                     max_length: int = 512, stride: int = 128, reserved: int = 0) -> list[Window]:
+    """All windows of all sentences, in order; `label_names` None (prediction) leaves labels -100."""
+    index = {name: number for number, name in enumerate(label_names or [])}
+    windows = []
+    for number, sentence in enumerate(sentences):
+        label_ids = [index[tag] for tag in sentence.tags] if label_names else None
+        windows += encode_words(tokenizer, sentence.words, label_ids, max_length, stride, reserved, number)
+    return windows
+
+
+def merge_windows(windows: list[Window], logits) -> list[torch.Tensor]:
+    """Per-window token logits -> per-sentence word logits.
+
+    logits: a (B, T, L) tensor, row b for windows[b] (right padding allowed), or a list of (T_b, L).
+    Returns one (W, L) tensor per sentence, in sentence order: row w read at word w's first
+    sub-token in the window that owns it.
+    """
+    if len(logits) != len(windows):
+        raise ValueError(f"{len(windows)} windows but {len(logits)} rows of logits")
+    rows = {}  # sentence -> {word: (L,)}
+    sizes = {}
+    for window, window_logits in zip(windows, logits):
+        sizes[window.sentence] = window.num_words
+        words = rows.setdefault(window.sentence, {})
+        for position, word in enumerate(window.predicts):
+            if word is not None:
+                words[word] = window_logits[position]
+    merged = []
+    for sentence in sorted(rows):
+        if len(rows[sentence]) != sizes[sentence]:
+            raise ValueError(f"sentence {sentence}: {len(rows[sentence])} of {sizes[sentence]} words "
+                             "predicted; were all its windows passed?")
+        merged.append(torch.stack([rows[sentence][word] for word in range(sizes[sentence])]))  # (W, L)
+    return merged
+
+
+def predicted_tags(word_logits: list[torch.Tensor], label_names: list[str]) -> list[list[str]]:
+    """Argmax of each word's logits, as tag strings (what `entity_scores` takes)."""
+    return [[label_names[i] for i in logits.argmax(dim=-1).tolist()] for logits in word_logits]
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+
+@dataclass
+class EntityScore:
+    precision: float
+    recall: float
+    f1: float
+    gold: int       # entities in the reference (seqeval's "support")
+    predicted: int
+    correct: int
+
+
+def entities(tags: list[str]) -> set[tuple[str, int, int]]:
+    """(type, first, last) of each entity, read as conlleval does: a `B-`, or an `I-` after `O` or
+    after another type, opens one; the next tag that does not continue it closes it."""
+    found, opened, kind = set(), None, None
+    for position, tag in enumerate(list(tags) + ["O"]):  # the sentence end closes what is open
+        prefix, tag_type = (tag[0], tag[2:]) if tag != "O" else ("O", None)
+        if opened is not None and (prefix in ("B", "O") or tag_type != kind):
+            found.add((kind, opened, position - 1))
+            opened = None
+        if prefix != "O" and opened is None:
+            opened, kind = position, tag_type
+    return found
+
+
+def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, EntityScore]:
+    """conlleval's entity precision / recall / F1: key "overall" (micro over all entities) and one
+    key per entity type. Scores with an empty denominator are 0.0."""
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold sentences but {len(predicted)} predicted")
+    gold_entities, predicted_entities = set(), set()
+    for number, (gold_tags, predicted_tags_) in enumerate(zip(gold, predicted)):
+        if len(gold_tags) != len(predicted_tags_):
+            raise ValueError(f"sentence {number}: {len(gold_tags)} gold tags but {len(predicted_tags_)} predicted")
+        gold_entities |= {(number, *entity) for entity in entities(gold_tags)}
+        predicted_entities |= {(number, *entity) for entity in entities(predicted_tags_)}
+    types = sorted({entity[1] for entity in gold_entities | predicted_entities})
+    scores = {"overall": _score(gold_entities, predicted_entities)}
+    for name in types:
+        scores[name] = _score({entity for entity in gold_entities if entity[1] == name},
+                              {entity for entity in predicted_entities if entity[1] == name})
+    return scores
+
+
+def _score(gold: set, predicted: set) -> EntityScore:
+    correct = len(gold & predicted)
+    precision = correct / len(predicted) if predicted else 0.0
+    recall = correct / len(gold) if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return EntityScore(precision, recall, f1, len(gold), len(predicted), correct)
