@@ -141,7 +141,8 @@ def _read_question(entry, context: str, version: str, entry_path: str, path: Pat
         answers.append((answer_text, start))
     if version == "1.1":
         if entry.get("is_impossible"):
-            raise DataError(f"{path}: {entry_path} is_impossible in a v1.1 read; read with version='2.0'")
+            raise DataError(f"{path}: {entry_path}.is_impossible is true in a v1.1 read (id {question_id}); "
+                            "read with version='2.0'")
         if not answers:
             raise DataError(f"{path}: {entry_path}.answers is empty (id {question_id}); a v1.1 question "
                             "needs an answer (read with version='2.0' for unanswerable questions)")
@@ -187,16 +188,18 @@ def make_features(tokenizer, questions: list[Question], max_length: int = 384, d
     `Tokenizer` (its `.backend` is used; it is copied, so its settings stay untouched).
     `reserved`: positions kept free for P-tuning v1 virtual tokens the model adds in front; labels
     index `input_ids`, not counting them. Questions longer than `max_question_length` tokens keep
-    their first `max_question_length` (as BERT's run_squad.py; HF's run_qa.py would stop)."""
+    their first `max_question_length` (as BERT's run_squad.py; HF's run_qa.py would stop), fewer
+    if needed to leave a window more than `doc_stride` context tokens."""
     backend = _plain_copy(getattr(tokenizer, "backend", tokenizer))
     specials = backend.post_processor.num_special_tokens_to_add(True) if backend.post_processor else 0
     if not specials:
         raise ValueError("the tokenizer adds no special tokens to a pair; QA needs <s>/[CLS] at position 0")
-    room = max_length - reserved - specials - max_question_length
-    if doc_stride < 0 or room <= doc_stride:
-        raise ValueError(f"max_length {max_length} - reserved {reserved} - {specials} special tokens - "
-                         f"max_question_length {max_question_length} leaves {room} context tokens a window, "
-                         f"which must be more than doc_stride {doc_stride}; raise max_length or lower the others")
+    # The question gives way so that a window holds more than doc_stride context tokens.
+    max_question_length = min(max_question_length, max_length - reserved - specials - doc_stride - 1)
+    if doc_stride < 0 or max_question_length < 1:
+        raise ValueError(f"max_length {max_length} - reserved {reserved} - {specials} special tokens leaves no "
+                         f"room for a question and more than doc_stride {doc_stride} context tokens; raise "
+                         "max_length or lower doc_stride")
     features = []
     for index, question in enumerate(questions):
         # run_qa.py strips the question's leading white space: it only wastes window room.
