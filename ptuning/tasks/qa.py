@@ -336,8 +336,8 @@ class Decoder:
         allowed = (top_ends >= top_starts) & (top_ends - top_starts < self.max_answer_length)  # (k, k)
         context = self.questions[question].context
         found = list(self.candidates[question])
-        for start, end in zip(np.broadcast_to(top_starts, allowed.shape)[allowed],
-                              np.broadcast_to(top_ends, allowed.shape)[allowed]):
+        rows, columns = np.nonzero(allowed)
+        for start, end in zip(top_starts[rows, 0], top_ends[0, columns]):
             start_char, end_char = feature.offsets[first + start][0], feature.offsets[first + end][1]
             found.append(Candidate(float(starts[start] + ends[end]), start_char, end_char,
                                    context[start_char:end_char]))
@@ -375,8 +375,9 @@ def _best_unique(candidates: list[Candidate], n_best: int) -> list[Candidate]:
 
 
 def _as_numpy(values) -> np.ndarray:
-    if hasattr(values, "detach"):  # a torch tensor; float() also lifts half precision
-        values = values.detach().float().cpu().numpy() if values.is_floating_point() else values.detach().cpu().numpy()
+    if hasattr(values, "detach"):  # a torch tensor; float() lifts half precision, which numpy lacks for bf16
+        values = values.detach().cpu()
+        values = (values.float() if values.is_floating_point() else values).numpy()
     return np.asarray(values)
 
 
