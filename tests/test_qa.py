@@ -4,6 +4,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import weakref
 from pathlib import Path
 
@@ -241,7 +242,7 @@ CONTEXT = "alpha beta gamma delta epsilon"
 
 def hand_feature(offsets_from=0, context_positions=5, length=8, example=0):
     """[CLS] q [SEP] + context words [offsets_from, offsets_from+context_positions) + [SEP] padding."""
-    spans = [(m.start(), m.end()) for m in __import__("re").finditer(r"\S+", CONTEXT)]
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", CONTEXT)]
     window = spans[offsets_from:offsets_from + context_positions]
     offsets = [None, None, None] + window + [None] * (length - 3 - len(window))
     return Feature(example, [0] * length, [0] * length, offsets, 3, 3 + len(window))
@@ -305,8 +306,7 @@ def test_decoder_keeps_no_logits_and_is_split_invariant():
     whole.add(np.arange(len(features)), starts, ends)
     pieces = Decoder(questions, features, n_best=4)
     for first in range(0, len(features), 4):
-        batch_starts, batch_ends = torch.tensor(starts[first:first + 4]), starts[first:first + 4].copy()
-        batch_ends = ends[first:first + 4].copy()
+        batch_starts, batch_ends = torch.tensor(starts[first:first + 4]), ends[first:first + 4].copy()
         reference = weakref.ref(batch_ends)
         pieces.add(torch.arange(first, min(first + 4, len(features))), batch_starts, batch_ends)
         del batch_ends
