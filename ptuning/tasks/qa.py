@@ -1,0 +1,454 @@
+"""Extractive question answering (SQuAD v1.1 / v2.0): read, cut into windows, decode, score.
+
+The pipeline, one function per step:
+    read_squad(path)                     -> [Question]   one record per question, context copied in
+    make_features(tokenizer, questions)  -> [Feature]    windows of `[CLS] question [SEP] context [SEP]`
+    Decoder(questions, features).add(...) per batch of window logits -> .predictions() {id: text}
+    squad_scores(predictions, questions) -> exact match / F1 in percent, as the official scripts
+
+Windows follow Hugging Face's fast tokenizers called with `truncation="only_second",
+return_overflowing_tokens=True, stride=doc_stride` (the run_qa.py example): the question and the
+special tokens appear in every window, the context is cut into pieces of the room left, and
+consecutive pieces overlap by `doc_stride` tokens. Training labels are the first answer's token
+span, or position 0 (`<s>` / `[CLS]`) when the window does not hold the whole answer or the
+question has none (SQuAD v2.0), as in BERT's paper §4.3 and run_qa.py.
+Plain Python + numpy; torch tensors are accepted as logits.
+"""
+from __future__ import annotations
+
+import json
+import re
+import string
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer as Backend
+
+from ..text.tables import DataError
+
+VERSIONS = ("1.1", "2.0")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    context: str
+    answers: tuple[tuple[str, int], ...]   # (text, character start in context); () if unanswerable
+    is_impossible: bool = False            # SQuAD v2.0: the context holds no answer
+
+
+def read_squad(path: str | Path, version: str | None = None, strict: bool = False) -> list[Question]:
+    """Questions of a SQuAD JSON file, in file order. `version` None: "2.0" when the file's own
+    `version` says so or any question has `is_impossible`, else "1.1". An answer whose
+    `answer_start` does not point at its text is kept as written and its question id reported
+    in one warning (`strict=True`: an error). Malformed files raise DataError naming the file
+    and the JSON path (e.g. `data[3].paragraphs[2].qas[0].answers`)."""
+    path = Path(path)
+    if version not in (None, *VERSIONS):
+        raise ValueError(f"version {version!r}: use None (from the file), '1.1' or '2.0'")
+    root = _load_json(path)
+    articles = _field(root, "data", list, "", path)
+    if not articles:
+        raise DataError(f"{path}: `data` is empty; no articles to read")
+    version = version or _detect_version(root, articles)
+    questions, misplaced, first_seen = [], [], {}
+    for article_number, article in enumerate(articles):
+        article_path = f"data[{article_number}]"
+        for paragraph_number, paragraph in enumerate(_field(article, "paragraphs", list, article_path, path)):
+            paragraph_path = f"{article_path}.paragraphs[{paragraph_number}]"
+            context = _field(paragraph, "context", str, paragraph_path, path)
+            if not context.strip():
+                raise DataError(f"{path}: {paragraph_path}.context is empty")
+            for number, entry in enumerate(_field(paragraph, "qas", list, paragraph_path, path)):
+                entry_path = f"{paragraph_path}.qas[{number}]"
+                question = _read_question(entry, context, version, entry_path, path)
+                if question.id in first_seen:
+                    raise DataError(f"{path}: {entry_path}.id {question.id!r} repeats {first_seen[question.id]}")
+                first_seen[question.id] = f"{entry_path}.id"
+                if any(context[start:start + len(text)] != text for text, start in question.answers):
+                    misplaced.append(question.id)
+                questions.append(question)
+    if not questions:
+        raise DataError(f"{path}: no questions (every paragraph has an empty `qas`)")
+    _report_misplaced(path, misplaced, strict)
+    return questions
+
+
+def _load_json(path: Path):
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # tolerate a byte-order mark
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not valid UTF-8 (byte {error.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg} at column {error.colno})") from None
+    except RecursionError:
+        raise DataError(f"{path}: not usable JSON (nested too deeply)") from None
+
+
+_TYPE_NAMES = {list: "a list", str: "a string", int: "an integer", bool: "true or false", dict: "an object"}
+
+
+def _field(node, key: str, kind: type, node_path: str, path: Path):
+    """node[key], checked to be of `kind`; errors name the file and the JSON path."""
+    if not isinstance(node, dict):
+        where = node_path or "the top level"
+        raise DataError(f"{path}: {where} should be an object, found {type(node).__name__}")
+    key_path = f"{node_path}.{key}" if node_path else key
+    if key not in node:
+        raise DataError(f"{path}: {key_path} is missing")
+    value = node[key]
+    # bool is a subclass of int in Python; an answer_start of `true` is still wrong.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise DataError(f"{path}: {key_path} should be {_TYPE_NAMES[kind]}, found {type(value).__name__}")
+    return value
+
+
+def _detect_version(root: dict, articles: list) -> str:
+    if "2.0" in str(root.get("version", "")):
+        return "2.0"
+    for article in articles:
+        for paragraph in article.get("paragraphs", []) if isinstance(article, dict) else []:
+            for entry in paragraph.get("qas", []) if isinstance(paragraph, dict) else []:
+                if isinstance(entry, dict) and "is_impossible" in entry:
+                    return "2.0"
+    return "1.1"
+
+
+def _read_question(entry, context: str, version: str, entry_path: str, path: Path) -> Question:
+    question_id = _field(entry, "id", str, entry_path, path)
+    text = _field(entry, "question", str, entry_path, path)
+    if not text.strip():
+        raise DataError(f"{path}: {entry_path}.question is empty (id {question_id})")
+    answers = []
+    for number, answer in enumerate(_field(entry, "answers", list, entry_path, path)):
+        answer_path = f"{entry_path}.answers[{number}]"
+        answer_text = _field(answer, "text", str, answer_path, path)
+        start = _field(answer, "answer_start", int, answer_path, path)
+        if not answer_text:
+            raise DataError(f"{path}: {answer_path}.text is empty (id {question_id})")
+        answers.append((answer_text, start))
+    if version == "1.1":
+        if entry.get("is_impossible"):
+            raise DataError(f"{path}: {entry_path}.is_impossible is true in a v1.1 read (id {question_id}); "
+                            "read with version='2.0'")
+        if not answers:
+            raise DataError(f"{path}: {entry_path}.answers is empty (id {question_id}); a v1.1 question "
+                            "needs an answer (read with version='2.0' for unanswerable questions)")
+        return Question(question_id, text, context, tuple(answers))
+    impossible = _field(entry, "is_impossible", bool, entry_path, path) if "is_impossible" in entry else not answers
+    if impossible == bool(answers):  # unanswerable with answers, or answerable without
+        state = "has answers" if answers else "has no answers"
+        raise DataError(f"{path}: {entry_path}: is_impossible is {str(impossible).lower()} but the "
+                        f"question {state} (id {question_id})")
+    return Question(question_id, text, context, tuple(answers), impossible)
+
+
+def _report_misplaced(path: Path, ids: list[str], strict: bool) -> None:
+    if not ids:
+        return
+    shown = ", ".join(ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
+    message = f"{path}: {len(ids)} question(s) with an answer_start that does not point at the answer text: {shown}"
+    if strict:
+        raise DataError(message)
+    warnings.warn(message + " (kept as written; their training labels follow answer_start)", stacklevel=3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Features: windows over the context
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Feature:
+    """One window: `[CLS] question [SEP] context[piece] [SEP]` (RoBERTa: `<s> q </s></s> c </s>`)."""
+    example_index: int                          # index into the questions list
+    input_ids: list[int]
+    token_type_ids: list[int]
+    offsets: list[tuple[int, int] | None]       # per position: (start, end) characters in the context; None off it
+    context_start: int                          # positions [context_start, context_end) hold context tokens
+    context_end: int
+    start_position: int | None = None           # training labels (token positions); 0 = <s>/[CLS]: no answer here
+    end_position: int | None = None
+
+
+def make_features(tokenizer, questions: list[Question], max_length: int = 384, doc_stride: int = 128,
+                  training: bool = False, reserved: int = 0, max_question_length: int = 64) -> list[Feature]:
+    """Windows of every question, in order. `tokenizer`: a `tokenizers.Tokenizer` or our
+    `Tokenizer` (its `.backend` is used; it is copied, so its settings stay untouched).
+    `reserved`: positions kept free for P-tuning v1 virtual tokens the model adds in front; labels
+    index `input_ids`, not counting them. Questions longer than `max_question_length` tokens keep
+    their first `max_question_length` (as BERT's run_squad.py; HF's run_qa.py would stop), fewer
+    if needed to leave a window more than `doc_stride` context tokens."""
+    backend = _plain_copy(getattr(tokenizer, "backend", tokenizer))
+    specials = backend.post_processor.num_special_tokens_to_add(True) if backend.post_processor else 0
+    if not specials:
+        raise ValueError("the tokenizer adds no special tokens to a pair; QA needs <s>/[CLS] at position 0")
+    # The question gives way so that a window holds more than doc_stride context tokens.
+    max_question_length = min(max_question_length, max_length - reserved - specials - doc_stride - 1)
+    if doc_stride < 0 or max_question_length < 1:
+        raise ValueError(f"max_length {max_length} - reserved {reserved} - {specials} special tokens leaves no "
+                         f"room for a question and more than doc_stride {doc_stride} context tokens; raise "
+                         "max_length or lower doc_stride")
+    features = []
+    for index, question in enumerate(questions):
+        # run_qa.py strips the question's leading white space: it only wastes window room.
+        joined = backend.encode(question.question.lstrip(), question.context)  # whole pair, specials added
+        if 1 not in joined.sequence_ids:
+            raise DataError(f"question {question.id}: its context makes no tokens")
+        for first, last in _windows(joined.sequence_ids, max_length - reserved, max_question_length, doc_stride):
+            feature = _window(joined, index, first, last, max_question_length)
+            if training:
+                feature.start_position, feature.end_position = _labels(feature, question)
+            features.append(feature)
+    return features
+
+
+def _plain_copy(backend: Backend) -> Backend:
+    """A private copy without padding or truncation (MiniLM's tokenizer.json pads to 128)."""
+    copy = Backend.from_str(backend.to_str())
+    copy.no_padding()
+    copy.no_truncation()
+    return copy
+
+
+def _windows(sequence_ids: list, max_length: int, max_question_length: int, doc_stride: int):
+    """(first, last) context token numbers (last exclusive) of each window. As the `tokenizers`
+    overflow: pieces of `room` tokens starting every `room - doc_stride`, until one reaches the end."""
+    question_tokens = min(sequence_ids.count(0), max_question_length)
+    context_tokens = sequence_ids.count(1)
+    room = max_length - (len(sequence_ids) - sequence_ids.count(0) - context_tokens) - question_tokens
+    first = 0
+    while True:
+        last = min(first + room, context_tokens)
+        yield first, last
+        if last == context_tokens:
+            return
+        first += room - doc_stride
+
+
+def _window(joined, example_index: int, first: int, last: int, max_question_length: int) -> Feature:
+    """Keep the special tokens, the question's first `max_question_length` tokens, context tokens [first, last)."""
+    keep, question_seen, context_seen = [], 0, 0
+    for position, sequence in enumerate(joined.sequence_ids):
+        if sequence == 0:
+            question_seen += 1
+            if question_seen <= max_question_length:
+                keep.append(position)
+        elif sequence == 1:
+            if first <= context_seen < last:
+                keep.append(position)
+            context_seen += 1
+        else:
+            keep.append(position)
+    sequence_ids = [joined.sequence_ids[p] for p in keep]
+    context_start = sequence_ids.index(1)
+    return Feature(example_index=example_index,
+                   input_ids=[joined.ids[p] for p in keep],
+                   token_type_ids=[joined.type_ids[p] for p in keep],
+                   offsets=[joined.offsets[p] if s == 1 else None for p, s in zip(keep, sequence_ids)],
+                   context_start=context_start, context_end=context_start + last - first)
+
+
+def _labels(feature: Feature, question: Question) -> tuple[int, int]:
+    """Token span of the first answer, or (0, 0) when the window does not hold all of it."""
+    if question.is_impossible or not question.answers:
+        return 0, 0
+    text, start_char = question.answers[0]
+    end_char = start_char + len(text)
+    context = range(feature.context_start, feature.context_end)
+    offsets = feature.offsets
+    if not (offsets[context[0]][0] <= start_char and offsets[context[-1]][1] >= end_char):
+        return 0, 0
+    # The last token starting at or before the answer, the first token ending at or after it.
+    start = max(t for t in context if offsets[t][0] <= start_char)
+    end = min(t for t in context if offsets[t][1] >= end_char)
+    return start, end
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding: logits -> answer text
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Candidate:
+    score: float      # start logit + end logit
+    start_char: int   # the span in the context
+    end_char: int
+    text: str
+
+
+class Decoder:
+    """Collects the best answer spans of every question, one batch of window logits at a time.
+
+    It keeps only each question's `n_best` candidates and its smallest null score, never the
+    logits themselves. Per window (as run_qa.py's postprocessing): the `n_best` highest start
+    and end logits; pairs with end >= start, at most `max_answer_length` tokens; score = start +
+    end logit. We take the n best among the window's *context* tokens, where run_qa.py takes them
+    over all positions and then drops those off the context: padding or question tokens can then
+    crowd out real answers, and the result would depend on how a batch is padded.
+    SQuAD v2.0 (`version_2=True`): the null score of a window is start[0] + end[0] (<s>/[CLS]);
+    a question's null score is the *smallest* over its windows, as run_qa.py; the answer is ""
+    when null score - best span score > `null_threshold`.
+    """
+
+    def __init__(self, questions: list[Question], features: list[Feature], n_best: int = 20,
+                 max_answer_length: int = 30, version_2: bool = False, null_threshold: float = 0.0):
+        self.questions, self.features = questions, features
+        self.n_best, self.max_answer_length = n_best, max_answer_length
+        self.version_2, self.null_threshold = version_2, null_threshold
+        self.candidates: list[list[Candidate]] = [[] for _ in questions]  # best first
+        self.null_scores = [float("inf")] * len(questions)
+        self.windows_seen = [0] * len(questions)
+
+    def add(self, feature_indices, start_logits, end_logits) -> None:
+        """feature_indices: (B,) indices into `features`; start/end logits: (B, T), T >= each window's length."""
+        start_logits, end_logits = _as_numpy(start_logits), _as_numpy(end_logits)
+        if start_logits.shape != end_logits.shape or start_logits.ndim != 2:
+            raise ValueError(f"start and end logits should both be (B, T); got {start_logits.shape} "
+                             f"and {end_logits.shape}")
+        for row, feature_index in enumerate(_as_numpy(feature_indices).tolist()):
+            feature = self.features[feature_index]
+            if start_logits.shape[1] < len(feature.input_ids):
+                raise ValueError(f"logits have {start_logits.shape[1]} positions, feature {feature_index} "
+                                 f"{len(feature.input_ids)}")
+            self._add_window(feature, start_logits[row], end_logits[row])
+
+    def _add_window(self, feature: Feature, start_row: np.ndarray, end_row: np.ndarray) -> None:
+        question = feature.example_index
+        self.windows_seen[question] += 1
+        self.null_scores[question] = min(self.null_scores[question], float(start_row[0] + end_row[0]))
+        first = feature.context_start
+        starts = start_row[first:feature.context_end]   # (C,) context positions only
+        ends = end_row[first:feature.context_end]
+        top_starts = np.argsort(-starts, kind="stable")[:self.n_best][:, None]  # (k, 1)
+        top_ends = np.argsort(-ends, kind="stable")[:self.n_best][None, :]      # (1, k)
+        allowed = (top_ends >= top_starts) & (top_ends - top_starts < self.max_answer_length)  # (k, k)
+        context = self.questions[question].context
+        found = list(self.candidates[question])
+        rows, columns = np.nonzero(allowed)
+        for start, end in zip(top_starts[rows, 0], top_ends[0, columns]):
+            start_char, end_char = feature.offsets[first + start][0], feature.offsets[first + end][1]
+            found.append(Candidate(float(starts[start] + ends[end]), start_char, end_char,
+                                   context[start_char:end_char]))
+        self.candidates[question] = _best_unique(found, self.n_best)
+
+    def predictions(self) -> dict[str, str]:
+        """question id -> answer text ("" for no answer). Every question must have had a window."""
+        missing = [q.id for q, seen in zip(self.questions, self.windows_seen) if not seen]
+        if missing:
+            raise ValueError(f"{len(missing)} question(s) got no window logits, e.g. {missing[0]}; "
+                             "add every feature before asking for predictions")
+        return {q.id: self._answer(index) for index, q in enumerate(self.questions)}
+
+    def _answer(self, question: int) -> str:
+        candidates = self.candidates[question]
+        if not candidates:
+            return ""
+        best = candidates[0]
+        if self.version_2 and self.null_scores[question] - best.score > self.null_threshold:
+            return ""
+        return best.text
+
+
+def _best_unique(candidates: list[Candidate], n_best: int) -> list[Candidate]:
+    """The n best, one per character span (overlapping windows find the same span twice)."""
+    candidates = sorted(candidates, key=lambda c: (-c.score, c.start_char, c.end_char))
+    kept, spans = [], set()
+    for candidate in candidates:
+        if (candidate.start_char, candidate.end_char) not in spans:
+            spans.add((candidate.start_char, candidate.end_char))
+            kept.append(candidate)
+            if len(kept) == n_best:
+                break
+    return kept
+
+
+def _as_numpy(values) -> np.ndarray:
+    if hasattr(values, "detach"):  # a torch tensor; float() lifts half precision, which numpy lacks for bf16
+        values = values.detach().cpu()
+        values = (values.float() if values.is_floating_point() else values).numpy()
+    return np.asarray(values)
+
+
+def decode(questions: list[Question], features: list[Feature], batches, n_best: int = 20,
+           max_answer_length: int = 30, version_2: bool = False, null_threshold: float = 0.0) -> dict[str, str]:
+    """question id -> answer text, from an iterable of (feature_indices, start_logits, end_logits)
+    batches (e.g. a generator over the model's outputs); see `Decoder`."""
+    decoder = Decoder(questions, features, n_best, max_answer_length, version_2, null_threshold)
+    for feature_indices, start_logits, end_logits in batches:
+        decoder.add(feature_indices, start_logits, end_logits)
+    return decoder.predictions()
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores: exact match and F1 as the official SQuAD evaluation scripts
+# ---------------------------------------------------------------------------------------------
+
+_PUNCTUATION = set(string.punctuation)  # ASCII only, as the official script: "。" or "«" stay
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """Official SQuAD normalisation: lower case, drop ASCII punctuation, drop a/an/the, one space."""
+    text = "".join(character for character in text.lower() if character not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def token_f1(prediction: str, gold: str, version_2: bool = False) -> float:
+    """F1 of the normalised words. v2.0 rule: if either side is empty, 1 when both are, else 0
+    (v1.1's script gives 0 whenever no word is shared, even when both are empty)."""
+    predicted, expected = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if version_2 and (not predicted or not expected):
+        return float(predicted == expected)
+    shared = sum((Counter(predicted) & Counter(expected)).values())
+    if shared == 0:
+        return 0.0
+    precision, recall = shared / len(predicted), shared / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def squad_scores(predictions: dict[str, str], questions: list[Question]) -> dict[str, float]:
+    """Exact match and F1 in percent, each the best over a question's gold answers. With any
+    unanswerable question (v2.0) the v2.0 rules apply: gold answers that normalise to nothing are
+    dropped, an unanswerable question's gold is [""], and HasAns_* / NoAns_* are added.
+    A question without a prediction scores 0 (as v1.1's script) and is named in a warning."""
+    version_2 = any(q.is_impossible for q in questions)
+    missing = [q.id for q in questions if q.id not in predictions]
+    if missing:
+        warnings.warn(f"{len(missing)} question(s) have no prediction and score 0, e.g. {missing[0]}", stacklevel=2)
+    exact, f1 = [], []
+    for question in questions:
+        golds = [text for text, _ in question.answers]
+        if version_2:
+            golds = [text for text in golds if normalize_answer(text)] or [""]
+        prediction = predictions.get(question.id)
+        exact.append(0.0 if prediction is None else max(exact_match(prediction, g) for g in golds))
+        f1.append(0.0 if prediction is None else max(token_f1(prediction, g, version_2) for g in golds))
+    scores = _percentages("", exact, f1)
+    if version_2:
+        answerable = [not q.is_impossible for q in questions]
+        for prefix, wanted in (("HasAns_", True), ("NoAns_", False)):
+            chosen = [index for index, flag in enumerate(answerable) if flag == wanted]
+            if chosen:
+                scores.update(_percentages(prefix, [exact[i] for i in chosen], [f1[i] for i in chosen]))
+    return scores
+
+
+def _percentages(prefix: str, exact: list[float], f1: list[float]) -> dict[str, float]:
+    return {f"{prefix}exact": 100.0 * sum(exact) / len(exact), f"{prefix}f1": 100.0 * sum(f1) / len(f1),
+            f"{prefix}total": len(exact)}
