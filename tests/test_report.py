@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ptuning.report import (DPI, PANEL_INCHES, ReportError, TensorBoardReporter, cli_plot, plot_runs,
+from ptuning.training.report import (DPI, PANEL_INCHES, ReportError, TensorBoardReporter, cli_plot, plot_runs,
                             read_run_metrics)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -62,7 +62,7 @@ def test_metrics_pick_the_panels(tmp_path):
 
 
 def test_runs_sharing_a_folder_name_are_labelled_by_path(tmp_path):
-    from ptuning.report import run_labels
+    from ptuning.training.report import run_labels
 
     paths = [tmp_path / "a" / "seed1", tmp_path / "b" / "seed1", tmp_path / "c" / "seed2"]
     assert run_labels(paths) == [str(paths[0]), str(paths[1]), "seed2"]
