@@ -232,7 +232,7 @@ def library(call: Callable) -> Callable:
 
 
 def lib_load_trained(*args, **kwargs):
-    from ptuning.checkpoint import load_trained
+    from ptuning.adapters.load import load_trained
     return load_trained(*args, **kwargs)
 
 
@@ -242,7 +242,7 @@ def lib_load_classifier(*args, **kwargs):
 
 
 def lib_load_bank(*args, **kwargs):
-    from ptuning.multi import load_bank
+    from ptuning.adapters.bank import load_bank
     return load_bank(*args, **kwargs)
 
 
@@ -348,7 +348,7 @@ CASES = [
     C("ctrl-c-while-loading-predict", "1", P, lambda w: ["--adapter", w.adapter, "a", "b"], "interrupted",
       INTERRUPTED, patch=lambda w, mp: mp.setattr(predict, "load_trained", interrupt)),
     C("ctrl-c-while-exporting", "1", X, lambda w: ["export-peft", w.shift_adapter, w.tmp / "o"], "interrupted",
-      INTERRUPTED, patch=lambda w, mp: mp.setattr("ptuning.peft_format.export_peft", interrupt)),
+      INTERRUPTED, patch=lambda w, mp: mp.setattr("ptuning.adapters.peft.export_peft", interrupt)),
     C("ctrl-c-while-reading-data", "1", T, lambda w: TRAIN(w), "interrupted", INTERRUPTED,
       patch=lambda w, mp: mp.setattr(train, "read_glue", interrupt)),
     C("train-debug-flag-accepted", "1", T, lambda w: DRY(w, "--debug"), None, "ok"),
