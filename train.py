@@ -1,8 +1,9 @@
-"""Train P-tuning (v1), prompt tuning, P-tuning v2 (prefix) or full fine-tuning on a GLUE task.
+"""Train P-tuning (v1), prompt tuning, P-tuning v2 (prefix) or full fine-tuning on a GLUE task or NER.
 
     python train.py --task mrpc                                   # the P-tuning guide's run (roberta-large)
     python train.py --task mrpc --model minilm --method prefix    # offline checkpoint, P-tuning v2
     python train.py --task mrpc --dry-run                         # parameter counts only, no weights needed
+    python train.py --task conll2003 --model minilm --method prefix  # NER (token classification)
 
 Options left unset take the method's recipe (ptuning/training/recipes.py).
 """
@@ -28,7 +29,7 @@ from ptuning.text.tables import read_table
 from ptuning.text.tokenizer import Tokenizer
 from ptuning.training.loop import TrainConfig, TrainingStopped, fit
 from ptuning.training.parallel import barrier, init_distributed
-from ptuning.training.recipes import COMMON, RECIPES
+from ptuning.training.recipes import COMMON, RECIPES, TOKEN_RECIPES
 from ptuning.weights import resolve_model_dir
 
 PROMPT_OPTIONS = ("num_virtual_tokens", "encoder_hidden_size", "reparam", "prefix_projection", "prefix_hidden_size",
@@ -39,13 +40,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--task", default="mrpc", help="task (default: mrpc): " + ", ".join(FAMILIES))
-    g.add_argument("--data-dir", help="GLUE root (default: $GLUE_DIR, else data/glue)")
-    g.add_argument("--train-file", help="your own training data (.tsv/.csv/.jsonl) instead of a GLUE task")
+    g.add_argument("--data-dir", help="GLUE root (default: $GLUE_DIR, else data/glue); for conll2003 the folder "
+                                       "of train.txt/valid.txt (default: $CONLL_DIR, else data/conll2003)")
+    g.add_argument("--train-file", help="your own training data (.tsv/.csv/.jsonl) instead of a GLUE task; "
+                                        "with --task ner or conll2003: CoNLL columns or JSONL tokens/tags")
     g.add_argument("--dev-file", help="your own dev data, with --train-file")
     g.add_argument("--text-a", default="sentence1", help="column of the first text (default: sentence1)")
     g.add_argument("--text-b", help="column of the second text, for pairs (default: none)")
     g.add_argument("--label", default="label", help="label column (default: label)")
     g.add_argument("--label-names", help="comma-separated labels in id order (default: inferred)")
+    g.add_argument("--tag-column", type=int, default=-1,
+                   help="NER --train-file/--dev-file in CoNLL columns: the tag column, 0-based (default: -1, the last)")
     g.add_argument("--strict", action="store_true", help="bad rows are fatal (default: skipped, counted)")
     g.add_argument("--max-train-samples", type=int, help="use the first N training examples")
     g.add_argument("--max-dev-samples", type=int, help="evaluate on the first N dev examples")
@@ -95,7 +100,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
 
     given = {k for k, v in vars(args).items() if v is not None}
-    for key, value in {**COMMON, **RECIPES[args.method]}.items():
+    family = FAMILIES.get(args.task)
+    token_task = family is not None and family.HEAD == "token"
+    for key, value in {**COMMON, **RECIPES[args.method], **(TOKEN_RECIPES[args.method] if token_task else {})}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     problems = []
@@ -143,12 +150,27 @@ def device_and_precision(requested: str) -> tuple[torch.device, str]:
 
 
 def task_family(args):
-    """The module serving the task (tasks/__init__.py); users' own tables are sequence tasks, as GLUE."""
-    return glue if args.train_file else family_for(args.task)
+    """The module serving the task (tasks/__init__.py); users' own tables are sequence tasks, as GLUE,
+    unless the task names another family (--task ner: CoNLL or JSONL files)."""
+    family = FAMILIES.get(args.task)
+    if args.train_file and (family is None or family.HEAD == "sequence"):
+        return glue  # --task is not read for users' tables
+    return family_for(args.task)
 
 
 def load_data(args):
     """(train examples, dev examples, label names or None, metric names)."""
+    family = task_family(args)
+    if family.HEAD != "sequence":
+        if bool(args.train_file) != bool(args.dev_file):
+            sys.exit("train.py: give --train-file and --dev-file together")
+        if args.train_file:
+            train = family.read_file(args.train_file, args.tag_column)
+            dev = family.read_file(args.dev_file, args.tag_column)
+        else:
+            train = family.read(args.task, "train", args.data_dir, args.strict)
+            dev = family.read(args.task, family.dev_split(args.task), args.data_dir, args.strict)
+        return train, dev, family.label_names(args.task, train), family.metric_names(args.task)
     if args.train_file:
         if not args.dev_file:
             sys.exit("train.py: --train-file needs --dev-file")
@@ -157,7 +179,6 @@ def load_data(args):
         dev, _ = read_table(args.dev_file, args.text_a, args.text_b, args.label, names, args.strict)
         metrics = ("pearson", "spearman") if names is None else ("accuracy", "f1") if len(names) == 2 else ("accuracy",)
         return train, dev, names, metrics
-    family = family_for(args.task)
     train = family.read(args.task, "train", args.data_dir, args.strict)
     dev = family.read(args.task, family.dev_split(args.task), args.data_dir, args.strict)
     return train, dev, family.label_names(args.task), family.metric_names(args.task)
@@ -169,7 +190,7 @@ def dry_run(args, method: MethodConfig) -> None:
     else:
         config = EncoderConfig.from_json(resolve_model_dir(args.model))
     family = task_family(args)
-    num_labels = 2 if args.train_file else len(family.label_names(args.task) or ["score"])
+    num_labels = 2 if args.train_file and family is glue else len(family.label_names(args.task) or ["score"])
     model = build_model(config, method, lambda c: family.head(c, method, num_labels), device="meta")
     print(f"{args.model} ({config.model_type}, {config.num_hidden_layers} layers, hidden {config.hidden_size}), "
           f"method {method.method}, {num_labels} labels")
@@ -209,7 +230,8 @@ def main(argv=None) -> int:
         compile_layers(model.encoder)
     tokenizer = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
                                       args.max_length)
-    train_set, dev_set = family.encode(tokenizer, train_examples), family.encode(tokenizer, dev_examples)
+    train_set = family.encode(tokenizer, train_examples, label_names)
+    dev_set = family.encode(tokenizer, dev_examples, label_names)
     say(f"{args.model}: {parameter_report(model)}")
     say(f"train {len(train_set)} examples ({train_set.truncated} truncated), dev {len(dev_set)} "
           f"({dev_set.truncated} truncated); {device}, {precision}")
@@ -224,7 +246,8 @@ def main(argv=None) -> int:
                          if getattr(args, f.name, None) is not None})
     meta = files.AdapterConfig(
         method, num_labels, base_model_path=str(model_dir.resolve()), base_model=args.model,
-        fingerprint=files.weights_fingerprint(model_dir), task=args.task if not args.train_file else None,
+        fingerprint=files.weights_fingerprint(model_dir),
+        task=None if args.train_file and family is glue else args.task,  # the task finds the family when loading
         label_names=list(label_names) if label_names else None, metrics=list(metric_names),
         max_length=args.max_length, train=dataclasses.asdict(cfg), precision=precision)
     started = time.perf_counter()

@@ -11,12 +11,17 @@ names, found by convention (no registry, no base class):
                           from the original files; bad input raises `DataError` naming file and line
     dev_split(task) -> str
                           the split to select models on
-    label_names(task) -> tuple[str, ...] | None
-                          names of the label ids (None: a regression score); their count sizes the head
+    label_names(task, train=None) -> tuple[str, ...] | None
+                          names of the label ids (None: a regression score); their count sizes the head.
+                          A family whose label set comes from the data (NER: the tags seen in the
+                          train file) builds it from `train`, the train split's examples; without
+                          them (sizing a run) it gives its known set, or None
     metric_names(task) -> tuple[str, ...]
                           what `evaluate` reports; the first one selects the best epoch
-    encode(tokenizer, examples) -> EncodedSet
-                          token ids plus each example's label(s), aligned with the ids
+    encode(tokenizer, examples, label_names=None) -> EncodedSet
+                          token ids plus each example's label(s), aligned with the ids; a family
+                          whose examples hold label names (NER tags) maps them to ids by `label_names`
+                          (None: unlabelled, for prediction)
     head(config, method, num_labels) -> nn.Module
                           a fresh head whose `reads` attribute is "cls" or "all" (heads.py)
     loss(outputs, batch, reduction="mean") -> tensor
@@ -25,6 +30,9 @@ names, found by convention (no registry, no base class):
     evaluate(model, data, batch_size, pad_id, device, autocast, metric_names) -> dict[str, float]
                           predict, decode, score; the first of the family's metrics selects the best epoch
 
+A family that also takes users' own files offers `read_file(path, **options)` beside `read`
+(NER: CoNLL columns or JSONL; GLUE-like tables go through text/tables.py instead).
+
 `family_for(task_name)` says which file serves a task; the training loop (`fit`) takes the
 family's `loss` and `evaluate`, so it never assumes what the outputs look like.
 """
@@ -32,10 +40,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import glue
+from . import glue, ner
 
-# Task name -> the module that serves it. NER (conll2003) and QA (squad, squad_v2) add themselves here.
-FAMILIES: dict[str, ModuleType] = {name: glue for name in glue.TASKS}
+# Task name -> the module that serves it. QA (squad, squad_v2) adds itself here.
+FAMILIES: dict[str, ModuleType] = {**{name: glue for name in glue.TASKS}, **{name: ner for name in ner.TASKS}}
 
 
 def family_for(task_name: str) -> ModuleType:

@@ -160,7 +160,7 @@ def read(task: Task | str, split: str, data_dir: str | Path | None = None, stric
     return read_glue(task, split, data_dir, strict, report)
 
 
-def label_names(task_name: str) -> tuple[str, ...] | None:
+def label_names(task_name: str, train=None) -> tuple[str, ...] | None:
     """Class names in id order; None for a regression task (one output, the score)."""
     return TASKS[task_name].label_names
 
@@ -175,7 +175,7 @@ def dev_split(task_name: str) -> str:
     return "dev_matched" if task_name == "mnli" else "dev"
 
 
-def encode(tokenizer: Tokenizer, examples: list[Example]) -> EncodedSet:
+def encode(tokenizer: Tokenizer, examples: list[Example], label_names=None) -> EncodedSet:
     """Each example's one text or pair of texts as ids, its label beside them."""
     return encode_examples(tokenizer, examples)
 

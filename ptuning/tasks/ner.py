@@ -20,15 +20,22 @@ recall and F1 over all entities (micro) and per type.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from tokenizers import Tokenizer as Backend
 
-from ..text.tokenizer import SPECIALS
+from ..errors import DataError
+from ..heads import TokenHead
+from ..model import head_dropout
+from ..text.batches import EncodedSet, eval_batches
+from ..text.tokenizer import SPECIALS, Encoded
 
 IGNORE = -100  # label of positions the loss skips (torch's cross_entropy ignore_index default)
 UNKNOWN = {"roberta": "<unk>", "bert": "[UNK]"}
@@ -36,7 +43,7 @@ TAG = re.compile(r"(?:O|[BI]-\S+)")
 COLUMN_SEPARATOR = re.compile(r"[ \t]+")  # only ASCII space and tab: a word may hold other spaces
 
 
-class NerDataError(ValueError):
+class NerDataError(DataError):
     """Input data we cannot use; the message names the file and 1-based line."""
 
 
@@ -50,6 +57,7 @@ class Sentence:
     tags: list[str]   # IOB2 tags, one per word
     path: str         # file and 1-based line of the first word, for messages
     line: int
+    lines: list[int] | None = None  # each word's line (CoNLL: one a line; JSONL: all the same)
 
     @property
     def where(self) -> str:
@@ -149,7 +157,8 @@ def finish(path: str, rows: list[list[tuple[str, str, int]]], label_names: list[
                 raise NerDataError(f"{path}:{line}: {tags[position]} continues no entity "
                                    f"(after {tags[position - 1] if position else 'the sentence start'}); "
                                    "is the file IOB1? pass scheme='iob1' or 'auto'")
-        sentences.append(Sentence([word for word, _, _ in sentence], to_iob2(tags), path, sentence[0][2]))
+        sentences.append(Sentence([word for word, _, _ in sentence], to_iob2(tags), path, sentence[0][2],
+                                  [line for _, _, line in sentence]))
     if label_names is None:
         types = sorted({tag[2:] for sentence in sentences for tag in sentence.tags if tag != "O"})
         label_names = ["O"] + [f"{prefix}-{name}" for name in types for prefix in "BI"]
@@ -391,3 +400,152 @@ def _score(gold: set, predicted: set) -> EntityScore:
     recall = correct / len(gold) if gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return EntityScore(precision, recall, f1, len(gold), len(predicted), correct)
+
+
+# ---------------------------------------------------------------------------------------------
+# The task-family convention (tasks/__init__.py)
+
+HEAD = "token"  # one output per text position: (B, T, num_labels)
+# conll2003: the CoNLL-2003 files in a data folder; ner: only users' files (--train-file/--dev-file).
+TASKS = ("conll2003", "ner")
+SPLITS = {"train": "train.txt", "dev": "valid.txt", "test": "test.txt"}
+# CoNLL-2003's four types, as `finish` orders a label set built from its train file.
+CONLL2003_LABELS = ("O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER")
+METRICS = ("f1", "precision", "recall")  # entity level, conlleval; per-type F1 is added as f1_<TYPE>
+GET_CONLL = ("put CoNLL-2003's train.txt and valid.txt (the column files) in that folder, "
+             "or pass your own files with --train-file/--dev-file")
+
+
+def find_data_dir(data_dir: str | Path | None = None) -> Path:
+    """The CoNLL-2003 folder: the argument if given, else $CONLL_DIR, else ./data/conll2003."""
+    if data_dir:
+        path, source = Path(data_dir), "the --data-dir argument"
+    elif os.environ.get("CONLL_DIR"):
+        path, source = Path(os.environ["CONLL_DIR"]), "$CONLL_DIR"
+    else:
+        path, source = Path("data/conll2003"), f"the default data/conll2003 under {Path.cwd()}"
+    if not path.is_dir():
+        raise DataError(f"{path}: CoNLL-2003 folder not found (taken from {source}). Pass --data-dir, "
+                        f"set CONLL_DIR, or {GET_CONLL}")
+    return path
+
+
+def read(task: str, split: str, data_dir: str | Path | None = None, strict: bool = False,
+         report: list | None = None) -> list[Sentence]:
+    """One split of CoNLL-2003 (IOB1 on disk, IOB2 here). Bad lines are always fatal: a sentence
+    cannot lose a word and stay a sentence, so `strict` and `report` change nothing."""
+    if task != "conll2003":
+        raise DataError(f"task {task!r} has no data folder of its own; give --train-file and --dev-file")
+    if split not in SPLITS:
+        raise DataError(f"conll2003 has no split {split!r}; it has: {', '.join(SPLITS)}")
+    sentences, _ = read_ner(find_data_dir(data_dir) / SPLITS[split])
+    return sentences
+
+
+def read_file(path: str | Path, tag_column: int = -1) -> list[Sentence]:
+    """Users' own data: a CoNLL column file (tags in `tag_column`, default the last) or JSONL
+    with `tokens` and `tags` (see `read_ner`)."""
+    sentences, _ = read_ner(path, tag_column=tag_column)
+    return sentences
+
+
+def dev_split(task: str) -> str:
+    return "dev"
+
+
+def label_names(task: str, train: list[Sentence] | None = None) -> tuple[str, ...] | None:
+    """The label set comes from the training data: `O`, then `B-`/`I-` of each type seen, by name.
+    Without it (sizing a run), CoNLL-2003's known set; users' data has none to offer."""
+    if train:
+        types = sorted({tag[2:] for sentence in train for tag in sentence.tags if tag != "O"})
+        return ("O",) + tuple(f"{prefix}-{name}" for name in types for prefix in "BI")
+    return CONLL2003_LABELS if task == "conll2003" else None
+
+
+def metric_names(task: str) -> tuple[str, ...]:
+    return METRICS
+
+
+@dataclass
+class WindowSet(EncodedSet):
+    """An `EncodedSet` of windows (one row each, labels one per position) that also keeps what
+    scoring needs: which sentence and word each position predicts, and the sentences' gold tags."""
+    windows: list[Window] = None
+    sentences: list[Sentence] = None
+    label_names: tuple[str, ...] = None
+
+
+def encode(tokenizer, examples: list[Sentence], label_names: tuple[str, ...] | None = None) -> WindowSet:
+    """Sentences -> windows of sub-token ids (`encode_sentences`); labels -100 where nothing is
+    predicted. `tokenizer.max_length` already leaves room for v1 prompts put in front."""
+    if label_names:
+        _check_tags(examples, label_names)
+    words = word_tokenizer(tokenizer.backend, tokenizer.family)
+    max_length = tokenizer.max_length
+    stride = min(128, (max_length - 2) // 2)  # overlap: half a window at most
+    windows = encode_sentences(words, examples, list(label_names) if label_names else None, max_length, stride)
+    encoded = [Encoded(window.ids, window.type_ids) for window in windows]
+    # Nothing is cut: a long sentence becomes several windows instead, so `truncated` stays 0.
+    return WindowSet(encoded, [window.labels for window in windows], 0, windows, examples,
+                     tuple(label_names) if label_names else None)
+
+
+def _check_tags(sentences: list[Sentence], label_names) -> None:
+    known = set(label_names)
+    for sentence in sentences:
+        for number, tag in enumerate(sentence.tags):
+            if tag not in known:
+                line = sentence.lines[number] if sentence.lines else sentence.line
+                raise NerDataError(f"{sentence.path}:{line}: tag {tag} (word {sentence.words[number]!r}) is not "
+                                   f"among the train file's labels ({', '.join(label_names)})")
+
+
+def head(config, method, num_labels: int) -> TokenHead:
+    """Dropout -> Linear on every text position, as HF `*ForTokenClassification`."""
+    return TokenHead(config.hidden_size, num_labels, head_dropout(config))
+
+
+def loss(logits: torch.Tensor, batch: dict, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy over the labelled positions only (first sub-token of each owned word): special
+    tokens, later sub-tokens, padding and prompts carry -100 (v1 prompts are not even in `logits`).
+
+    "mean" is HF's: the mean over the batch's labelled positions. "sum" is that mean times the
+    rows, so that the training loop's division by the batch size gives the same number."""
+    labels = batch["labels"]                                                       # (B, T)
+    total = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum")
+    mean = total / labels.ne(IGNORE).sum().clamp(min=1)  # a batch with no label gives 0, not NaN
+    return mean if reduction == "mean" else mean * labels.shape[0]
+
+
+@torch.no_grad()
+def window_logits(model, data: EncodedSet, batch_size: int, pad_id: int, device, autocast) -> list[torch.Tensor]:
+    """(T_i, L) logits of every window, in the data's order, padding cut off."""
+    model.eval()
+    out = [None] * len(data)
+    for indices, batch in eval_batches(data, batch_size, pad_id):
+        batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        with autocast():
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        for i, row in zip(indices, logits.float().cpu()):
+            out[i] = row[:len(data.encoded[i].ids)]
+    return out
+
+
+def evaluate(model, data: WindowSet, batch_size: int, pad_id: int, device, autocast,
+             metric_names=METRICS) -> dict[str, float]:
+    """Entity precision/recall/F1 over whole sentences: windows merged, one prediction a word.
+    Under torchrun each process predicts a slice of the windows, then all gather."""
+    from ..training.parallel import gather_objects, world  # only training evaluates under torchrun
+
+    rank, size = world()
+    shard = EncodedSet(data.encoded[rank::size], data.labels[rank::size], 0)
+    logits = window_logits(model, shard, batch_size, pad_id, device, autocast)
+    if size > 1:
+        parts, logits = gather_objects(logits), [None] * len(data)
+        for r, part in enumerate(parts):
+            logits[r::size] = part
+    predicted = predicted_tags(merge_windows(data.windows, logits), list(data.label_names))
+    scores = entity_scores([sentence.tags for sentence in data.sentences], predicted)
+    overall = scores.pop("overall")
+    result = {"f1": overall.f1, "precision": overall.precision, "recall": overall.recall}
+    return {**result, **{f"f1_{name}": score.f1 for name, score in scores.items()}}

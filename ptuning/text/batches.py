@@ -43,7 +43,10 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, chun
 def make_batch(data: EncodedSet, indices: list[int], pad_id: int) -> dict[str, torch.Tensor]:
     batch = collate([data.encoded[i] for i in indices], pad_id)
     labels = [data.labels[i] for i in indices]
-    if all(label is not None for label in labels):
+    if labels and isinstance(labels[0], list):  # one label per position (NER): pad with -100, ignored by the loss
+        length = batch["input_ids"].shape[1]
+        batch["labels"] = torch.tensor([row + [-100] * (length - len(row)) for row in labels], dtype=torch.long)
+    elif all(label is not None for label in labels):
         dtype = torch.float32 if isinstance(labels[0], float) else torch.long
         batch["labels"] = torch.tensor(labels, dtype=dtype)
     return batch
