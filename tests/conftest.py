@@ -14,20 +14,36 @@ TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_he
             max_position_embeddings=64)
 
 
-def tiny_hf_model(family: str, num_labels: int = 2, task: bool = True, **overrides):
-    """A random transformers model of the tiny shape: `RobertaForSequenceClassification` etc."""
+def randomize_biases_and_norms(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
+    """Every bias and every LayerNorm weight random, in place. HF initialises biases to 0 and
+    LayerNorm weights to 1, and with those a swapped, skipped or misnamed LayerNorm or bias changes
+    nothing: the parity tests could not see it."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "LayerNorm" in name:
+                centre = 1.0 if name.endswith("LayerNorm.weight") else 0.0
+                p.copy_(centre + 0.2 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def tiny_hf_model(family: str, num_labels: int = 2, task: bool = True, kind: str = "sequence", **overrides):
+    """A random transformers model of the tiny shape, every bias and LayerNorm randomised:
+    `RobertaForSequenceClassification` etc.; kind="token": `*ForTokenClassification`."""
     import transformers as tf
 
     torch.manual_seed(0)
+    classes = {"roberta": {"sequence": tf.RobertaForSequenceClassification, "token": tf.RobertaForTokenClassification},
+               "bert": {"sequence": tf.BertForSequenceClassification, "token": tf.BertForTokenClassification}}
     if family == "roberta":
         config = tf.RobertaConfig(**{**TINY, "type_vocab_size": 1, "pad_token_id": 1, "bos_token_id": 0,
                                      "eos_token_id": 2, "layer_norm_eps": 1e-5, "num_labels": num_labels,
                                      **overrides})
-        cls = tf.RobertaForSequenceClassification if task else tf.RobertaModel
+        cls = classes[family][kind] if task else tf.RobertaModel
     else:
         config = tf.BertConfig(**{**TINY, "num_labels": num_labels, **overrides})
-        cls = tf.BertForSequenceClassification if task else tf.BertModel
-    return cls(config).eval()
+        cls = classes[family][kind] if task else tf.BertModel
+    return randomize_biases_and_norms(cls(config)).eval()
 
 
 @pytest.fixture(scope="session")
