@@ -1,7 +1,15 @@
-"""Classify sentences (or sentence pairs) with an adapter trained by train.py.
+"""Classify sentences (or sentence pairs), or tag their entities, with an adapter trained by train.py.
 
     python predict.py --adapter runs/mrpc-prefix "The cat sat." "A cat was sitting."
     python predict.py --adapter runs/mrpc-prefix --input pairs.tsv --text-a a --text-b b --output predictions.jsonl
+    python predict.py --adapter runs/conll2003-prefix "George Washington visited Washington ."
+    python predict.py --adapter runs/conll2003-prefix --input sentences.txt --output entities.jsonl
+
+A token-classification (NER) adapter takes each text as one sentence of whitespace-separated
+words and prints its entities (type, words, word span). Its --input is one sentence a line, or
+JSONL with a `tokens` list a line; each output line holds the input line, the words' tags and the
+entities with word spans [first, last + 1) and character offsets [start, end) into the line (for
+JSONL: into the tokens joined by single spaces).
 
 --input writes one JSON record per predicted row: its line in the input file ("line"), the label,
 the probabilities and the logits (regression: "score" and the logit). A bad row (empty text,
@@ -23,6 +31,8 @@ from ptuning.adapters.files import AdapterConfig, AdapterError, atomic_write
 from ptuning.adapters.load import load_trained
 from ptuning.config import ConfigError
 from ptuning.inference import predict_logits
+from ptuning.errors import PtuningError
+from ptuning.tasks import FAMILIES, glue, ner
 from ptuning.tasks.glue import TASKS
 from ptuning.text.batches import EncodedSet
 from ptuning.text.tables import DataError, Example, read_table
@@ -39,7 +49,7 @@ class PredictError(ValueError):
 
 
 # What a user can fix: printed as `predict.py: <message>` on stderr, exit status 1, no traceback.
-USER_ERRORS = (PredictError, DataError, TokenizerError, CheckpointError, AdapterError, ConfigError)
+USER_ERRORS = (PtuningError, PredictError, DataError, TokenizerError, CheckpointError, AdapterError, ConfigError)
 
 
 def parse_args(argv=None):
@@ -223,6 +233,8 @@ def run(args) -> None:
     device = check_device(args.device)
     examples = command_line_examples(args.texts) if args.texts else None
     model, tokenizer, meta = load_trained(args.adapter, args.model, device=device)
+    if FAMILIES.get(meta.task or "", glue).HEAD == "token":
+        return run_tagger(args, model, tokenizer, meta, device)
     check_texts_fit_task(args, meta)
     names = meta.label_names or ["score"]
 
@@ -237,6 +249,69 @@ def run(args) -> None:
     report_skipped(args.input, skipped)
     rows = predict_chunks(model, tokenizer, examples, args.batch_size, device)
     write_records(args, (record(example, logits, names) for example, logits in rows), len(examples), skipped)
+
+
+def run_tagger(args, model, tokenizer, meta: AdapterConfig, device) -> None:
+    """Token classification: entities of each sentence (command line), or JSON lines (--input)."""
+    if args.text_b:
+        raise PredictError(f"--text-b {args.text_b}: a token-classification adapter tags one sentence a line")
+    names = meta.label_names
+    if args.texts:
+        for text in args.texts:
+            words, _ = ner.split_words(text)
+            tags, = ner.tag_sentences(model, tokenizer, names, [words], 1, device)
+            found = ner.entity_records(words, tags)
+            if len(args.texts) > 1:
+                print(text)
+            for entity in found:
+                first, end = entity["words"]
+                print(f"{entity['type']}\t{entity['text']}\twords {first}-{end - 1}")
+            if not found:
+                print("(no entities)")
+        return
+    skipped = []
+    sentences = read_sentences(args.input, args.skip_bad, skipped)  # (line, words, offsets)
+    report_skipped(args.input, skipped)
+
+    def records():
+        for start in range(0, len(sentences), CHUNK_ROWS):
+            chunk = sentences[start:start + CHUNK_ROWS]
+            tagged = ner.tag_sentences(model, tokenizer, names, [words for _, words, _ in chunk], args.batch_size,
+                                       device)
+            for (line, words, offsets), tags in zip(chunk, tagged):
+                yield {"line": line, "tags": tags, "entities": ner.entity_records(words, tags, offsets)}
+    write_records(args, records(), len(sentences), skipped)
+
+
+def read_sentences(path: str, skip_bad: bool, skipped: list) -> list[tuple[int, list[str], list[tuple[int, int]]]]:
+    """(line, words, character offsets) per sentence: a text line split at whitespace, or a JSONL
+    line's `tokens` (offsets into the tokens joined by single spaces). Blank lines are passed over."""
+    jsonl = path.endswith((".jsonl", ".json"))
+    sentences = []
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                if not jsonl:
+                    sentences.append((number, *ner.split_words(line)))
+                    continue
+                try:
+                    record = json.loads(line)
+                    words = record["tokens"] if isinstance(record, dict) else None
+                    if not (isinstance(words, list) and words and all(isinstance(w, str) and w.strip() for w in words)):
+                        raise ValueError("want an object with a `tokens` list of non-empty strings")
+                except ValueError as err:
+                    reason = f"not JSON ({err.msg})" if isinstance(err, json.JSONDecodeError) else str(err)
+                    if not skip_bad:
+                        raise DataError(f"{path}:{number}: {reason}") from None
+                    skipped.append((number, reason))
+                    continue
+                starts = [sum(len(word) + 1 for word in words[:i]) for i in range(len(words))]  # " ".join
+                sentences.append((number, words, [(start, start + len(word)) for start, word in zip(starts, words)]))
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read ({getattr(err, 'strerror', None) or err})") from None
+    return sentences
 
 
 def main(argv=None) -> int:

@@ -20,6 +20,12 @@ adapter is an inference artifact, and maps onto our methods without reparameteri
     PREFIX_TUNING   prefix, no projection, prefix_position_shift           prefix_encoder.embedding.weight
 
 The head keys are the base model's own (`weights.HEAD_TABLE`) behind "base_model.".
+
+Token classification (peft task_type TOKEN_CLS, our token head, `tasks/ner.py`): the head is
+`*ForTokenClassification`'s `classifier` for both families. peft puts P_TUNING / PROMPT_TUNING
+prompts in front and returns logits for them too, (B, n + T, C); ours drops those rows, so the
+text positions are what match (tests/test_ner_parity.py), and which token a head reads does not
+arise: every v1 adapter exports.
 """
 from __future__ import annotations
 
@@ -32,7 +38,8 @@ from safetensors.torch import load_file, save_file
 from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, AdapterError, atomic_write, read_adapter, write_json
 from ..config import EncoderConfig
 from ..weights import HEAD_TABLE, map_keys, resolve_model_dir
-from ..model import MethodConfig, PromptModel, load_classifier, prompt_module
+from ..heads import TokenHead
+from ..model import MethodConfig, PromptModel, load_classifier, load_model, prompt_module
 from ..prompts import PrefixEncoder, PromptEncoder
 
 PEFT_WEIGHTS_BIN = "adapter_model.bin"
@@ -43,11 +50,12 @@ HF_MODEL_PREFIX = {"bert": "bert.", "roberta": "roberta."}  # base_model_prefix 
 HEAD_TO_HF = {ours: theirs for theirs, ours in HEAD_TABLE.items()}  # "out_proj.weight" -> "classifier.out_proj.weight"
 # The head the HF task model of each family has; peft trains a copy of it.
 FAMILY_HEAD = {"roberta": "roberta", "bert": "pooler"}
+TASK_TYPES = {"sequence": "SEQ_CLS", "token": "TOKEN_CLS"}  # a task family's HEAD -> peft's task_type
 
 
-def classifier_names(family: str) -> list[str]:
+def classifier_names(family: str, kind: str = "sequence") -> list[str]:
     """Our head's parameters that peft always carries (the pooler only when it trained)."""
-    modules = ("dense", "out_proj") if FAMILY_HEAD[family] == "roberta" else ("classifier",)
+    modules = ("dense", "out_proj") if FAMILY_HEAD[family] == "roberta" and kind == "sequence" else ("classifier",)
     return [f"{m}.{p}" for m in modules for p in ("weight", "bias")]
 
 
@@ -108,8 +116,9 @@ def method_from_peft(config: dict, source: Path) -> MethodConfig:
     peft_type, task_type = config.get("peft_type"), config.get("task_type")
     if peft_type not in SUPPORTED_TYPES:
         raise AdapterError(f"{source}: peft_type {peft_type!r} is not supported; supported: {', '.join(SUPPORTED_TYPES)}")
-    if task_type != "SEQ_CLS":
-        raise AdapterError(f"{source}: task_type {task_type!r} is not supported; only SEQ_CLS (sequence classification)")
+    if task_type not in TASK_TYPES.values():
+        raise AdapterError(f"{source}: task_type {task_type!r} is not supported; only SEQ_CLS (sequence "
+                           "classification) and TOKEN_CLS (token classification)")
     if config.get("num_transformer_submodules", 1) != 1:
         raise AdapterError(f"{source}: num_transformer_submodules {config['num_transformer_submodules']} "
                            "(encoder-decoder); an encoder has 1")
@@ -135,7 +144,7 @@ def check_fits(config: dict, encoder: EncoderConfig, source: Path) -> None:
                                f"{encoder.num_attention_heads} heads); was it trained on another base model?")
 
 
-def split_tensors(tensors: dict[str, torch.Tensor], family: str, source: Path
+def split_tensors(tensors: dict[str, torch.Tensor], family: str, source: Path, kind: str = "sequence"
                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """peft's tensors -> (prompt_embeddings, head tensors in our head's names)."""
     if PROMPT_KEY not in tensors:
@@ -150,7 +159,7 @@ def split_tensors(tensors: dict[str, torch.Tensor], family: str, source: Path
     if encoder_part or unexpected:
         bad = [PEFT_PREFIX + k for k, t in others.items() if not map_keys({k: t})[1]]
         raise AdapterError(f"{source}: tensors of modules other than the head (modules_to_save?): {sorted(bad)}")
-    missing = [peft_key(name, family) for name in classifier_names(family) if name not in head]
+    missing = [peft_key(name, family) for name in classifier_names(family, kind) if name not in head]
     if missing:
         raise AdapterError(f"{source}: classifier tensors missing for a {family} base model: {missing} "
                            f"(found: {sorted(tensors)})")
@@ -171,11 +180,17 @@ def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = No
     encoder_config = EncoderConfig.from_json(model_dir)
     check_fits(config, encoder_config, config_path)
     weights_path = adapter_dir / (ADAPTER_WEIGHTS if (adapter_dir / ADAPTER_WEIGHTS).is_file() else PEFT_WEIGHTS_BIN)
-    prompts, head = split_tensors(tensors, encoder_config.family, weights_path)
-    method.head = FAMILY_HEAD[encoder_config.family]  # split_tensors found its tensors
-    num_labels = head["out_proj.weight" if method.head == "roberta" else "classifier.weight"].shape[0]
+    kind = next(ours for ours, theirs in TASK_TYPES.items() if theirs == config["task_type"])
+    prompts, head = split_tensors(tensors, encoder_config.family, weights_path, kind)
+    if kind == "token":
+        from ..tasks import ner
 
-    model = load_classifier(model_dir, method, num_labels, dtype=dtype)
+        num_labels = head["classifier.weight"].shape[0]
+        model = load_model(model_dir, method, lambda c: ner.head(c, method, num_labels), dtype=dtype)
+    else:
+        method.head = FAMILY_HEAD[encoder_config.family]  # split_tensors found its tensors
+        num_labels = head["out_proj.weight" if method.head == "roberta" else "classifier.weight"].shape[0]
+        model = load_classifier(model_dir, method, num_labels, dtype=dtype)
     prompt_module = model.prefix_encoder if method.is_prefix else model.prompt_encoder
     own = {"embedding": prompt_module.embedding.weight, **{f"head.{k}": p for k, p in model.head.named_parameters()}}
     theirs = {"embedding": prompts, **{f"head.{k}": t for k, t in head.items()}}
@@ -195,6 +210,7 @@ def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = No
         with torch.no_grad():
             own[name].copy_(tensor)
     adapter_config = AdapterConfig(method, num_labels, base_model_path=str(model_dir), base_model=str(base),
+                                   task="ner" if kind == "token" else None,  # `ner`: the token family
                                    label_names=_label_names(model_dir, num_labels), source="peft", peft_config=config)
     return model.eval(), adapter_config
 
@@ -217,21 +233,24 @@ def _label_names(model_dir: Path, num_labels: int) -> list[str]:
 
 
 # --- writing ---------------------------------------------------------------------------------
-def peft_refusal(method: MethodConfig, family: str) -> str | None:
-    """Why peft cannot reproduce this method's logits, or None when it can."""
+def peft_refusal(method: MethodConfig, family: str, kind: str = "sequence") -> str | None:
+    """Why peft cannot reproduce this method's logits, or None when it can. `kind`: the task
+    family's HEAD ("sequence" or "token")."""
+    if kind not in TASK_TYPES:
+        return f"a {kind} head: peft export covers sequence and token classification"
     if method.is_full:
         return "full fine-tuning changes the whole model; it is not a peft adapter"
     if method.is_v1 and method.template:
         return "v1 with a template: peft puts every prompt in front of the text"
-    if method.is_v1 and method.head_token != "first":
+    if method.is_v1 and method.head_token != "first" and kind == "sequence":
         return ("v1 with head_token 'cls': peft's head reads position 0, the first virtual token "
                 "(train with --head-token first)")
     if method.is_prefix and not method.prefix_position_shift:
         return ("prefix without prefix_position_shift: transformers + peft number the text's positions after "
                 "the prefix (train with --prefix-position-shift)")
-    kind = method.head if method.head != "auto" else FAMILY_HEAD[family]
-    if kind != FAMILY_HEAD[family]:
-        return (f"head {kind!r} on a {family} model: the transformers task model of that family has the "
+    head = method.head if method.head != "auto" else FAMILY_HEAD[family]
+    if kind == "sequence" and head != FAMILY_HEAD[family]:
+        return (f"head {head!r} on a {family} model: the transformers task model of that family has the "
                 f"{FAMILY_HEAD[family]!r} head")
     return None
 
@@ -250,9 +269,10 @@ def prompt_embeddings(module: PromptEncoder | PrefixEncoder) -> torch.Tensor:
         return x.detach().float().cpu()  # prefix dropout: training only, nothing to export
 
 
-def peft_config(method: MethodConfig, encoder: EncoderConfig, base_model: str | None, pooler: bool) -> dict:
+def peft_config(method: MethodConfig, encoder: EncoderConfig, base_model: str | None, pooler: bool,
+                kind: str = "sequence") -> dict:
     """adapter_config.json for peft, in inference mode (fields as peft 0.21 writes them)."""
-    common = {"task_type": "SEQ_CLS", "num_virtual_tokens": method.num_virtual_tokens,
+    common = {"task_type": TASK_TYPES[kind], "num_virtual_tokens": method.num_virtual_tokens,
               "token_dim": encoder.hidden_size, "num_layers": encoder.num_hidden_layers,
               "num_attention_heads": encoder.num_attention_heads, "num_transformer_submodules": 1,
               "inference_mode": True, "base_model_name_or_path": base_model, "revision": None,
@@ -272,6 +292,8 @@ def _from_folder(adapter_dir: Path, model_dir):
     """Our adapter folder -> (method, base config, prompt module, trained head tensors, base path).
 
     Only the base's config.json is read: the prompt module is rebuilt alone, not the encoder."""
+    from ..tasks import FAMILIES, glue
+
     config, tensors = read_adapter(adapter_dir)
     config_path = adapter_dir / ADAPTER_CONFIG
     method = config.method
@@ -280,7 +302,8 @@ def _from_folder(adapter_dir: Path, model_dir):
         raise AdapterError(f"{config_path}: field 'base_model_path' is missing; pass the base model folder")
     base_dir = resolve_model_dir(str(base))
     encoder = EncoderConfig.from_json(base_dir)
-    refusal = peft_refusal(method, encoder.family)
+    kind = FAMILIES.get(config.task or "", glue).HEAD
+    refusal = peft_refusal(method, encoder.family, kind)
     if refusal:
         raise AdapterError(f"{adapter_dir}: peft cannot represent this adapter: {refusal}")
     name = "prefix_encoder" if method.is_prefix else "prompt_encoder"
@@ -291,7 +314,7 @@ def _from_folder(adapter_dir: Path, model_dir):
     except RuntimeError as err:
         raise AdapterError(f"{adapter_dir / ADAPTER_WEIGHTS}: {name} does not fit its method: {err}") from None
     head = {k.removeprefix("head."): t for k, t in tensors.items() if k.startswith("head.")}
-    return method, encoder, module, head, str(Path(base_dir).resolve())
+    return method, encoder, module, head, str(Path(base_dir).resolve()), kind
 
 
 def export_peft(source: str | Path | PromptModel, out_dir: str | Path,
@@ -306,7 +329,9 @@ def export_peft(source: str | Path | PromptModel, out_dir: str | Path,
     out_dir = Path(out_dir)
     if isinstance(source, PromptModel):
         method, encoder = source.method, source.encoder.config
-        refusal = peft_refusal(method, encoder.family)
+        kind = "token" if isinstance(source.head, TokenHead) else source.head.reads
+        kind = "sequence" if kind == "cls" else kind
+        refusal = peft_refusal(method, encoder.family, kind)
         if refusal:
             raise AdapterError(f"peft cannot represent this model: {refusal}")
         module = source.prefix_encoder if method.is_prefix else source.prompt_encoder
@@ -317,11 +342,11 @@ def export_peft(source: str | Path | PromptModel, out_dir: str | Path,
         source = Path(source)
         if out_dir.resolve() == source.resolve():
             raise AdapterError(f"{out_dir}: the export would overwrite its own source adapter; choose another folder")
-        method, encoder, module, head, base = _from_folder(source, model_dir)
+        method, encoder, module, head, base, kind = _from_folder(source, model_dir)
     if (out_dir / ADAPTER_CONFIG).is_file() and not is_peft_adapter(out_dir):
         raise AdapterError(f"{out_dir}: holds an adapter of ours; refusing to overwrite it with a peft export")
 
-    missing = [f"head.{name}" for name in classifier_names(encoder.family) if name not in head]
+    missing = [f"head.{name}" for name in classifier_names(encoder.family, kind) if name not in head]
     if missing:
         raise AdapterError(f"{source}: classifier tensors missing: {missing}")
     pooler = "pooler.weight" in head
@@ -330,5 +355,5 @@ def export_peft(source: str | Path | PromptModel, out_dir: str | Path,
         tensors[peft_key(name, encoder.family)] = tensor.float().cpu().contiguous()
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / ADAPTER_WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    write_json(out_dir / ADAPTER_CONFIG, peft_config(method, encoder, base, pooler))
+    write_json(out_dir / ADAPTER_CONFIG, peft_config(method, encoder, base, pooler, kind))
     return out_dir

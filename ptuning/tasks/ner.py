@@ -549,3 +549,38 @@ def evaluate(model, data: WindowSet, batch_size: int, pad_id: int, device, autoc
     overall = scores.pop("overall")
     result = {"f1": overall.f1, "precision": overall.precision, "recall": overall.recall}
     return {**result, **{f"f1_{name}": score.f1 for name, score in scores.items()}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Prediction (predict.py)
+
+
+def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Whitespace-separated words of a line, with each word's [start, end) character offsets."""
+    found = list(re.finditer(r"\S+", text))
+    return [match.group() for match in found], [match.span() for match in found]
+
+
+def tag_sentences(model, tokenizer, label_names: list[str], word_lists: list[list[str]], batch_size: int,
+                  device) -> list[list[str]]:
+    """Predicted IOB2 tags of each sentence (a list of words), one tag a word; [] for no words."""
+    sentences = [Sentence(words, ["O"] * len(words), "input", 0) for words in word_lists if words]
+    if not sentences:
+        return [[] for _ in word_lists]
+    data = encode(tokenizer, sentences)
+    no_autocast = lambda: torch.autocast(torch.device(device).type, enabled=False)  # noqa: E731
+    logits = window_logits(model, data, batch_size, tokenizer.pad_id, device, no_autocast)
+    tags = iter(predicted_tags(merge_windows(data.windows, logits), label_names))
+    return [next(tags) if words else [] for words in word_lists]
+
+
+def entity_records(words: list[str], tags: list[str], offsets: list[tuple[int, int]] | None = None) -> list[dict]:
+    """The entities of one tagged sentence, in order: type, text, word span [first, last + 1) and,
+    when `offsets` are given, the character span [start, end) in the original text."""
+    records = []
+    for kind, first, last in sorted(entities(tags), key=lambda entity: entity[1]):
+        record = {"type": kind, "text": " ".join(words[first:last + 1]), "words": [first, last + 1]}
+        if offsets is not None:
+            record["start"], record["end"] = offsets[first][0], offsets[last][1]
+        records.append(record)
+    return records
