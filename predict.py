@@ -298,7 +298,7 @@ def read_sentences(path: str, skip_bad: bool, skipped: list) -> list[tuple[int, 
                     continue
                 try:
                     record = json.loads(line)
-                    words = record["tokens"] if isinstance(record, dict) else None
+                    words = record.get("tokens") if isinstance(record, dict) else None
                     if not (isinstance(words, list) and words and all(isinstance(w, str) and w.strip() for w in words)):
                         raise ValueError("want an object with a `tokens` list of non-empty strings")
                 except ValueError as err:
