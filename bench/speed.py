@@ -7,6 +7,7 @@ without Trainer's bookkeeping, which only flatters peft. Ours runs its real trai
 
     python bench/speed.py --config cpu     # MiniLM (real weights), v1 + v2, fp32, fixed steps
     python bench/speed.py --config cuda    # roberta-large shape (random init), v1, v2, full, bf16, epochs
+    python bench/speed.py --task conll2003 # NER: MiniLM, token classification, batch 16 (bench/ner.py's budget)
 
 Blocks of steps alternate between the two sides so that background load hits both alike.
 """
@@ -31,9 +32,9 @@ from ptuning.fast import compile_layers  # noqa: E402
 from ptuning.text.batches import batch_order, encode_examples, eval_batches, make_batch  # noqa: E402
 from ptuning.tasks.glue import find_data_dir, read_glue  # noqa: E402
 from ptuning.weights import resolve_model_dir  # noqa: E402
-from ptuning.model import MethodConfig, load_classifier  # noqa: E402
+from ptuning.model import MethodConfig, load_classifier, load_model  # noqa: E402
 from ptuning.text.tokenizer import Tokenizer  # noqa: E402
-from ptuning.tasks.glue import loss  # noqa: E402
+from ptuning.tasks import glue, ner  # noqa: E402
 from ptuning.training.loop import autocast_for, make_optimizer  # noqa: E402
 from ptuning.inference import to_device  # noqa: E402
 
@@ -45,6 +46,15 @@ METHODS = {  # ours, and the peft config that is the same work
                ("PrefixTuningConfig", dict(num_virtual_tokens=20, prefix_projection=True, encoder_hidden_size=512))),
     "full": (dict(method="full"), None),
 }
+# NER (token classification, peft TOKEN_CLS): bench/ner.py's recipes, 16 virtual tokens.
+NER_METHODS = {
+    "ptuning": (dict(method="ptuning", num_virtual_tokens=16, encoder_hidden_size=128),
+                ("PromptEncoderConfig", dict(num_virtual_tokens=16, encoder_hidden_size=128))),
+    "prefix": (dict(method="prefix", num_virtual_tokens=16, prefix_position_shift=True),
+               ("PrefixTuningConfig", dict(num_virtual_tokens=16))),
+    "full": (dict(method="full"), None),
+}
+NER_LABELS = len(ner.CONLL2003_LABELS)
 
 
 def sync(device):
@@ -64,20 +74,29 @@ def roberta_large_dir(tmp: Path) -> Path:
     return tmp
 
 
-def peft_side(model_dir, method, device, dtype):
+def peft_side(model_dir, method, device, dtype, token=False):
     import peft
     import transformers as tf
 
-    model = tf.AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
-    if METHODS[method][1] is not None:
-        name, kwargs = METHODS[method][1]
-        model = peft.get_peft_model(model, getattr(peft, name)(task_type="SEQ_CLS", **kwargs))
+    if token:
+        model = tf.AutoModelForTokenClassification.from_pretrained(model_dir, num_labels=NER_LABELS)
+    else:
+        model = tf.AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
+    methods = NER_METHODS if token else METHODS
+    if methods[method][1] is not None:
+        name, kwargs = methods[method][1]
+        model = peft.get_peft_model(model, getattr(peft, name)(task_type="TOKEN_CLS" if token else "SEQ_CLS", **kwargs))
     return model.to(device)
 
 
-def ours_side(model_dir, method, device, dtype, compile=False):
+def ours_side(model_dir, method, device, dtype, compile=False, token=False):
     storage = dtype if dtype != torch.float32 and method != "full" else torch.float32
-    model = load_classifier(model_dir, MethodConfig(**METHODS[method][0]), 2, dtype=storage, seed=0).to(device)
+    if token:
+        config = MethodConfig(**NER_METHODS[method][0])
+        model = load_model(model_dir, config, lambda c: ner.head(c, config, NER_LABELS), dtype=storage, seed=0)
+        model = model.to(device)
+    else:
+        model = load_classifier(model_dir, MethodConfig(**METHODS[method][0]), 2, dtype=storage, seed=0).to(device)
     if compile:
         compile_layers(model.encoder)  # as train.py --compile
     return model
@@ -127,7 +146,10 @@ class Side:
             else:
                 kwargs = {} if self.model.config.model_type == "roberta" else {"token_type_ids": batch["token_type_ids"]}
                 logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs).logits
-        batch_loss = loss(logits, batch)
+        if logits.dim() == 3:  # tokens: peft's v1 returns the virtual tokens' rows too; the text is last
+            batch_loss = ner.loss(logits[:, -batch["input_ids"].shape[1]:], batch)
+        else:
+            batch_loss = glue.loss(logits, batch)
         batch_loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -167,12 +189,12 @@ def random_eval(data, batch_size, pad_id):
 
 
 def measure(model_dir, method, device, precision, steps, block, data, dev, pad_id, batch_size, real_tokens,
-            compile=False):
+            compile=False, token=False):
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     sides = []
-    builders = [("peft", peft_side), ("ours", ours_side)]
+    builders = [("peft", lambda *a: peft_side(*a, token=token)), ("ours", lambda *a: ours_side(*a, token=token))]
     if compile:
-        builders.append(("ours compiled", lambda *a: ours_side(*a, compile=True)))
+        builders.append(("ours compiled", lambda *a: ours_side(*a, compile=True, token=token)))
     for name, build in builders:
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -208,6 +230,9 @@ def measure(model_dir, method, device, precision, steps, block, data, dev, pad_i
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--task", choices=("mrpc", "conll2003"), default="mrpc",
+                   help="mrpc (sequence classification) or conll2003 (NER, MiniLM; --data-dir: its folder)")
+    p.add_argument("--n", type=int, default=4000, help="conll2003: first N train sentences to draw batches from")
     p.add_argument("--methods", nargs="+")
     p.add_argument("--steps", type=int, help="timed training steps per side (cpu default 24; cuda: 2 epochs)")
     p.add_argument("--block", type=int, default=4, help="steps per alternating block")
@@ -217,6 +242,8 @@ def main():
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = p.parse_args()
 
+    if args.task == "conll2003":
+        return main_ner(args)
     cuda = args.config == "cuda"
     if cuda and not torch.cuda.is_available():
         sys.exit("--config cuda needs a CUDA GPU")
@@ -261,6 +288,40 @@ def main():
     text = (f"\n### Speed, {datetime.date.today()}, {device_name()}, {'roberta-large shape, bf16' if cuda else 'MiniLM, fp32'}"
             f", batch 32\n\ntorch {torch.__version__}, transformers {transformers.__version__}, peft "
             f"{peft_lib.__version__}. `python bench/speed.py {' '.join(sys.argv[1:])}`\n\n{header}\n" + "\n".join(lines) + "\n")
+    publish(text, args.write)
+
+
+def main_ner(args):
+    """NER: MiniLM (real weights), ours vs peft TOKEN_CLS, batch 16, blocks alternating; GPU when there is one."""
+    import transformers
+    import peft as peft_lib
+
+    cuda = torch.cuda.is_available() and args.config == "cuda"
+    device, precision = torch.device("cuda" if cuda else "cpu"), "bf16" if cuda else "fp32"
+    model_dir = resolve_model_dir("minilm")
+    train = ner.read("conll2003", "train", args.data_dir)[:args.n]
+    valid = ner.read("conll2003", "dev", args.data_dir)[:200]  # eval speed only
+    lines = []
+    for method in args.methods or ["prefix", "ptuning", "full"]:
+        reserved = 16 if method == "ptuning" else 0
+        tok = Tokenizer.from_folder(model_dir, EncoderConfig.from_json(model_dir), reserved)
+        data, dev = ner.encode(tok, train, ner.CONLL2003_LABELS), ner.encode(tok, valid, ner.CONLL2003_LABELS)
+        real_tokens = sum(len(e.ids) + reserved for e in data.encoded)
+        steps = args.steps or 48
+        r = measure(model_dir, method, device, precision, steps, args.block, data, dev, tok.pad_id, 16, real_tokens,
+                    token=True)
+        peft, ours = r["peft"], r["ours"]
+        lines.append(f"| {method} | {peft['train_samples_s']:.1f} | {ours['train_samples_s']:.1f} | "
+                     f"**{ours['train_samples_s'] / peft['train_samples_s']:.2f}×** | {peft['eval_samples_s']:.1f} | "
+                     f"{ours['eval_samples_s']:.1f} | {ours['eval_samples_s'] / peft['eval_samples_s']:.2f}× |")
+        print(lines[-1], flush=True)
+    header = ("| method | peft train samples/s | ours | ratio | peft eval samples/s | ours | ratio |\n|"
+              + "---|" * 7)
+    text = (f"\n### Speed, NER (CoNLL-2003), {datetime.date.today()}, {device_name()}, MiniLM, "
+            f"{'bf16' if cuda else 'fp32'}, batch 16\n\ntorch {torch.__version__}, transformers "
+            f"{transformers.__version__}, peft {peft_lib.__version__}; peft TOKEN_CLS (prefix 16 tokens, P_TUNING 16 "
+            f"tokens MLP 128, full fine-tuning), {steps} timed steps a side in alternating blocks of {args.block}. "
+            f"`python bench/speed.py {' '.join(sys.argv[1:])}`\n\n{header}\n" + "\n".join(lines) + "\n")
     publish(text, args.write)
 
 
