@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, padded_batch, tiny_hf_model
+from conftest import REPO, data_folder, padded_batch, tiny_hf_model
 
 from ptuning.adapters.files import AdapterError
 from ptuning.adapters.peft import export_peft, load_peft_adapter
@@ -17,16 +17,13 @@ from ptuning.tasks import family_for, ner
 from ptuning.text.batches import make_batch
 from ptuning.text.tokenizer import Tokenizer
 
-CONLL_DIR = Path(os.environ.get("CONLL_DIR", REPO.parent / "shared" / "data" / "conll2003"))
 LABELS = 5
 N = 4
 
 
 @pytest.fixture(scope="module")
 def conll_dir():
-    if not CONLL_DIR.is_dir():
-        pytest.fail(f"CoNLL-2003 not found at {CONLL_DIR}; set CONLL_DIR")
-    return CONLL_DIR
+    return data_folder("conll2003", ("train.txt", "valid.txt"))
 
 
 @pytest.fixture(scope="module")
