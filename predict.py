@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import warnings
+from itertools import accumulate
 
 import numpy as np
 import torch
@@ -307,7 +308,7 @@ def read_sentences(path: str, skip_bad: bool, skipped: list) -> list[tuple[int, 
                         raise DataError(f"{path}:{number}: {reason}") from None
                     skipped.append((number, reason))
                     continue
-                starts = [sum(len(word) + 1 for word in words[:i]) for i in range(len(words))]  # " ".join
+                starts = [0, *accumulate(len(word) + 1 for word in words)][:-1]  # offsets in " ".join(words)
                 sentences.append((number, words, [(start, start + len(word)) for start, word in zip(starts, words)]))
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read ({getattr(err, 'strerror', None) or err})") from None
