@@ -256,7 +256,12 @@ def run_tagger(args, model, tokenizer, meta: AdapterConfig, device) -> None:
     """Token classification: entities of each sentence (command line), or JSON lines (--input)."""
     if args.text_b:
         raise PredictError(f"--text-b {args.text_b}: a token-classification adapter tags one sentence a line")
-    names = meta.label_names
+    names = meta.label_names or []
+    if not names or not all(ner.TAG.fullmatch(name) for name in names):
+        # A peft adapter's names come from its base config's id2label, often LABEL_0, LABEL_1, ...
+        raise PredictError(f"{args.adapter}: label names {', '.join(names[:4]) or '(none)'} are not IOB tags "
+                           "(O, B-X, I-X), so entities cannot be read from them; set id2label in the base "
+                           "model's config.json")
     if args.texts:
         for text in args.texts:
             words, _ = ner.split_words(text)
