@@ -1,7 +1,8 @@
-"""Train P-tuning (v1), prompt tuning, P-tuning v2 (prefix) or full fine-tuning on a GLUE task.
+"""Train P-tuning (v1), prompt tuning, P-tuning v2 (prefix) or full fine-tuning on a GLUE or SQuAD task.
 
     python train.py --task mrpc                                   # the P-tuning guide's run (roberta-large)
     python train.py --task mrpc --model minilm --method prefix    # offline checkpoint, P-tuning v2
+    python train.py --task squad --model minilm --method prefix   # extractive QA (SQuAD v1.1; squad_v2)
     python train.py --task mrpc --dry-run                         # parameter counts only, no weights needed
 
 Options left unset take the method's recipe (ptuning/training/recipes.py).
@@ -39,8 +40,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--task", default="mrpc", help="task (default: mrpc): " + ", ".join(FAMILIES))
-    g.add_argument("--data-dir", help="GLUE root (default: $GLUE_DIR, else data/glue)")
-    g.add_argument("--train-file", help="your own training data (.tsv/.csv/.jsonl) instead of a GLUE task")
+    g.add_argument("--data-dir", help="GLUE root (default: $GLUE_DIR, else data/glue); SQuAD folder with "
+                   "train.json/dev.json (default: $SQUAD_DIR, else data/squad)")
+    g.add_argument("--train-file", help="your own training data (.tsv/.csv/.jsonl) instead of a GLUE task; "
+                   "with --task squad/squad_v2 an official SQuAD file")
     g.add_argument("--dev-file", help="your own dev data, with --train-file")
     g.add_argument("--text-a", default="sentence1", help="column of the first text (default: sentence1)")
     g.add_argument("--text-b", help="column of the second text, for pairs (default: none)")
@@ -49,7 +52,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--strict", action="store_true", help="bad rows are fatal (default: skipped, counted)")
     g.add_argument("--max-train-samples", type=int, help="use the first N training examples")
     g.add_argument("--max-dev-samples", type=int, help="evaluate on the first N dev examples")
-    g.add_argument("--max-length", type=int, help="truncate texts to N tokens (default: what positions allow)")
+    g.add_argument("--max-length", type=int,
+                   help="truncate texts to N tokens (default: what positions allow; QA: windows of 384)")
+
+    for family in dict.fromkeys(FAMILIES.values()):  # each family's own options (tasks/__init__.py)
+        if hasattr(family, "add_options"):
+            family.add_options(p)
 
     g = p.add_argument_group("model and method")
     g.add_argument("--model", default="roberta-large",
@@ -95,6 +103,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
 
     given = {k for k, v in vars(args).items() if v is not None}
+    if args.max_length is None and args.task in FAMILIES:
+        args.max_length = getattr(FAMILIES[args.task], "MAX_LENGTH", None)
     for key, value in {**COMMON, **RECIPES[args.method]}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -144,12 +154,20 @@ def device_and_precision(requested: str) -> tuple[torch.device, str]:
 
 def task_family(args):
     """The module serving the task (tasks/__init__.py); users' own tables are sequence tasks, as GLUE."""
-    return glue if args.train_file else family_for(args.task)
+    family = FAMILIES.get(args.task)
+    if args.train_file and (family is None or family.HEAD == "sequence"):
+        return glue
+    return family_for(args.task)
+
+
+def family_options(family, args) -> dict:
+    """The family's own options (QA: --doc-stride, ...), as keyword arguments of its `encode`."""
+    return family.options(args) if hasattr(family, "options") else {}
 
 
 def load_data(args):
     """(train examples, dev examples, label names or None, metric names)."""
-    if args.train_file:
+    if args.train_file and task_family(args) is glue:
         if not args.dev_file:
             sys.exit("train.py: --train-file needs --dev-file")
         names = tuple(args.label_names.split(",")) if args.label_names else None
@@ -158,8 +176,11 @@ def load_data(args):
         metrics = ("pearson", "spearman") if names is None else ("accuracy", "f1") if len(names) == 2 else ("accuracy",)
         return train, dev, names, metrics
     family = family_for(args.task)
-    train = family.read(args.task, "train", args.data_dir, args.strict)
-    dev = family.read(args.task, family.dev_split(args.task), args.data_dir, args.strict)
+    # A family with one file format (SQuAD) reads --train-file/--dev-file in place of its folder's files.
+    files_given = {split: {"file": file} if file else {}
+                   for split, file in (("train", args.train_file), ("dev", args.dev_file))}
+    train = family.read(args.task, "train", args.data_dir, args.strict, **files_given["train"])
+    dev = family.read(args.task, family.dev_split(args.task), args.data_dir, args.strict, **files_given["dev"])
     return train, dev, family.label_names(args.task), family.metric_names(args.task)
 
 
@@ -209,7 +230,9 @@ def main(argv=None) -> int:
         compile_layers(model.encoder)
     tokenizer = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
                                       args.max_length)
-    train_set, dev_set = family.encode(tokenizer, train_examples), family.encode(tokenizer, dev_examples)
+    options = family_options(family, args)
+    train_set = family.encode(tokenizer, train_examples, **options)
+    dev_set = family.encode(tokenizer, dev_examples, **options)
     say(f"{args.model}: {parameter_report(model)}")
     say(f"train {len(train_set)} examples ({train_set.truncated} truncated), dev {len(dev_set)} "
           f"({dev_set.truncated} truncated); {device}, {precision}")
@@ -224,9 +247,10 @@ def main(argv=None) -> int:
                          if getattr(args, f.name, None) is not None})
     meta = files.AdapterConfig(
         method, num_labels, base_model_path=str(model_dir.resolve()), base_model=args.model,
-        fingerprint=files.weights_fingerprint(model_dir), task=args.task if not args.train_file else None,
+        fingerprint=files.weights_fingerprint(model_dir), task=None if family is glue and args.train_file else args.task,
         label_names=list(label_names) if label_names else None, metrics=list(metric_names),
-        max_length=args.max_length, train=dataclasses.asdict(cfg), precision=precision)
+        max_length=args.max_length, train=dataclasses.asdict(cfg), precision=precision,
+        task_options=options or None)
     started = time.perf_counter()
     try:
         records = fit(model, train_set, dev_set, cfg, out_dir, meta, tokenizer.pad_id, device, precision,

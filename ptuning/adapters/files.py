@@ -50,6 +50,7 @@ class AdapterConfig:
     dev_metrics: dict | None = None        # that epoch's dev metrics
     source: str | None = None              # "peft": converted from a peft folder (adapters/peft.py)
     peft_config: dict | None = None        # that folder's own adapter_config.json
+    task_options: dict | None = None       # the task family's own options (QA: doc_stride, n_best, ...)
 
     @classmethod
     def from_dict(cls, raw: dict, source: str) -> "AdapterConfig":

@@ -8,15 +8,18 @@ names, found by convention (no registry, no base class):
                           "token" (every text position, (B, T, C): NER) or
                           "span" (start and end scores per text position, 2 x (B, T): extractive QA)
     read(task, split, data_dir=None, strict=False, report=None) -> list of examples
-                          from the original files; bad input raises `DataError` naming file and line
+                          from the original files; bad input raises `DataError` naming file and line.
+                          Families whose files have one fixed format (SQuAD) also take `file=PATH`:
+                          that file instead of the split's own (train.py's --train-file/--dev-file)
     dev_split(task) -> str
                           the split to select models on
     label_names(task) -> tuple[str, ...] | None
                           names of the label ids (None: a regression score); their count sizes the head
     metric_names(task) -> tuple[str, ...]
                           what `evaluate` reports; the first one selects the best epoch
-    encode(tokenizer, examples) -> EncodedSet
-                          token ids plus each example's label(s), aligned with the ids
+    encode(tokenizer, examples, **options) -> EncodedSet
+                          token ids plus each example's label(s), aligned with the ids; a family may
+                          return a subclass carrying what its `evaluate` needs (qa.WindowSet)
     head(config, method, num_labels) -> nn.Module
                           a fresh head whose `reads` attribute is "cls" or "all" (heads.py)
     loss(outputs, batch, reduction="mean") -> tensor
@@ -25,6 +28,11 @@ names, found by convention (no registry, no base class):
     evaluate(model, data, batch_size, pad_id, device, autocast, metric_names) -> dict[str, float]
                           predict, decode, score; the first of the family's metrics selects the best epoch
 
+Optional, for a family with options of its own (QA: --doc-stride, --n-best, ...):
+    add_options(parser)   adds the family's argparse group (train.py adds every family's)
+    options(args) -> dict the keyword arguments train.py passes to `encode`; bad values raise OptionError
+    MAX_LENGTH            --max-length when the user gives none (QA: 384, BERT's window)
+
 `family_for(task_name)` says which file serves a task; the training loop (`fit`) takes the
 family's `loss` and `evaluate`, so it never assumes what the outputs look like.
 """
@@ -32,10 +40,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import glue
+from . import glue, qa
 
-# Task name -> the module that serves it. NER (conll2003) and QA (squad, squad_v2) add themselves here.
-FAMILIES: dict[str, ModuleType] = {name: glue for name in glue.TASKS}
+# Task name -> the module that serves it. NER (conll2003) adds itself here.
+FAMILIES: dict[str, ModuleType] = {**{name: glue for name in glue.TASKS}, **{name: qa for name in qa.TASKS}}
 
 
 def family_for(task_name: str) -> ModuleType:
