@@ -2,7 +2,11 @@
 
     python predict.py --adapter runs/mrpc-prefix "The cat sat." "A cat was sitting."
     python predict.py --adapter runs/mrpc-prefix --input pairs.tsv --text-a a --text-b b --output predictions.jsonl
+    python predict.py --adapter runs/squad-prefix --question "Who sat?" --context "The cat sat on the mat."
+    python predict.py --adapter runs/squad-prefix --input questions.jsonl    # "question" and "context" fields
 
+Question answering (an adapter trained on squad/squad_v2): the answer, its score (start + end
+logit) and its character span in the context; long contexts are read in overlapping windows.
 --input writes one JSON record per predicted row: its line in the input file ("line"), the label,
 the probabilities and the logits (regression: "score" and the logit). A bad row (empty text,
 malformed JSON, wrong column count) stops the run naming its line; with --skip-bad it is left
@@ -22,7 +26,9 @@ from ptuning.adapters.bank import load_bank
 from ptuning.adapters.files import AdapterConfig, AdapterError, atomic_write
 from ptuning.adapters.load import load_trained
 from ptuning.config import ConfigError
+from ptuning.errors import PtuningError
 from ptuning.inference import predict_logits
+from ptuning.tasks import FAMILIES, qa
 from ptuning.tasks.glue import TASKS
 from ptuning.text.batches import EncodedSet
 from ptuning.text.tables import DataError, Example, read_table
@@ -39,7 +45,7 @@ class PredictError(ValueError):
 
 
 # What a user can fix: printed as `predict.py: <message>` on stderr, exit status 1, no traceback.
-USER_ERRORS = (PredictError, DataError, TokenizerError, CheckpointError, AdapterError, ConfigError)
+USER_ERRORS = (PredictError, DataError, TokenizerError, CheckpointError, AdapterError, ConfigError, PtuningError)
 
 
 def parse_args(argv=None):
@@ -54,6 +60,11 @@ def parse_args(argv=None):
     p.add_argument("--output", help="where --input's predictions go, JSON lines (default: stdout)")
     p.add_argument("--text-a", default="sentence1", help="--input column of the first text (default: sentence1)")
     p.add_argument("--text-b", help="--input column of the second text (pair tasks)")
+    p.add_argument("--question", help="question answering: the question (with --context)")
+    p.add_argument("--context", help="question answering: the text holding the answer (with --question)")
+    p.add_argument("--null-threshold", type=float,
+                   help="SQuAD v2.0 adapters: decline when the null score beats the best span by more than this "
+                        "(default: the training run's)")
     p.add_argument("--skip-bad", action="store_true",
                    help="--input: skip bad rows, list them on stderr, predict the rest (default: stop at the first)")
     p.add_argument("--batch-size", type=int, default=64, help="default: 64")
@@ -62,10 +73,13 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.batch_size < 1:
         p.error(f"--batch-size must be at least 1, not {args.batch_size}")
-    if args.texts and args.input:
-        p.error("give texts on the command line or --input FILE, not both")
-    if not args.texts and not args.input:
-        p.error("give one or two texts, or --input FILE")
+    if (args.question is None) != (args.context is None):
+        p.error("--question and --context go together")
+    asked = args.question is not None
+    if sum(map(bool, (args.texts, args.input, asked))) > 1:
+        p.error("give texts on the command line, --question/--context, or --input FILE: one of them")
+    if not args.texts and not args.input and not asked:
+        p.error("give one or two texts, --question and --context, or --input FILE")
     if len(args.texts) > 2:
         p.error(f"give one or two texts, not {len(args.texts)} (quote each sentence)")
     if args.input is None and (args.output or args.skip_bad):
@@ -223,6 +237,11 @@ def run(args) -> None:
     device = check_device(args.device)
     examples = command_line_examples(args.texts) if args.texts else None
     model, tokenizer, meta = load_trained(args.adapter, args.model, device=device)
+    if FAMILIES.get(meta.task or "") is qa:
+        return run_qa(args, model, tokenizer, meta, device)
+    if args.question is not None:
+        raise PredictError(f"--question/--context: the adapter was trained on {meta.task or 'your own table'}, "
+                           "not on question answering (squad, squad_v2)")
     check_texts_fit_task(args, meta)
     names = meta.label_names or ["score"]
 
@@ -237,6 +256,41 @@ def run(args) -> None:
     report_skipped(args.input, skipped)
     rows = predict_chunks(model, tokenizer, examples, args.batch_size, device)
     write_records(args, (record(example, logits, names) for example, logits in rows), len(examples), skipped)
+
+
+def run_qa(args, model, tokenizer, meta: AdapterConfig, device: torch.device) -> None:
+    """Extractive QA: one --question/--context pair printed, or --input's rows as JSON lines."""
+    settings = dict(meta.task_options or {}, version_2=qa.TASKS[meta.task] == "2.0")
+    if args.null_threshold is not None:
+        settings["null_threshold"] = args.null_threshold
+    if args.texts:
+        raise PredictError("the adapter answers questions: give --question and --context (or --input FILE)")
+    if args.input is None:
+        for name in ("question", "context"):
+            if not getattr(args, name).strip():
+                raise PredictError(f"--{name} is empty")
+        found, = qa.answer(model, tokenizer, [(args.question, args.context)], 1, device, **settings)
+        if found["declined"]:
+            print(f"no answer (declined: null score {found['null_score']:.2f} beats the best span "
+                  f"{found['answer'] or repr(args.context[found['start']:found['end']])}, score {found['score']:.2f})"
+                  if found["score"] is not None else "no answer: no span fits the context")
+        else:
+            print(f"answer: {found['answer']}\nscore: {found['score']:.2f}\nspan: characters {found['start']}-{found['end']}")
+        return
+    skipped = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # read_table's summary warning: we list the skipped lines ourselves
+        examples, _ = read_table(args.input, "question", "context", label="__none__", strict=not args.skip_bad,
+                                 report=skipped)
+    report_skipped(args.input, skipped)
+
+    def records():
+        for start in range(0, len(examples), CHUNK_ROWS):  # bounded memory on big files
+            chunk = examples[start:start + CHUNK_ROWS]
+            pairs = [(e.text_a, e.text_b) for e in chunk]
+            for example, found in zip(chunk, qa.answer(model, tokenizer, pairs, args.batch_size, device, **settings)):
+                yield {"line": example.line, **found}
+    write_records(args, records(), len(examples), skipped)
 
 
 def main(argv=None) -> int:

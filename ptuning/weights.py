@@ -51,6 +51,8 @@ HEAD_TABLE = {
     "classifier.dense.bias": "dense.bias",
     "classifier.out_proj.weight": "out_proj.weight",
     "classifier.out_proj.bias": "out_proj.bias",
+    "qa_outputs.weight": "qa_outputs.weight",          # *ForQuestionAnswering (heads.SpanHead)
+    "qa_outputs.bias": "qa_outputs.bias",
 }
 MODEL_PREFIXES = ("roberta.", "bert.", "xlm_roberta.", "camembert.")
 # Known to be unused by an encoder: buffers HF saves, pretraining heads.

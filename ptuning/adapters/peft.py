@@ -10,6 +10,10 @@ What `PeftModel.save_pretrained` writes for a prompt method on a sequence-classi
                                base_model.bert.pooler.dense.…     only when "pooler" was in modules_to_save
     (older peft, or safe_serialization=False: adapter_model.bin, a pickled dict of the same tensors)
 
+On a question-answering model (task_type QUESTION_ANS) the head is `base_model.qa_outputs.{weight,bias}`
+and becomes our `SpanHead` (task squad). peft does not move QA start/end positions past v1 prompts
+(its issue #1974); our model drops the prompt rows, so loaded v1 QA adapters score text positions.
+
 peft saves a prompt method's *outputs*, never its reparameterization: the P-tuning MLP/LSTM and
 the prefix projection are gone, and peft refuses to load a prompt adapter as trainable. So a peft
 adapter is an inference artifact, and maps onto our methods without reparameterization:
@@ -32,11 +36,14 @@ from safetensors.torch import load_file, save_file
 from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, AdapterError, atomic_write, read_adapter, write_json
 from ..config import EncoderConfig
 from ..weights import HEAD_TABLE, map_keys, resolve_model_dir
-from ..model import MethodConfig, PromptModel, load_classifier, prompt_module
+from ..model import MethodConfig, PromptModel, load_classifier, load_model, prompt_module
+from ..tasks import qa
 from ..prompts import PrefixEncoder, PromptEncoder
 
 PEFT_WEIGHTS_BIN = "adapter_model.bin"
 SUPPORTED_TYPES = ("P_TUNING", "PROMPT_TUNING", "PREFIX_TUNING")
+TASK_TYPES = ("SEQ_CLS", "QUESTION_ANS")
+SPAN_HEAD = ["qa_outputs.weight", "qa_outputs.bias"]  # QUESTION_ANS: heads.SpanHead
 PROMPT_KEY = "prompt_embeddings"
 PEFT_PREFIX = "base_model."          # a prompt method's PeftModel holds the transformers model as `base_model`
 HF_MODEL_PREFIX = {"bert": "bert.", "roberta": "roberta."}  # base_model_prefix of the HF task classes
@@ -108,8 +115,9 @@ def method_from_peft(config: dict, source: Path) -> MethodConfig:
     peft_type, task_type = config.get("peft_type"), config.get("task_type")
     if peft_type not in SUPPORTED_TYPES:
         raise AdapterError(f"{source}: peft_type {peft_type!r} is not supported; supported: {', '.join(SUPPORTED_TYPES)}")
-    if task_type != "SEQ_CLS":
-        raise AdapterError(f"{source}: task_type {task_type!r} is not supported; only SEQ_CLS (sequence classification)")
+    if task_type not in TASK_TYPES:
+        raise AdapterError(f"{source}: task_type {task_type!r} is not supported; supported: SEQ_CLS (sequence "
+                           "classification), QUESTION_ANS (extractive question answering)")
     if config.get("num_transformer_submodules", 1) != 1:
         raise AdapterError(f"{source}: num_transformer_submodules {config['num_transformer_submodules']} "
                            "(encoder-decoder); an encoder has 1")
@@ -135,7 +143,7 @@ def check_fits(config: dict, encoder: EncoderConfig, source: Path) -> None:
                                f"{encoder.num_attention_heads} heads); was it trained on another base model?")
 
 
-def split_tensors(tensors: dict[str, torch.Tensor], family: str, source: Path
+def split_tensors(tensors: dict[str, torch.Tensor], family: str, source: Path, task_type: str = "SEQ_CLS"
                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """peft's tensors -> (prompt_embeddings, head tensors in our head's names)."""
     if PROMPT_KEY not in tensors:
@@ -150,7 +158,8 @@ def split_tensors(tensors: dict[str, torch.Tensor], family: str, source: Path
     if encoder_part or unexpected:
         bad = [PEFT_PREFIX + k for k, t in others.items() if not map_keys({k: t})[1]]
         raise AdapterError(f"{source}: tensors of modules other than the head (modules_to_save?): {sorted(bad)}")
-    missing = [peft_key(name, family) for name in classifier_names(family) if name not in head]
+    required = SPAN_HEAD if task_type == "QUESTION_ANS" else classifier_names(family)
+    missing = [peft_key(name, family) for name in required if name not in head]
     if missing:
         raise AdapterError(f"{source}: classifier tensors missing for a {family} base model: {missing} "
                            f"(found: {sorted(tensors)})")
@@ -171,16 +180,21 @@ def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = No
     encoder_config = EncoderConfig.from_json(model_dir)
     check_fits(config, encoder_config, config_path)
     weights_path = adapter_dir / (ADAPTER_WEIGHTS if (adapter_dir / ADAPTER_WEIGHTS).is_file() else PEFT_WEIGHTS_BIN)
-    prompts, head = split_tensors(tensors, encoder_config.family, weights_path)
+    answers = config["task_type"] == "QUESTION_ANS"
+    prompts, head = split_tensors(tensors, encoder_config.family, weights_path, config["task_type"])
     method.head = FAMILY_HEAD[encoder_config.family]  # split_tensors found its tensors
-    num_labels = head["out_proj.weight" if method.head == "roberta" else "classifier.weight"].shape[0]
-
-    model = load_classifier(model_dir, method, num_labels, dtype=dtype)
+    if answers:
+        head = {k: t for k, t in head.items() if k in SPAN_HEAD}  # a span head has nothing else
+        num_labels = 2  # start, end
+        model = load_model(model_dir, method, lambda c: qa.head(c, method, num_labels), dtype=dtype)
+    else:
+        num_labels = head["out_proj.weight" if method.head == "roberta" else "classifier.weight"].shape[0]
+        model = load_classifier(model_dir, method, num_labels, dtype=dtype)
     prompt_module = model.prefix_encoder if method.is_prefix else model.prompt_encoder
     own = {"embedding": prompt_module.embedding.weight, **{f"head.{k}": p for k, p in model.head.named_parameters()}}
     theirs = {"embedding": prompts, **{f"head.{k}": t for k, t in head.items()}}
     # load_classifier leaves the pooler trainable only when the base checkpoint had none.
-    if method.head == "pooler" and "head.pooler.weight" not in theirs and model.head.pooler.weight.requires_grad:
+    if not answers and method.head == "pooler" and "head.pooler.weight" not in theirs and model.head.pooler.weight.requires_grad:
         raise AdapterError(f"{model_dir}: the base model has no pooler and {weights_path} carries none; "
                            "transformers would start a random one, so no logits can be reproduced")
     for name, tensor in theirs.items():
@@ -194,8 +208,10 @@ def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = No
                                f"the base model needs {tuple(own[name].shape)}{hint}")
         with torch.no_grad():
             own[name].copy_(tensor)
+    labels = list(qa.label_names("squad")) if answers else _label_names(model_dir, num_labels)
     adapter_config = AdapterConfig(method, num_labels, base_model_path=str(model_dir), base_model=str(base),
-                                   label_names=_label_names(model_dir, num_labels), source="peft", peft_config=config)
+                                   task="squad" if answers else None, label_names=labels, source="peft",
+                                   peft_config=config, max_length=qa.MAX_LENGTH if answers else None)
     return model.eval(), adapter_config
 
 
@@ -204,7 +220,8 @@ def load_peft_trained(adapter_dir, model_dir=None, device="cpu", dtype: torch.dt
     from ..text.tokenizer import Tokenizer
 
     model, meta = load_peft_adapter(adapter_dir, model_dir, dtype)
-    tokenizer = Tokenizer.from_folder(meta.base_model_path, model.encoder.config, model.method.positions_used)
+    tokenizer = Tokenizer.from_folder(meta.base_model_path, model.encoder.config, model.method.positions_used,
+                                      max_length=meta.max_length)
     return model.to(device), tokenizer, meta
 
 

@@ -628,3 +628,30 @@ def evaluate(model, data: WindowSet, batch_size: int, pad_id: int, device, autoc
     """EM and F1 (v2.0: also HasAns_* / NoAns_*) in percent over the set's questions."""
     scores = squad_scores(decoded(model, data, batch_size, pad_id, device, autocast).predictions(), data.questions)
     return {name: scores[name] for name in metric_names if name in scores}
+
+
+def answer(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int = 64, device="cpu",
+           **settings) -> list[dict]:
+    """Answers to (question, context) pairs, for predict.py. Long contexts are windowed (never cut)
+    and decoded as in evaluation. Each answer: {"answer", "score" (start + end logit), "start",
+    "end" (characters of the context), "declined" (v2.0: the null score won; the answer is "")},
+    and "null_score" for v2.0."""
+    import contextlib
+
+    settings = Options(**settings)
+    questions = [Question(f"pair {number + 1}", question, context, ()) for number, (question, context) in
+                 enumerate(pairs)]
+    features = make_features(tokenizer, questions, tokenizer.max_length, settings.doc_stride)
+    data = WindowSet([Encoded(f.input_ids, f.token_type_ids) for f in features], [None] * len(features), 0,
+                     questions=questions, features=features, options=settings)
+    decoder = decoded(model, data, batch_size, tokenizer.pad_id, device, contextlib.nullcontext)
+    answers = []
+    for index in range(len(questions)):
+        best, declined = decoder.best(index)
+        found = {"answer": "" if declined else best.text, "score": None if best is None else round(best.score, 4),
+                 "start": None if best is None else best.start_char, "end": None if best is None else best.end_char,
+                 "declined": declined}
+        if settings.version_2:
+            found["null_score"] = round(decoder.null_scores[index], 4)
+        answers.append(found)
+    return answers
