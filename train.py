@@ -22,6 +22,7 @@ import torch
 
 from ptuning.adapters import files
 from ptuning.config import KNOWN_SHAPES, EncoderConfig
+from ptuning.errors import OptionError
 from ptuning.fast import compile_layers
 from ptuning.model import METHODS, MethodConfig, build_model, load_model, parameter_report
 from ptuning.tasks import FAMILIES, family_for, glue
@@ -129,6 +130,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         problems.append("--prefix-dropout must be in [0, 1)")
     if args.resume and args.overwrite:
         problems.append("--resume and --overwrite contradict each other")
+    if args.task in FAMILIES:
+        try:
+            family_options(FAMILIES[args.task], args)  # the family checks its own options
+        except OptionError as err:
+            problems.append(str(err))
     if problems:
         p.error("; ".join(problems))
     args.output_dir = args.output_dir.format(task=args.task, method=args.method)

@@ -207,9 +207,9 @@ def make_features(tokenizer, questions: list[Question], max_length: int = 384, d
     # The question gives way so that a window holds more than doc_stride context tokens.
     max_question_length = min(max_question_length, max_length - reserved - specials - doc_stride - 1)
     if doc_stride < 0 or max_question_length < 1:
-        raise ValueError(f"max_length {max_length} - reserved {reserved} - {specials} special tokens leaves no "
-                         f"room for a question and more than doc_stride {doc_stride} context tokens; raise "
-                         "max_length or lower doc_stride")
+        raise OptionError(f"max_length {max_length} - reserved {reserved} - {specials} special tokens leaves no "
+                          f"room for a question and more than doc_stride {doc_stride} context tokens; raise "
+                          "max_length or lower doc_stride (--max-length, --doc-stride)")
     features = []
     for index, question in enumerate(questions):
         # run_qa.py strips the question's leading white space: it only wastes window room.
