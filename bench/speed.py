@@ -7,6 +7,7 @@ without Trainer's bookkeeping, which only flatters peft. Ours runs its real trai
 
     python bench/speed.py --config cpu     # MiniLM (real weights), v1 + v2, fp32, fixed steps
     python bench/speed.py --config cuda    # roberta-large shape (random init), v1, v2, full, bf16, epochs
+    python bench/speed.py --task squad     # SQuAD windows of 384 (span head; peft task_type QUESTION_ANS)
 
 Blocks of steps alternate between the two sides so that background load hits both alike.
 """
@@ -34,6 +35,7 @@ from ptuning.weights import resolve_model_dir  # noqa: E402
 from ptuning.model import MethodConfig, load_classifier  # noqa: E402
 from ptuning.text.tokenizer import Tokenizer  # noqa: E402
 from ptuning.tasks.glue import loss  # noqa: E402
+from ptuning.tasks import qa  # noqa: E402
 from ptuning.training.loop import autocast_for, make_optimizer  # noqa: E402
 from ptuning.inference import to_device  # noqa: E402
 
@@ -64,20 +66,31 @@ def roberta_large_dir(tmp: Path) -> Path:
     return tmp
 
 
+TASK = "mrpc"  # main() sets it: "mrpc" (sequence classification) or "squad" (span head)
+
+
 def peft_side(model_dir, method, device, dtype):
     import peft
     import transformers as tf
 
-    model = tf.AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
+    if TASK == "squad":
+        model, task_type = tf.AutoModelForQuestionAnswering.from_pretrained(model_dir), "QUESTION_ANS"
+    else:
+        model, task_type = tf.AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2), "SEQ_CLS"
     if METHODS[method][1] is not None:
         name, kwargs = METHODS[method][1]
-        model = peft.get_peft_model(model, getattr(peft, name)(task_type="SEQ_CLS", **kwargs))
+        model = peft.get_peft_model(model, getattr(peft, name)(task_type=task_type, **kwargs))
     return model.to(device)
 
 
 def ours_side(model_dir, method, device, dtype, compile=False):
     storage = dtype if dtype != torch.float32 and method != "full" else torch.float32
-    model = load_classifier(model_dir, MethodConfig(**METHODS[method][0]), 2, dtype=storage, seed=0).to(device)
+    config = MethodConfig(**METHODS[method][0])
+    if TASK == "squad":
+        from ptuning.model import load_model
+        model = load_model(model_dir, config, lambda c: qa.head(c, config, 2), dtype=storage, seed=0).to(device)
+    else:
+        model = load_classifier(model_dir, config, 2, dtype=storage, seed=0).to(device)
     if compile:
         compile_layers(model.encoder)  # as train.py --compile
     return model
@@ -124,10 +137,17 @@ class Side:
         with self.autocast():
             if self.ours:
                 logits = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+                batch_loss = (qa.loss if TASK == "squad" else loss)(logits, batch)
             else:
                 kwargs = {} if self.model.config.model_type == "roberta" else {"token_type_ids": batch["token_type_ids"]}
-                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs).logits
-        batch_loss = loss(logits, batch)
+                if TASK == "squad":  # HF's own loss: mean of start and end cross-entropy
+                    kwargs.update(start_positions=batch["labels"][:, 0], end_positions=batch["labels"][:, 1])
+                    batch_loss = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                            **kwargs).loss
+                else:
+                    logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                        **kwargs).logits
+                    batch_loss = loss(logits, batch)
         batch_loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -208,6 +228,9 @@ def measure(model_dir, method, device, precision, steps, block, data, dev, pad_i
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--task", choices=("mrpc", "squad"), default="mrpc",
+                   help="mrpc, or squad: windows of --max-length (384) from $SQUAD_DIR's train.json")
+    p.add_argument("--max-length", type=int, default=384, help="squad window length (default: 384)")
     p.add_argument("--methods", nargs="+")
     p.add_argument("--steps", type=int, help="timed training steps per side (cpu default 24; cuda: 2 epochs)")
     p.add_argument("--block", type=int, default=4, help="steps per alternating block")
@@ -226,14 +249,22 @@ def main():
     tmp = Path(tempfile.mkdtemp())
     model_dir = roberta_large_dir(tmp) if cuda else resolve_model_dir("minilm")
     tok_dir = resolve_model_dir(args.tokenizer)  # roberta's tokenizer is not here: the cuda run uses BERT ids
-    glue = find_data_dir(args.data_dir)
-    rows = {split: read_glue("mrpc", split, glue) for split in ("train", "dev")}
+    global TASK
+    TASK = args.task
+    if args.task == "squad":  # the first 1,000 training / 200 dev questions are plenty for timing
+        rows = {split: qa.read("squad", split, args.data_dir)[:n] for split, n in (("train", 1000), ("dev", 200))}
+    else:
+        glue = find_data_dir(args.data_dir)
+        rows = {split: read_glue("mrpc", split, glue) for split in ("train", "dev")}
 
     lines = []
     for method in methods:
         reserved = 20 if method == "ptuning" else 0
-        tok = Tokenizer.from_folder(tok_dir, EncoderConfig.from_json(tok_dir), reserved)
-        data, dev = encode_examples(tok, rows["train"]), encode_examples(tok, rows["dev"])
+        tok = Tokenizer.from_folder(tok_dir, EncoderConfig.from_json(tok_dir), reserved,
+                                    max_length=args.max_length if args.task == "squad" else None)
+        encode = (lambda t, e: qa.encode(t, e, doc_stride=min(128, args.max_length // 4))) if args.task == "squad" \
+            else encode_examples
+        data, dev = encode(tok, rows["train"]), encode(tok, rows["dev"])
         pad_id = EncoderConfig.from_json(model_dir).pad_token_id
         if cuda:  # token ids must exist in both vocabularies; shapes are what matter for speed
             for e in data.encoded + dev.encoded:
@@ -259,7 +290,7 @@ def main():
     header = ("| method | peft train samples/s | ours | ratio | peft s/epoch | ours | peft eval samples/s | ours | "
               "ratio | peft peak GiB | ours | ratio | peft TFLOP/s | ours | ours / floor |\n|" + "---|" * 15)
     text = (f"\n### Speed, {datetime.date.today()}, {device_name()}, {'roberta-large shape, bf16' if cuda else 'MiniLM, fp32'}"
-            f", batch 32\n\ntorch {torch.__version__}, transformers {transformers.__version__}, peft "
+            f"{', SQuAD windows of ' + str(args.max_length) if args.task == 'squad' else ', MRPC'}, batch 32\n\ntorch {torch.__version__}, transformers {transformers.__version__}, peft "
             f"{peft_lib.__version__}. `python bench/speed.py {' '.join(sys.argv[1:])}`\n\n{header}\n" + "\n".join(lines) + "\n")
     publish(text, args.write)
 
