@@ -5,6 +5,8 @@
     python train.py --task squad --model minilm --method prefix   # extractive QA (SQuAD v1.1; squad_v2)
     python train.py --task mrpc --dry-run                         # parameter counts only, no weights needed
 
+A GLUE task whose files are missing is downloaded into the data folder first (--no-download: don't).
+
 Options left unset take the method's recipe (ptuning/training/recipes.py).
 """
 from __future__ import annotations
@@ -22,17 +24,20 @@ import torch
 
 from ptuning.adapters import files
 from ptuning.config import KNOWN_SHAPES, EncoderConfig
-from ptuning.errors import OptionError
 from ptuning.fast import compile_layers
 from ptuning.model import METHODS, MethodConfig, build_model, load_model, parameter_report
+from ptuning.errors import OptionError
 from ptuning.tasks import FAMILIES, family_for, glue
+from ptuning.text.download import data_dir, ensure_glue_task
 from ptuning.text.tables import read_table
 from ptuning.text.tokenizer import Tokenizer
 from ptuning.training.loop import TrainConfig, TrainingStopped, fit
 from ptuning.training.parallel import barrier, init_distributed
 from ptuning.training.recipes import COMMON, RECIPES
+from ptuning.training.report import ReportError, TensorBoardReporter, require_tensorboard
 from ptuning.weights import resolve_model_dir
 
+DATA_ROOT = Path(__file__).resolve().parent / "data"  # in the repository, git-ignored: data/glue, ...
 PROMPT_OPTIONS = ("num_virtual_tokens", "encoder_hidden_size", "reparam", "prefix_projection", "prefix_hidden_size",
                   "prefix_dropout", "template")
 
@@ -41,8 +46,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--task", default="mrpc", help="task (default: mrpc): " + ", ".join(FAMILIES))
-    g.add_argument("--data-dir", help="GLUE root (default: $GLUE_DIR, else data/glue); SQuAD folder with "
-                   "train.json/dev.json (default: $SQUAD_DIR, else data/squad)")
+    g.add_argument("--data-dir", help="GLUE root (default: $GLUE_DIR, else data/glue beside train.py); SQuAD "
+                   "folder with train.json/dev.json (default: $SQUAD_DIR, else data/squad)")
+    g.add_argument("--no-download", action="store_true",
+                   help="never download: a missing GLUE task is an error (default: fetch it into the GLUE root)")
     g.add_argument("--train-file", help="your own training data (.tsv/.csv/.jsonl) instead of a GLUE task; "
                    "with --task squad/squad_v2 an official SQuAD file")
     g.add_argument("--dev-file", help="your own dev data, with --train-file")
@@ -101,6 +108,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     g.add_argument("--overwrite", action="store_true", help="replace a run already in --output-dir")
     g.add_argument("--dry-run", action="store_true", help="print parameter counts and exit (no weights needed)")
+    g.add_argument("--report-to", choices=("none", "tensorboard"), default="none",
+                   help="also write each epoch's metrics as TensorBoard scalars to OUTPUT_DIR/tensorboard "
+                        "(needs tensorboard) (default: none)")
     args = p.parse_args(argv)
 
     given = {k for k, v in vars(args).items() if v is not None}
@@ -182,11 +192,15 @@ def load_data(args):
         metrics = ("pearson", "spearman") if names is None else ("accuracy", "f1") if len(names) == 2 else ("accuracy",)
         return train, dev, names, metrics
     family = family_for(args.task)
+    folder = args.data_dir
+    if family is glue:  # GLUE is fetched when missing (text/download.py); other families name their own source
+        folder = data_dir("glue", args.data_dir, DATA_ROOT)
+        ensure_glue_task(args.task, folder, allow_download=not args.no_download)
     # A family with one file format (SQuAD) reads --train-file/--dev-file in place of its folder's files.
     files_given = {split: {"file": file} if file else {}
                    for split, file in (("train", args.train_file), ("dev", args.dev_file))}
-    train = family.read(args.task, "train", args.data_dir, args.strict, **files_given["train"])
-    dev = family.read(args.task, family.dev_split(args.task), args.data_dir, args.strict, **files_given["dev"])
+    train = family.read(args.task, "train", folder, args.strict, **files_given["train"])
+    dev = family.read(args.task, family.dev_split(args.task), folder, args.strict, **files_given["dev"])
     return train, dev, family.label_names(args.task), family.metric_names(args.task)
 
 
@@ -218,6 +232,11 @@ def main(argv=None) -> int:
     out_dir = Path(args.output_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (args.resume or args.overwrite):
         sys.exit(f"train.py: {out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
+    if args.report_to == "tensorboard":  # checked before hours of training, not after the first epoch
+        try:
+            require_tensorboard()
+        except ReportError as err:
+            raise OptionError(f"--report-to tensorboard: {err}") from None
 
     train_examples, dev_examples, label_names, metric_names = load_data(args)
     if args.max_train_samples:
@@ -227,8 +246,10 @@ def main(argv=None) -> int:
     num_labels = 1 if label_names is None else len(label_names)
 
     model_dir = resolve_model_dir(args.model)
-    # The frozen backbone is stored in half precision on GPU; what trains stays fp32.
+    # The frozen backbone is stored in half precision on GPU; what trains stays fp32 (all of it, for full).
     storage = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    if method.is_full:
+        storage = torch.float32
     family = task_family(args)
     model = load_model(model_dir, method, lambda c: family.head(c, method, num_labels), dtype=storage,
                        fused=args.attention == "sdpa", seed=args.seed).to(device)
@@ -257,12 +278,13 @@ def main(argv=None) -> int:
         label_names=list(label_names) if label_names else None, metrics=list(metric_names),
         max_length=args.max_length, train=dataclasses.asdict(cfg), precision=precision,
         task_options=options or None)
+    reporter = TensorBoardReporter(out_dir / "tensorboard") if args.report_to == "tensorboard" and rank == 0 else None
     started = time.perf_counter()
     try:
         records = fit(model, train_set, dev_set, cfg, out_dir, meta, tokenizer.pad_id, device, precision,
                       resume=args.resume, loss=family.loss,
                       evaluate=functools.partial(family.evaluate, metric_names=metric_names),
-                      main_metric=metric_names[0])
+                      main_metric=metric_names[0], on_epoch=reporter.log_epoch if reporter else None)
     except TrainingStopped as stop:
         print(f"train.py: {stop}", file=sys.stderr)
         return stop.exit_code
@@ -270,6 +292,9 @@ def main(argv=None) -> int:
         print(f"train.py: cannot write to {out_dir}: {err.strerror or err}. Files already there are intact "
               "(every write goes to a temporary name first).", file=sys.stderr)
         return 1
+    finally:
+        if reporter is not None:
+            reporter.close()
     if records:
         best = max(records, key=lambda r: r[metric_names[0]])
         say(f"done in {time.perf_counter() - started:.0f}s: best epoch {best['epoch']} "

@@ -1,6 +1,7 @@
 """The `ptuning` command: tools around adapter folders (training and prediction are train.py, predict.py).
 
     ptuning export-peft runs/mrpc-prefix runs/mrpc-prefix-peft     # load it with PeftModel.from_pretrained
+    ptuning plot runs/mrpc-ptuning runs/mrpc-prefix -o curves.png  # dev metrics and train loss per epoch
     python -m ptuning.cli export-peft ADAPTER_DIR OUT_DIR          # the same without installing
 """
 from __future__ import annotations
@@ -23,6 +24,14 @@ def export_peft_command(args) -> int:
     return 0
 
 
+def plot_command(args) -> int:
+    from .training.report import plot_runs  # matplotlib itself is imported only when drawing
+
+    metrics = [name.strip() for name in args.metrics.split(",") if name.strip()] if args.metrics else None
+    print(f"wrote {plot_runs(args.run_dirs, args.output, metrics)}")
+    return 0
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="ptuning", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,6 +45,13 @@ def parse_args(argv=None):
     export.add_argument("out_dir", help="folder to write adapter_config.json + adapter_model.safetensors to")
     export.add_argument("--model", help="base model folder or id (default: the one in the adapter's config)")
     export.set_defaults(run=export_peft_command)
+    from .training.report import plot_arguments
+
+    plot = plot_arguments(commands.add_parser(
+        "plot", help="draw dev metrics and train loss per epoch of runs into a PNG (needs matplotlib)",
+        description="Draw dev metrics and train loss per epoch of one or more train.py runs, one line per run, "
+                    "into a PNG. Needs matplotlib: pip install ptuning[plot]."))
+    plot.set_defaults(run=plot_command)
     return parser.parse_args(argv)
 
 

@@ -1,6 +1,8 @@
 """Logits for encoded examples, without the training loop: what predict.py and evaluation share."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -27,3 +29,15 @@ def predict_logits(model, data: EncodedSet, batch_size: int, pad_id: int, device
         for i, row in zip(indices, logits.float().cpu().numpy()):
             out[i] = row
     return np.stack(out)
+
+
+def predict(model, tokenizer, texts, batch_size: int = 32) -> np.ndarray:
+    """Logits (N, C) for `texts`: strings, or (text_a, text_b) pairs; rows in the order given.
+
+    The model's own device and dtype are used, without autocast; the model is left in eval mode.
+    """
+    pairs = [(text, None) if isinstance(text, str) else tuple(text) for text in texts]
+    encoded = tokenizer.encode_batch(pairs)
+    data = EncodedSet(encoded, [None] * len(encoded), sum(e.truncated for e in encoded))
+    device = next(model.parameters()).device
+    return predict_logits(model, data, batch_size, tokenizer.pad_id, device, contextlib.nullcontext)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .config import EncoderConfig
+from .errors import OptionError
 from .encoder import Encoder, default_position_ids
 from .heads import READS, build_head
 from .prompts import PrefixEncoder, PromptEncoder
@@ -260,9 +261,16 @@ def load_model(model_dir: str | Path, method: MethodConfig, make_head: MakeHead,
     """Pretrained encoder from a HF folder (frozen part in `dtype`), fresh prompts and head in fp32.
 
     A head stored in the checkpoint (pooler; a task model's classifier) is used when it fits.
+    Returned in eval mode, as transformers' `from_pretrained` (`fit` switches to training mode).
+    `dtype` other than fp32 with full fine-tuning is refused: every weight trains there, and AdamW
+    needs fp32 master weights (train in fp32 with `--precision bf16`/autocast instead).
     """
     from .weights import load_encoder
 
+    if method.is_full and dtype != torch.float32:
+        raise OptionError(f"dtype={dtype} cannot be honoured with method 'full': every weight trains, so the "
+                          "model keeps fp32 weights; load with dtype=torch.float32 and use autocast "
+                          "(train.py --precision bf16) for speed")
     encoder, head_state = load_encoder(model_dir, dtype=dtype, fused=fused)
     if seed is not None:
         torch.manual_seed(seed)
@@ -274,10 +282,8 @@ def load_model(model_dir: str | Path, method: MethodConfig, make_head: MakeHead,
     own = model.head.state_dict()
     fitting = {k: t.float() for k, t in head_state.items() if k in own and own[k].shape == t.shape}
     model.head.load_state_dict(fitting, strict=False)
-    if method.is_full:
-        model.float()  # full fine-tuning keeps master weights in fp32 (autocast handles speed)
     mark_trainable(model, pooler_pretrained="pooler.weight" in fitting)
-    return model
+    return model.eval()
 
 
 def build_classifier(config: EncoderConfig, method: MethodConfig, num_labels: int,

@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .config import EncoderConfig
+from .errors import OptionError
 
 # HF name (after the model prefix) -> our name. "{}" is the layer index.
 KEY_TABLE = {
@@ -140,14 +141,20 @@ def load_encoder_state(encoder: torch.nn.Module, folder: str | Path,
 
 
 def load_encoder(folder: str | Path, dtype: torch.dtype = torch.float32, fused: bool = True):
-    """Build an `Encoder` from a HF folder; returns (encoder, head tensors from the checkpoint)."""
+    """Build an `Encoder` from a HF folder; returns (encoder in eval mode, head tensors from the checkpoint).
+
+    `dtype` must be a floating-point type (the weights are stored as such); anything else is refused.
+    """
     from .encoder import Encoder  # local import keeps this module importable on its own
 
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise OptionError(f"dtype={dtype}: the encoder's weights need a floating-point dtype "
+                          "(torch.float32, torch.bfloat16 or torch.float16)")
     config = EncoderConfig.from_json(folder)
     with torch.device("meta"):  # no random init of weights we are about to overwrite
         encoder = Encoder(config, fused=fused)
     head_state = load_encoder_state(encoder, folder, dtype)
-    return encoder, head_state
+    return encoder.eval(), head_state
 
 
 def resolve_model_dir(name: str) -> Path:

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny random HF models saved as safetensors folders, and where GLUE lives."""
+"""Shared fixtures: tiny random HF models saved as safetensors folders, and where real data lives."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,37 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-GLUE_DIR = Path(os.environ.get("GLUE_DIR", REPO.parent / "shared" / "data" / "glue"))
+DATA_ROOT = REPO / "data"  # train.py's default (train.DATA_ROOT): data/glue, data/conll2003, data/squad
+HOW_TO_GET = {
+    "glue": "set GLUE_DIR to a GLUE root, or let the tests download it (data/README.md)",
+    "conll2003": "set CONLL_DIR to the folder holding CoNLL-2003's train.txt and valid.txt (data/README.md)",
+    "squad": "set SQUAD_DIR to the folder holding SQuAD's train.json and dev.json (data/README.md)",
+}
+
+
+def data_folder(name: str, needs: tuple[str, ...] = (), glue_task: str = "mrpc") -> Path:
+    """Real data for tests, found as train.py finds it: $GLUE_DIR / $CONLL_DIR / $SQUAD_DIR, else
+    data/<name> in the repository. A missing GLUE task is downloaded (text/download.py). What is still
+    missing skips the test with a one-line how-to, or fails it when $CI is set: in CI nothing skips."""
+    from ptuning.text.download import DownloadError, data_dir, ensure_glue_task
+
+    folder = data_dir(name, None, DATA_ROOT)
+    problem = None
+    if name == "glue":
+        try:
+            ensure_glue_task(glue_task, folder)
+        except DownloadError as err:
+            problem = f"GLUE {glue_task} unavailable ({err})"
+    else:
+        missing = [file for file in needs if not (folder / file).is_file()]
+        if missing:
+            problem = f"{folder / missing[0]} not found"
+    if problem:
+        message = f"{problem}; {HOW_TO_GET[name]}"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so missing data fails: {message}", pytrace=False)
+        pytest.skip(message)
+    return folder
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64)
@@ -75,9 +105,8 @@ def minilm_dir():
 
 @pytest.fixture(scope="session")
 def glue_dir():
-    if not GLUE_DIR.is_dir():
-        pytest.fail(f"GLUE data not found at {GLUE_DIR}; set GLUE_DIR")
-    return GLUE_DIR
+    """The GLUE root holding MRPC (downloaded if missing; see `data_folder`)."""
+    return data_folder("glue")
 
 
 def randomize_norms_and_biases(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -6,6 +6,7 @@ refuses any other address, so nothing here touches the internet.
 from __future__ import annotations
 
 import importlib.util
+import json
 import io
 import socket
 import sys
@@ -259,3 +260,60 @@ def test_the_script_is_a_thin_caller(server, tmp_path, monkeypatch, capsys):
     assert "exists, skipped" in capsys.readouterr().out and server.requests == ["/glue/WNLI.zip"]
     assert script.main(["rte", "--data-dir", str(tmp_path)]) == 1
     assert f"error: could not download {server.url}RTE.zip (HTTP 404" in capsys.readouterr().err
+
+
+# --- train.py fetches what it needs ---------------------------------------------------------------
+
+def train_on_served_mrpc(server, tmp_path, monkeypatch, minilm_dir, *extra, capsys=None):
+    """train.main on a tiny BERT (MiniLM's vocabulary), MRPC served by the local server, data folder
+    left to train.py's default (pointed into tmp_path)."""
+    sys.path.insert(0, str(REPO))
+    import train
+    from test_predict import make_tiny_bert
+
+    server.files.update(mrpc_files())
+    monkeypatch.setenv(download.URL_VARIABLE, server.url)
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    monkeypatch.setattr(train, "DATA_ROOT", tmp_path / "data")   # the repository's data/ in real use
+    model_dir = make_tiny_bert(tmp_path / "model", minilm_dir)
+    if capsys is not None:
+        capsys.readouterr()   # transformers' own progress bars while saving the tiny model
+    out = tmp_path / "run"
+    code = train.main(["--task", "mrpc", "--model", str(model_dir), "--method", "prefix", "--num-virtual-tokens", "2",
+                       "--max-train-samples", "32", "--max-dev-samples", "16", "--batch-size", "16", "--epochs", "1",
+                       "--output-dir", str(out), *extra])
+    return code, out
+
+
+def test_train_fetches_a_missing_task_and_trains_on_it(server, tmp_path, monkeypatch, minilm_dir, capsys, one_thread):
+    code, out = train_on_served_mrpc(server, tmp_path, monkeypatch, minilm_dir, capsys=capsys)
+    assert code == 0
+    folder = tmp_path / "data" / "glue" / "MRPC"
+    assert len((folder / "train.tsv").read_text().splitlines()) == 1 + 3668
+    assert sorted(request.rsplit("/", 1)[-1] for request in server.requests) == sorted(download.MRPC_FILES)
+    captured = capsys.readouterr()
+    assert "train 32 examples" in captured.out and "\r" not in captured.err
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1]
+    # The served texts are what it read: pair 0 went to dev (every 10th), so train starts at "first 1".
+    from ptuning.tasks.glue import read_glue
+    assert read_glue("mrpc", "train", tmp_path / "data" / "glue")[0].text_a == "first 1"
+
+
+def test_train_no_download_refuses_without_a_request(server, tmp_path, monkeypatch, minilm_dir):
+    with pytest.raises(DownloadError, match="downloading is off .--no-download.") as error:
+        train_on_served_mrpc(server, tmp_path, monkeypatch, minilm_dir, "--no-download")
+    assert str(tmp_path / "data" / "glue" / "MRPC" / "train.tsv") in str(error.value) and GET_GLUE in str(error.value)
+    assert server.requests == [] and not (tmp_path / "run").exists()
+
+
+def test_train_offline_gives_the_one_line_instruction(tmp_path, monkeypatch, minilm_dir):
+    with socket.socket() as probe:   # a port nothing listens on: as good as no network
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    class Nowhere:
+        files, requests, url = {}, [], f"http://127.0.0.1:{port}/"
+
+    with pytest.raises(DownloadError) as error:
+        train_on_served_mrpc(Nowhere(), tmp_path, monkeypatch, minilm_dir)
+    assert "could not download" in str(error.value) and GET_GLUE in str(error.value) and "\n" not in str(error.value)

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +11,8 @@ from tokenizers import Tokenizer as Backend
 from ptuning.tasks.ner import (IGNORE, NerDataError, encode_sentences, encode_words, merge_windows,
                                predicted_tags, read_conll, read_jsonl, read_ner, word_tokenizer)
 
-REPO = Path(__file__).resolve().parents[1]
-CONLL_DIR = Path(os.environ.get("CONLL_DIR", REPO.parent / "shared" / "data" / "conll2003"))
+from conftest import data_folder
+
 
 IOB1 = """-DOCSTART- -X- O O
 
@@ -293,9 +291,7 @@ def test_window_arguments_are_checked(bert):
 
 @pytest.mark.parametrize("family", ["bert", "roberta"])
 def test_conll_dev_sentences_all_align(family, request):
-    path = CONLL_DIR / "valid.txt"
-    if not path.is_file():
-        pytest.skip(f"CoNLL-2003 not found at {path}; set CONLL_DIR to the folder with train.txt and valid.txt")
+    path = data_folder("conll2003", needs=("valid.txt",)) / "valid.txt"   # $CONLL_DIR; skips (fails in CI) without
     sentences, label_names = read_conll(path)
     assert len(sentences) == 3250
     ours, hf = request.getfixturevalue(family)

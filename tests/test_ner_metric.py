@@ -4,17 +4,14 @@ seqeval is the oracle only here; `ptuning` never imports it.
 """
 from __future__ import annotations
 
-import os
 import random
-from pathlib import Path
 
 import pytest
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 
 from ptuning.tasks.ner import entities, entity_scores, read_conll
 
-REPO = Path(__file__).resolve().parents[1]
-CONLL_DIR = Path(os.environ.get("CONLL_DIR", REPO.parent / "shared" / "data" / "conll2003"))
+from conftest import data_folder
 
 HAND_CASES = {
     "iob2": (["B-PER I-PER O B-LOC".split()], ["B-PER I-PER O B-LOC".split()]),
@@ -76,10 +73,7 @@ def test_length_mismatch_is_an_error():
 
 @pytest.fixture(scope="module")
 def conll_valid():
-    path = CONLL_DIR / "valid.txt"
-    if not path.is_file():
-        pytest.skip(f"CoNLL-2003 not found at {path}; set CONLL_DIR to the folder with train.txt and valid.txt")
-    return read_conll(path)
+    return read_conll(data_folder("conll2003", needs=("valid.txt",)) / "valid.txt")   # $CONLL_DIR
 
 
 def corrupt(tag_sequences, label_names, rate, seed):

@@ -45,7 +45,7 @@ def test_fused_and_explicit_attention_agree_in_training_mode(family, tiny_dirs):
     for fused in (True, False):
         torch.manual_seed(1)
         model = load_classifier(tiny_dirs[family], MethodConfig(method="prefix", prefix_projection=True,
-                                                                prefix_hidden_size=8), 2, fused=fused)
+                                                                prefix_hidden_size=8), 2, fused=fused).train()
         model.encoder.eval()  # no dropout inside the encoder; the rest trains
         model(ids, mask, types).sum().backward()
         results.append((model(ids, mask, types), model.prefix_encoder.embedding.weight.grad))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import re
 import weakref
 from pathlib import Path
@@ -16,8 +15,8 @@ from ptuning.errors import DataError
 from ptuning.tasks.qa import (Decoder, Feature, Question, decode, make_features, normalize_answer, read_squad,
                               squad_scores)
 
-REPO = Path(__file__).resolve().parents[1]
-SQUAD_DIR = Path(os.environ.get("SQUAD_DIR", REPO.parent / "shared" / "data" / "squad"))
+from conftest import data_folder
+
 
 
 def write(tmp_path, document, name="squad.json") -> Path:
@@ -107,9 +106,7 @@ def test_unreadable_files(tmp_path):
 
 @pytest.fixture(scope="module")
 def squad_questions():
-    if not (SQUAD_DIR / "dev.json").is_file():
-        pytest.skip(f"SQuAD not found at {SQUAD_DIR}; set SQUAD_DIR to the folder holding dev.json (see data/README)")
-    return read_squad(SQUAD_DIR / "dev.json")
+    return read_squad(data_folder("squad", needs=("dev.json",)) / "dev.json")   # $SQUAD_DIR
 
 
 @pytest.fixture(scope="module")

@@ -176,3 +176,67 @@ def test_missing_tensorboard_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_tensorboard)
     with pytest.raises(ReportError, match="pip install tensorboard"):
         TensorBoardReporter(tmp_path / "tb")
+
+
+# --- the commands: `ptuning plot`, `train.py --report-to tensorboard` -----------------------------
+
+def test_ptuning_plot_command(tmp_path, capsys):
+    from ptuning.cli import main
+
+    runs = [write_run(tmp_path / "mrpc-ptuning"), write_run(tmp_path / "mrpc-prefix", seed=2)]
+    out = tmp_path / "curves.png"
+    assert main(["plot", *map(str, runs), "-o", str(out)]) == 0
+    assert read_png(out)[1].shape[1] == 3 * PANEL_INCHES[0] * DPI and f"wrote {out}" in capsys.readouterr().out
+    assert main(["plot", str(tmp_path / "nope"), "-o", str(out)]) == 1
+    assert capsys.readouterr().err == f"ptuning plot: {tmp_path / 'nope'}: run folder not found\n"
+
+
+def tiny_train_args(tmp_path, minilm_dir, glue_dir, *extra):
+    from test_predict import make_tiny_bert, train_args
+
+    model_dir = make_tiny_bert(tmp_path / "model", minilm_dir)
+    return train_args(model_dir, tmp_path / "run", glue_dir, "--epochs", "2", *extra)
+
+
+def test_train_reports_to_tensorboard_each_epoch(tmp_path, minilm_dir, glue_dir, one_thread):
+    import sys
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO))
+    import train
+
+    assert train.main(tiny_train_args(tmp_path, minilm_dir, glue_dir, "--report-to", "tensorboard")) == 0
+    records = read_run_metrics(tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "dev/accuracy", "dev/f1"} <= set(events.Tags()["scalars"])
+    logged = events.Scalars("dev/f1")
+    assert [event.step for event in logged] == [1, 2]
+    assert [event.value for event in logged] == pytest.approx([record["f1"] for record in records], rel=1e-6)
+
+
+def test_train_without_tensorboard_stops_before_training(tmp_path, monkeypatch):
+    import builtins
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO))
+    import train
+    from ptuning.errors import OptionError
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith(("torch.utils.tensorboard", "tensorboard")):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    # A model that does not exist: the refusal must come before anything is loaded or written.
+    with pytest.raises(OptionError, match=r"--report-to tensorboard: .*pip install tensorboard"):
+        train.main(["--task", "mrpc", "--model", str(tmp_path / "no-model"), "--output-dir", str(tmp_path / "run"),
+                    "--report-to", "tensorboard"])
+    assert not (tmp_path / "run").exists()

@@ -15,15 +15,16 @@ from .peft import is_peft_adapter, load_peft_trained
 
 
 def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, device="cpu",
-                 dtype: torch.dtype = torch.float32, check_fingerprint: bool = True
-                 ) -> tuple[torch.nn.Module, Tokenizer, AdapterConfig]:
+                 dtype: torch.dtype = torch.float32, check_fingerprint: bool = True, tokenizer: bool = True
+                 ) -> tuple[torch.nn.Module, Tokenizer | None, AdapterConfig]:
     """Rebuild a trained model: base weights (from the adapter config or `model_dir`) + adapter.
 
     The head is the one the adapter's task family builds (tasks/); users' own tables, as GLUE.
-    Returns (model, tokenizer, adapter config).
+    Returns (model in eval mode, tokenizer, adapter config). `tokenizer=False` skips the tokenizer
+    files (None in its place): enough to compute logits from ids you already have.
     """
     if is_peft_adapter(adapter_dir):  # saved by peft's save_pretrained: see adapters/peft.py
-        return load_peft_trained(adapter_dir, model_dir, device, dtype)
+        return load_peft_trained(adapter_dir, model_dir, device, dtype, tokenizer)
     config, tensors = read_adapter(adapter_dir)
     config_path = Path(adapter_dir) / ADAPTER_CONFIG
     base = model_dir or config.base_model_path
@@ -41,6 +42,6 @@ def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, d
             raise
         raise AdapterError(f"{config_path}: {err}") from None
     load_adapter_weights(model, tensors, str(Path(adapter_dir) / ADAPTER_WEIGHTS))
-    tokenizer = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
-                                      config.max_length)
-    return model.to(device).eval(), tokenizer, config
+    text = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
+                                 config.max_length) if tokenizer else None
+    return model.to(device).eval(), text, config

@@ -215,14 +215,15 @@ def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = No
     return model.eval(), adapter_config
 
 
-def load_peft_trained(adapter_dir, model_dir=None, device="cpu", dtype: torch.dtype = torch.float32):
+def load_peft_trained(adapter_dir, model_dir=None, device="cpu", dtype: torch.dtype = torch.float32,
+                      tokenizer: bool = True):
     """As `adapters.load.load_trained`, for a peft folder: (model, tokenizer, adapter config)."""
     from ..text.tokenizer import Tokenizer
 
     model, meta = load_peft_adapter(adapter_dir, model_dir, dtype)
-    tokenizer = Tokenizer.from_folder(meta.base_model_path, model.encoder.config, model.method.positions_used,
-                                      max_length=meta.max_length)
-    return model.to(device), tokenizer, meta
+    text = Tokenizer.from_folder(meta.base_model_path, model.encoder.config, model.method.positions_used,
+                                 max_length=meta.max_length) if tokenizer else None
+    return model.to(device).eval(), text, meta
 
 
 def _label_names(model_dir: Path, num_labels: int) -> list[str]:

@@ -19,6 +19,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import DataError
+
 GLUE_URL = "https://dl.fbaipublicfiles.com/glue/data/"
 SENTEVAL_URL = "https://dl.fbaipublicfiles.com/senteval/senteval_data/"
 URL_VARIABLE = "PTUNING_GLUE_URL"   # a mirror (or a test server) holding every file flat in one folder
@@ -27,8 +29,21 @@ TIMEOUT_SECONDS = 60
 CHUNK_BYTES = 1 << 16
 
 
-class DownloadError(ValueError):
+class DownloadError(DataError):
     """A task's files are missing and could not be fetched; the message names the URL or file."""
+
+
+# Where each data set is looked for, in this order: --data-dir, the variable, <default_root>/<name>.
+# train.py's default root is data/ beside it (in the repository, git-ignored); tests use the same.
+DATA_VARIABLES = {"glue": "GLUE_DIR", "conll2003": "CONLL_DIR", "squad": "SQUAD_DIR"}
+
+
+def data_dir(name: str, given: str | Path | None, default_root: str | Path) -> Path:
+    """The folder of data set `name` ("glue", "conll2003", "squad"): `given`, else $GLUE_DIR /
+    $CONLL_DIR / $SQUAD_DIR, else `default_root/name`. It need not exist yet (GLUE is fetched into it)."""
+    if given:
+        return Path(given)
+    return Path(os.environ.get(DATA_VARIABLES[name]) or Path(default_root) / name)
 
 
 @dataclass(frozen=True)

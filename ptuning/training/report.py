@@ -15,12 +15,14 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..errors import DataError
+
 METRICS_FILE = "metrics.jsonl"   # checkpoint.METRICS; kept literal so this module imports nothing of ours
 NOT_DEV_METRICS = ("epoch", "train_loss", "seconds", "samples_per_s")
 PANEL_INCHES, DPI = (5.0, 4.0), 100
 
 
-class ReportError(ValueError):
+class ReportError(DataError):
     """A run folder or its metrics.jsonl cannot be plotted; the message names the file (and line)."""
 
 
@@ -131,11 +133,7 @@ class TensorBoardReporter:
     """Epoch records as TensorBoard scalars: train/loss, dev/<metric>, speed/<key>, x-axis = epoch."""
 
     def __init__(self, log_dir: str | Path):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ReportError("logging to TensorBoard needs tensorboard: pip install tensorboard") from None
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+        self.writer = require_tensorboard()(log_dir=str(log_dir))
 
     def log_epoch(self, record: dict) -> None:
         epoch = int(record["epoch"])
@@ -153,6 +151,15 @@ class TensorBoardReporter:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+def require_tensorboard():
+    """torch's SummaryWriter, or a ReportError saying what to install (train.py asks before training)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ReportError("logging to TensorBoard needs tensorboard: pip install tensorboard") from None
+    return SummaryWriter
 
 
 def scalar_tag(key: str) -> str:
