@@ -19,6 +19,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import DataError
+
 GLUE_URL = "https://dl.fbaipublicfiles.com/glue/data/"
 SENTEVAL_URL = "https://dl.fbaipublicfiles.com/senteval/senteval_data/"
 URL_VARIABLE = "PTUNING_GLUE_URL"   # a mirror (or a test server) holding every file flat in one folder
@@ -27,7 +29,7 @@ TIMEOUT_SECONDS = 60
 CHUNK_BYTES = 1 << 16
 
 
-class DownloadError(ValueError):
+class DownloadError(DataError):
     """A task's files are missing and could not be fetched; the message names the URL or file."""
 
 
