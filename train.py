@@ -254,7 +254,7 @@ def adopt_run_settings(args, out_dir: Path) -> dict:
     source = out_dir / files.STATE
     old = files.AdapterConfig.from_dict(previous, str(source))
     settings = {"task": old.task, "model": old.base_model, **(old.train or {}), **old.method.to_dict(),
-                **{name: value for name, value in (old.data or {}).items()}}
+                "train_file": (old.data or {}).get("train_file"), "dev_file": (old.data or {}).get("dev_file")}
     differences = []
     for name, value in settings.items():
         if name in ("epochs", "stop_after_steps", "save_steps", "log_seconds", "eval_batch_size") or \
@@ -291,15 +291,13 @@ def check_output_dir(out_dir: Path, args, model_dir: Path | None) -> None:
             raise OptionError(f"--output-dir {out_dir} holds {option} {path}; choose an empty or new folder")
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
         return
+    foreign = files.foreign_files(out_dir)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+        raise OptionError(f"--output-dir {out_dir} holds files that are not a ptuning run's ({shown}); "
+                          "--overwrite only ever replaces a run of train.py: choose another --output-dir")
     if not (args.resume or args.overwrite):
-        raise OptionError(f"--output-dir {out_dir} already holds files; pass --resume to continue the run there, "
-                          "--overwrite to replace it, or choose a new folder")
-    if args.overwrite:
-        foreign = files.foreign_files(out_dir)
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
-            raise OptionError(f"--overwrite: {out_dir} holds files that are not a ptuning run's ({shown}); "
-                              "--overwrite only replaces a run of train.py: choose another --output-dir")
+        raise OptionError(f"{out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
 
 
 def check_positions(args, method: MethodConfig, config: EncoderConfig) -> None:

@@ -74,7 +74,7 @@ class MethodConfig:
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"prefix_dropout must be a number in [0, 1), not {dropout!r}")
         for name, allowed in (("method", METHODS), ("reparam", ("mlp", "lstm", "none")),
-                              ("head", ("auto", "roberta", "pooler")), ("head_token", ("cls", "first"))):
+                              ("head", ("auto", "roberta", "pooler"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         if self.template is not None and not isinstance(self.template, str):
