@@ -761,9 +761,7 @@ def run_case(case: Case, w: World, monkeypatch, capsys) -> dict:
         return verdict("traceback", err_text.strip().splitlines()[-1])
     if "ok" in acceptable and len(acceptable) == 1:
         return verdict("refused valid input", err_text.strip().splitlines()[-1] if err_text.strip() else "")
-    ours = [line for line in err_text.splitlines() if line.startswith(f"{case.entry}:")]
-    if not ours:  # argparse's `prog: error: ...`, its prog taken from sys.argv[0] unless the parser names it
-        ours = [line for line in err_text.splitlines() if ": error: " in line][-1:]
+    ours = [line for line in err_text.splitlines() if line.startswith(f"{case.entry}:")]  # argparse's too: prog= is set
     if len(ours) != 1 or (culprit and culprit not in err_text):
         return verdict("wrong culprit", ours[0] if ours else err_text.strip()[-200:])
     if status == 1:
