@@ -51,16 +51,20 @@ def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: 
     rows, to_record = _table_source(path, text_a, text_b)
     regression = task_type == "regression"
     given = None if label_names is None or regression else tuple(canonical_label(str(n)) for n in label_names)
+    shown = None if given is None else tuple(str(n) for n in label_names)
+    spelling: dict[str, str] = {}
 
     def convert(line: int, raw) -> Example:
         record = to_record(raw)
         raw_label = record.get(label)   # kept as written for now; ids come once all are read
         if raw_label is not None:
-            raw_label = canonical_label(str(raw_label))
+            written = str(raw_label).replace("\ufeff", "").strip()
+            raw_label = canonical_label(written)
+            spelling.setdefault(raw_label, written)   # names keep the file's first spelling of each value
             if not raw_label:
                 raise BadRow(f"empty label in column {label!r}")
             if given is not None and raw_label not in given:
-                raise BadRow(f"label {raw_label!r} is not one of {', '.join(given)}")
+                raise BadRow(f"label {written!r} is not one of {', '.join(shown)}")
             if given is None and raw_label.lower().lstrip("+-") in ("nan", "inf", "infinity"):
                 raise BadRow(f"label {raw_label!r} is not a finite number")
             if regression and not is_number(raw_label):
@@ -76,13 +80,14 @@ def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: 
                 skipped.add(example.line, f"missing label {label!r}")
     skipped.warn()
     if not labeled:   # a file to predict on; given names still say what the ids will mean
-        return examples, given
+        return examples, shown
     names = given if given is not None else None if regression else \
         _infer_label_names([ex.label for ex in labeled], classes=task_type == "classification")
     if names is None:
         return [replace(ex, label=float(ex.label)) for ex in labeled], None
     ids = {name: index for index, name in enumerate(names)}
-    return [replace(ex, label=ids[ex.label]) for ex in labeled], names
+    shown = shown if given is not None else tuple(spelling.get(name, name) for name in names)
+    return [replace(ex, label=ids[ex.label]) for ex in labeled], shown
 
 
 def canonical_label(raw: str) -> str:
