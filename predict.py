@@ -17,39 +17,35 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 import warnings
 
 import numpy as np
 import torch
 
 from ptuning.adapters.bank import load_bank
-from ptuning.adapters.files import AdapterConfig, AdapterError, atomic_write
+from ptuning.adapters.files import AdapterConfig, atomic_write
 from ptuning.adapters.load import load_trained
-from ptuning.config import ConfigError
-from ptuning.errors import PtuningError
+from ptuning.errors import DataError, OptionError, WriteError, add_debug_flag, run_main
 from ptuning.inference import predict_logits
 from ptuning.tasks import FAMILIES, qa
 from ptuning.tasks.glue import TASKS
 from ptuning.text.batches import EncodedSet
-from ptuning.text.tables import DataError, Example, read_table
-from ptuning.text.tokenizer import TokenizerError, collate
-from ptuning.weights import CheckpointError
+from ptuning.text.tables import Example, read_table
+from ptuning.text.tokenizer import collate
 
 CHUNK_ROWS = 4096   # rows tokenized and predicted at a time: a big file streams out in bounded memory
 SHOW_SKIPPED = 20   # skipped lines listed with their reason on stderr; then up to LIST_SKIPPED more by number
 LIST_SKIPPED = 200
 
 
-class PredictError(ValueError):
-    """Arguments that do not fit the adapter or each other; the message names the option."""
-
-
-# What a user can fix: printed as `predict.py: <message>` on stderr, exit status 1, no traceback.
-USER_ERRORS = (PredictError, DataError, TokenizerError, CheckpointError, AdapterError, ConfigError, PtuningError)
+class PredictError(OptionError):
+    """Arguments that do not fit the adapter or each other; the message names the option (exit status 2)."""
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="predict.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("texts", nargs="*", help="one text, or two for a pair task")
     p.add_argument("--adapter", required=True, action="append",
                    help="output folder of train.py (or a peft adapter folder); several as NAME=DIR, "
@@ -70,6 +66,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=64, help="default: 64")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="default: cuda if available, else cpu")
+    add_debug_flag(p)
     args = p.parse_args(argv)
     if args.batch_size < 1:
         p.error(f"--batch-size must be at least 1, not {args.batch_size}")
@@ -89,7 +86,13 @@ def parse_args(argv=None):
             p.error("several adapters score an --input FILE whose --adapter-column names each row's adapter")
         if not all("=" in a for a in args.adapter):
             p.error("give several adapters as NAME=DIR")
-        args.adapter = dict(a.split("=", 1) for a in args.adapter)
+        pairs = [a.split("=", 1) for a in args.adapter]
+        names = [name.strip() for name, _ in pairs]
+        if not all(names) or not all(folder for _, folder in pairs):
+            p.error("--adapter NAME=DIR: every adapter needs a name and a folder")
+        if len(set(names)) != len(names):
+            p.error(f"--adapter: the name {next(n for n in names if names.count(n) > 1)!r} is given twice")
+        args.adapter = dict(zip(names, (folder for _, folder in pairs)))
     else:
         args.adapter = args.adapter[0]
     return args
@@ -107,9 +110,32 @@ def check_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise PredictError(f"--device {name!r}: not a device; use cpu or cuda") from None
+    if device.type not in ("cpu", "cuda"):
+        raise PredictError(f"--device {name}: not supported here; use cpu or cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise PredictError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise PredictError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     return device
+
+
+def check_output_target(args, folders) -> None:
+    """--output must not replace the input, nor a file of an adapter or of the base model."""
+    if args.output is None:
+        return
+    output = Path(args.output).resolve()
+    if args.input and output == Path(args.input).resolve():
+        raise PredictError(f"--output {args.output} is the --input file; write the predictions elsewhere")
+    for folder in folders:
+        if folder and (Path(folder).resolve() == output.parent or Path(folder).resolve() == output):
+            raise PredictError(f"--output {args.output} is inside {folder}, a folder of the adapter or base "
+                               "model; write the predictions elsewhere")
+
+
+def check_finite_logits(logits: np.ndarray, where: str) -> None:
+    if not np.isfinite(logits).all():
+        raise DataError(f"{where}: the model produced NaN or infinite scores; its adapter or base weights are "
+                        "damaged (nothing was written)")
 
 
 def command_line_examples(texts: list[str]) -> list[Example]:
@@ -201,7 +227,7 @@ def write_records(args, records, count: int, skipped) -> None:
     try:
         atomic_write(args.output, write)  # a failed run leaves no half-written predictions
     except OSError as err:
-        raise PredictError(f"--output {args.output}: cannot write ({err.strerror or err})") from None
+        raise WriteError(f"--output {args.output}: cannot write ({err.strerror or err})") from None
     note = f" ({len(skipped)} bad line(s) skipped, see above)" if skipped else ""
     print(f"{count} predictions written to {args.output}{note}")
 
@@ -210,6 +236,10 @@ def run_bank(args) -> None:
     """Several adapters over one backbone: each batch of arriving rows is one encoder pass."""
     device = check_device(args.device)
     bank, tokenizers, metas = load_bank(args.adapter, args.model, device)
+    check_output_target(args, [*args.adapter.values(), args.model,
+                               *(m.base_model_path for m in metas.values())])
+    for meta in metas.values():
+        check_texts_fit_task(args, meta)
     names = list(args.adapter)
     skipped = []
     with warnings.catch_warnings():
@@ -217,6 +247,8 @@ def run_bank(args) -> None:
         examples, _ = read_table(args.input, args.text_a, args.text_b, label=args.adapter_column,
                                  label_names=names, strict=not args.skip_bad, report=skipped)
     report_skipped(args.input, skipped)
+    if any(e.label is None for e in examples):
+        raise DataError(f"{args.input}: no column {args.adapter_column!r} (--adapter-column) naming each row's adapter")
     pad_id = next(iter(tokenizers.values())).pad_id
 
     def records():
@@ -227,7 +259,9 @@ def run_bank(args) -> None:
             logits = bank(*(batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")), adapters)
             for e, a, row_logits in zip(rows, adapters, logits):
                 labels = metas[a].label_names or ["score"]
-                yield {"adapter": a, **record(e, row_logits.float().cpu().numpy(), labels)}
+                row_logits = row_logits.float().cpu().numpy()
+                check_finite_logits(row_logits, f"{args.input}:{e.line} (adapter {a!r})")
+                yield {"adapter": a, **record(e, row_logits, labels)}
     write_records(args, records(), len(examples), skipped)
 
 
@@ -237,6 +271,7 @@ def run(args) -> None:
     device = check_device(args.device)
     examples = command_line_examples(args.texts) if args.texts else None
     model, tokenizer, meta = load_trained(args.adapter, args.model, device=device)
+    check_output_target(args, [args.adapter, args.model, meta.base_model_path])
     if FAMILIES.get(meta.task or "") is qa:
         return run_qa(args, model, tokenizer, meta, device)
     if args.question is not None:
@@ -247,6 +282,7 @@ def run(args) -> None:
 
     if examples is not None:
         (_, logits), = predict_chunks(model, tokenizer, examples, 1, device)
+        check_finite_logits(logits, f"adapter {args.adapter}")
         probs = probabilities(logits[None])[0]
         for name, value in zip(names, probs):
             print(f"{name}: {value:.0%}" if len(names) > 1 else f"{name}: {value:.4f}")
@@ -255,7 +291,12 @@ def run(args) -> None:
     examples, skipped = read_input(args)
     report_skipped(args.input, skipped)
     rows = predict_chunks(model, tokenizer, examples, args.batch_size, device)
-    write_records(args, (record(example, logits, names) for example, logits in rows), len(examples), skipped)
+
+    def records():
+        for example, logits in rows:
+            check_finite_logits(logits, f"{args.input}:{example.line}")
+            yield record(example, logits, names)
+    write_records(args, records(), len(examples), skipped)
 
 
 def run_qa(args, model, tokenizer, meta: AdapterConfig, device: torch.device) -> None:
@@ -294,13 +335,11 @@ def run_qa(args, model, tokenizer, meta: AdapterConfig, device: torch.device) ->
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        run(args)
-    except USER_ERRORS as err:
-        print(f"predict.py: {err}", file=sys.stderr)
-        return 1
-    return 0
+    """Behind the one error boundary (ptuning/errors.py): `predict.py: message`, a status per error kind."""
+    def predict(argv):
+        run(parse_args(argv))
+        return 0
+    return run_main("predict.py", predict, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import argparse
 import dataclasses
 import functools
 import os
-import shutil
+import string
 import sys
 import time
 from pathlib import Path
@@ -24,6 +24,7 @@ import torch
 
 from ptuning.adapters import files
 from ptuning.config import KNOWN_SHAPES, EncoderConfig
+from ptuning.errors import OptionError, WriteError, add_debug_flag, finite_float, run_main
 from ptuning.fast import compile_layers
 from ptuning.model import METHODS, MethodConfig, build_model, load_model, parameter_report
 from ptuning.errors import OptionError
@@ -31,7 +32,7 @@ from ptuning.tasks import FAMILIES, family_for, glue
 from ptuning.text.download import data_dir, ensure_glue_task
 from ptuning.text.tables import read_table
 from ptuning.text.tokenizer import Tokenizer
-from ptuning.training.loop import TrainConfig, TrainingStopped, fit
+from ptuning.training.loop import TrainConfig, fit
 from ptuning.training.parallel import barrier, init_distributed
 from ptuning.training.recipes import COMMON, RECIPES
 from ptuning.training.report import ReportError, TensorBoardReporter, require_tensorboard
@@ -43,9 +44,11 @@ PROMPT_OPTIONS = ("num_virtual_tokens", "encoder_hidden_size", "reparam", "prefi
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="train.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
-    g.add_argument("--task", default="mrpc", help="task (default: mrpc): " + ", ".join(FAMILIES))
+    g.add_argument("--task", default="mrpc", type=task_name,
+                   help="task (default: mrpc; GLUE's spellings MRPC, SST-2 work too): " + ", ".join(FAMILIES))
     g.add_argument("--data-dir", help="GLUE root (default: $GLUE_DIR, else data/glue beside train.py); SQuAD "
                    "folder with train.json/dev.json (default: $SQUAD_DIR, else data/squad)")
     g.add_argument("--no-download", action="store_true",
@@ -57,6 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--text-b", help="column of the second text, for pairs (default: none)")
     g.add_argument("--label", default="label", help="label column (default: label)")
     g.add_argument("--label-names", help="comma-separated labels in id order (default: inferred)")
+    g.add_argument("--task-type", choices=("classification", "regression"),
+                   help="--train-file: labels are classes or scores (default: inferred from the labels)")
     g.add_argument("--strict", action="store_true", help="bad rows are fatal (default: skipped, counted)")
     g.add_argument("--max-train-samples", type=int, help="use the first N training examples")
     g.add_argument("--max-dev-samples", type=int, help="evaluate on the first N dev examples")
@@ -76,7 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--reparam", choices=("mlp", "lstm", "none"), help="v1 prompt encoder (recipe: mlp)")
     g.add_argument("--prefix-projection", action=argparse.BooleanOptionalAction, help="v2 MLP reparam. (recipe: off)")
     g.add_argument("--prefix-hidden-size", type=int, help="v2 projection width (default: 512)")
-    g.add_argument("--prefix-dropout", type=float, help="v2 dropout on prefix entries (recipe: 0.0)")
+    g.add_argument("--prefix-dropout", type=finite_float, help="v2 dropout on prefix entries (recipe: 0.0)")
     g.add_argument("--prefix-position-shift", action="store_true",
                    help="v2: number text positions after the prefix, as transformers+peft (default: off)")
     g.add_argument("--head", choices=("auto", "roberta", "pooler"), help="default: auto (by family)")
@@ -86,12 +91,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--attention", choices=("sdpa", "explicit"), default="sdpa", help="default: sdpa")
 
     g = p.add_argument_group("training")
-    g.add_argument("--lr", type=float, help="peak learning rate (recipe per method)")
+    g.add_argument("--lr", type=finite_float, help="peak learning rate (recipe per method)")
     g.add_argument("--batch-size", type=int, help="default: 32")
     g.add_argument("--epochs", type=int, help="recipe per method")
-    g.add_argument("--weight-decay", type=float, help="default: 0.01")
-    g.add_argument("--warmup-ratio", type=float, help="share of steps with linear warm-up (recipe per method)")
-    g.add_argument("--max-grad-norm", type=float, help="gradient clipping, 0 = off (default: 1.0)")
+    g.add_argument("--weight-decay", type=finite_float, help="default: 0.01")
+    g.add_argument("--warmup-ratio", type=finite_float, help="share of steps with linear warm-up (recipe per method)")
+    g.add_argument("--max-grad-norm", type=finite_float, help="gradient clipping, 0 = off (default: 1.0)")
     g.add_argument("--grad-accum", type=int, help="batches per optimizer step (default: 1)")
     g.add_argument("--seed", type=int, help="default: 42")
     g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
@@ -111,7 +116,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--report-to", choices=("none", "tensorboard"), default="none",
                    help="also write each epoch's metrics as TensorBoard scalars to OUTPUT_DIR/tensorboard "
                         "(needs tensorboard) (default: none)")
+    add_debug_flag(p)
     args = p.parse_args(argv)
+    for action in p._actions:  # parsed again without defaults: which options the user gave
+        action.default = argparse.SUPPRESS
+    args.given = set(vars(p.parse_args(argv)))
 
     given = {k for k, v in vars(args).items() if v is not None}
     if args.max_length is None and args.task in FAMILIES:
@@ -145,15 +154,64 @@ def parse_args(argv=None) -> argparse.Namespace:
             family_options(FAMILIES[args.task], args)  # the family checks its own options
         except OptionError as err:
             problems.append(str(err))
+    if not 0 <= args.seed <= MAX_SEED:
+        problems.append(f"--seed must be between 0 and {MAX_SEED}, not {args.seed}")
+    for name in ("encoder_hidden_size", "prefix_hidden_size", "num_virtual_tokens", "batch_size", "max_length"):
+        if (getattr(args, name, None) or 0) > MAX_SIZE:  # a typo's extra zeros: refused before any memory is asked
+            problems.append(f"--{name.replace('_', '-')} {getattr(args, name)} is absurd (at most {MAX_SIZE})")
+    if args.label_names is not None:
+        problems += label_names_problems(args.label_names)
+    if args.task_type and not args.train_file:
+        problems.append("--task-type goes with --train-file (a GLUE task knows its type)")
     if problems:
         p.error("; ".join(problems))
-    args.output_dir = args.output_dir.format(task=args.task, method=args.method)
+    try:
+        args.output_dir = output_dir_from_template(args.output_dir, task=args.task, method=args.method)
+    except ValueError as err:
+        p.error(f"--output-dir {args.output_dir!r}: {err}")
     return args
+
+
+MAX_SEED = 2**32 - 1    # batch_order draws from seed * 1000 + epoch: far inside torch's int64 seeds
+MAX_SIZE = 1 << 16      # widths, prompt lengths, batch sizes: beyond this a typo, not a run
+
+
+def task_name(text: str) -> str:
+    """argparse type: a known task, in our spelling or GLUE's (MRPC, SST-2, sts-b)."""
+    squeeze = lambda name: name.lower().replace("-", "").replace("_", "")  # noqa: E731
+    for known in FAMILIES:
+        if text == known or squeeze(text) == squeeze(known):
+            return known
+    raise argparse.ArgumentTypeError(f"unknown task {text!r}; known: {', '.join(FAMILIES)}")
+
+
+def label_names_problems(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        return [f"--label-names {text!r}: an empty name (write e.g. --label-names neg,pos)"]
+    if len(set(names)) != len(names):
+        return [f"--label-names {text!r}: a name given twice"]
+    if len(names) == 1:
+        return [f"--label-names {text!r}: one name is no classification; give every class, or "
+                "--task-type regression for scores"]
+    return []
+
+
+def output_dir_from_template(template: str, **fields) -> str:
+    """`template` with {task} and {method} filled; a ValueError names what is wrong with it."""
+    for _, field, _, _ in string.Formatter().parse(template):  # raises ValueError on an unclosed brace
+        if field is not None and field not in fields:
+            shown = "{" + field + "}" if field else "{}"
+            raise ValueError(f"unknown field {shown}; the template may use {', '.join('{' + f + '}' for f in fields)}")
+    return template.format(**fields)
 
 
 def method_config(args) -> MethodConfig:
     fields = {f.name for f in dataclasses.fields(MethodConfig)}
-    return MethodConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    try:
+        return MethodConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    except ValueError as err:
+        raise OptionError(f"--method {args.method}: {err}") from None
 
 
 def device_and_precision(requested: str) -> tuple[torch.device, str]:
@@ -161,10 +219,10 @@ def device_and_precision(requested: str) -> tuple[torch.device, str]:
         if requested == "auto":
             requested = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         if requested == "bf16" and not torch.cuda.is_bf16_supported():
-            sys.exit("train.py: --precision bf16: this GPU has no bf16; use fp16 or fp32")
+            raise OptionError("--precision bf16: this GPU has no bf16; use fp16 or fp32")
         return torch.device("cuda"), requested
     if requested in ("bf16", "fp16"):
-        sys.exit(f"train.py: --precision {requested} needs a CUDA GPU; on CPU use fp32 (or auto)")
+        raise OptionError(f"--precision {requested} needs a CUDA GPU; on CPU use fp32 (or auto)")
     return torch.device("cpu"), "fp32"
 
 
@@ -185,10 +243,13 @@ def load_data(args):
     """(train examples, dev examples, label names or None, metric names)."""
     if args.train_file and task_family(args) is glue:
         if not args.dev_file:
-            sys.exit("train.py: --train-file needs --dev-file")
-        names = tuple(args.label_names.split(",")) if args.label_names else None
-        train, names = read_table(args.train_file, args.text_a, args.text_b, args.label, names, args.strict)
-        dev, _ = read_table(args.dev_file, args.text_a, args.text_b, args.label, names, args.strict)
+            raise OptionError("--train-file needs --dev-file")
+        names = tuple(name.strip() for name in args.label_names.split(",")) if args.label_names else None
+        train, names = read_table(args.train_file, args.text_a, args.text_b, args.label, names, args.strict,
+                                  task_type=args.task_type)
+        # Dev labels are read as the train file's: its classes, or scores when it is regression.
+        dev, _ = read_table(args.dev_file, args.text_a, args.text_b, args.label, names, args.strict,
+                            task_type="regression" if names is None else "classification")
         metrics = ("pearson", "spearman") if names is None else ("accuracy", "f1") if len(names) == 2 else ("accuracy",)
         return train, dev, names, metrics
     family = family_for(args.task)
@@ -218,7 +279,99 @@ def dry_run(args, method: MethodConfig) -> None:
 
 
 def main(argv=None) -> int:
+    """Behind the one error boundary: a user's mistake prints `train.py: message`, status per errors.py."""
+    return run_main("train.py", run, argv)
+
+
+def adopt_run_settings(args, out_dir: Path) -> dict:
+    """--resume: options not given take the run's values; given ones must match it (--epochs may grow).
+
+    Returns the run's resumable state (validated by files.load_state).
+    """
+    state = files.load_state(out_dir)
+    previous = state.get("adapter_config")
+    if previous is None:  # a state saved before runs recorded their settings: nothing to compare
+        return state
+    source = out_dir / files.STATE
+    old = files.AdapterConfig.from_dict(previous, str(source))
+    settings = {"task": old.task, "model": old.base_model, **(old.train or {}), **old.method.to_dict(),
+                "train_file": (old.data or {}).get("train_file"), "dev_file": (old.data or {}).get("dev_file")}
+    differences = []
+    for name, value in settings.items():
+        if name in ("epochs", "stop_after_steps", "save_steps", "log_seconds", "eval_batch_size") or \
+                not hasattr(args, name):
+            continue
+        if name not in args.given:
+            setattr(args, name, value)
+        elif same_setting(name, getattr(args, name), value) is False:
+            differences.append(f"--{name.replace('_', '-')} {getattr(args, name)} (the run used {value})")
+    if differences:
+        raise OptionError(f"--resume: {out_dir} holds a different run: " + "; ".join(differences) +
+                          ". Continue it with its own settings, or start a new run in another --output-dir")
+    return state
+
+
+def same_setting(name: str, given, recorded) -> bool:
+    if name in ("train_file", "dev_file", "model") and given is not None and recorded is not None:
+        return Path(str(given)).resolve() == Path(str(recorded)).resolve() or str(given) == str(recorded)
+    return given == recorded
+
+
+def check_output_dir(out_dir: Path, args, model_dir: Path | None) -> None:
+    """Refuse an --output-dir whose replacement would delete what the user owns."""
+    blocker = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise WriteError(f"--output-dir {out_dir}: {blocker} is a file, not a folder")
+    owned = [("--model", model_dir), ("--data-dir", args.data_dir), ("--train-file", args.train_file),
+              ("--dev-file", args.dev_file)]
+    for option, path in owned:
+        if path is None:
+            continue
+        path = Path(path).resolve()
+        if path == out_dir.resolve() or out_dir.resolve() in path.parents:
+            raise OptionError(f"--output-dir {out_dir} holds {option} {path}; choose an empty or new folder")
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    foreign = files.foreign_files(out_dir)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+        raise OptionError(f"--output-dir {out_dir} holds files that are not a ptuning run's ({shown}); "
+                          "--overwrite only ever replaces a run of train.py: choose another --output-dir")
+    if not (args.resume or args.overwrite):
+        raise OptionError(f"{out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
+
+
+def check_positions(args, method: MethodConfig, config: EncoderConfig) -> None:
+    """Room in the position table for the special tokens and one token of each text, before any work.
+
+    (Below that, the tokenizers library silently stops truncating and the encoder fails on an index.)
+    """
+    pair = bool(args.text_b) if args.train_file else getattr(glue.TASKS.get(args.task), "text_b_column", None) is not None
+    sep_width = 2 if config.family == "roberta" else 1
+    texts = 2 if pair else 1
+    needed = 2 + (sep_width if pair else 0) + texts  # <s>/[CLS], separators, </s>/[SEP], a token per text
+    if method.template:
+        pieces = method.template.split()
+        fixed = 2 + sum(sep_width if p == "[SEP]" else 0 if p in ("{a}", "{b}") or p.startswith("[P") else 1
+                        for p in pieces)
+        room = config.max_tokens - fixed - method.num_virtual_tokens
+        if room < sum(p in ("{a}", "{b}") for p in pieces):
+            raise OptionError(f"--template {method.template!r} with {method.num_virtual_tokens} virtual tokens fills "
+                              f"the model's {config.max_tokens} positions: no room is left for the text")
+        needed = fixed + method.num_virtual_tokens + texts
+    elif config.max_tokens - method.positions_used < needed:
+        raise OptionError(f"--num-virtual-tokens {method.num_virtual_tokens} leaves {config.max_tokens - method.positions_used}"
+                          f" of the model's {config.max_tokens} positions for the text; it needs at least {needed} "
+                          "(special tokens and one token of each text)")
+    if args.max_length is not None and args.max_length < needed:
+        raise OptionError(f"--max-length {args.max_length} is too short: the special tokens and one token of each "
+                          f"text need {needed}")
+
+
+def run(argv=None) -> int:
     args = parse_args(argv)
+    out_dir = Path(args.output_dir)
+    state = adopt_run_settings(args, out_dir) if args.resume else None
     method = method_config(args)
     if args.dry_run:
         dry_run(args, method)
@@ -229,14 +382,14 @@ def main(argv=None) -> int:
     if args.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
         torch.use_deterministic_algorithms(True)
-    out_dir = Path(args.output_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (args.resume or args.overwrite):
-        sys.exit(f"train.py: {out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
     if args.report_to == "tensorboard":  # checked before hours of training, not after the first epoch
         try:
             require_tensorboard()
         except ReportError as err:
             raise OptionError(f"--report-to tensorboard: {err}") from None
+    model_dir = resolve_model_dir(args.model)
+    check_output_dir(out_dir, args, model_dir)
+    check_positions(args, method, EncoderConfig.from_json(model_dir))
 
     train_examples, dev_examples, label_names, metric_names = load_data(args)
     if args.max_train_samples:
@@ -245,7 +398,6 @@ def main(argv=None) -> int:
         dev_examples = dev_examples[:args.max_dev_samples]
     num_labels = 1 if label_names is None else len(label_names)
 
-    model_dir = resolve_model_dir(args.model)
     # The frozen backbone is stored in half precision on GPU; what trains stays fp32 (all of it, for full).
     storage = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     if method.is_full:
@@ -264,37 +416,39 @@ def main(argv=None) -> int:
     say(f"train {len(train_set)} examples ({train_set.truncated} truncated), dev {len(dev_set)} "
           f"({dev_set.truncated} truncated); {device}, {precision}")
 
-    barrier()  # every process has checked and loaded before the first one writes
-    if rank == 0:
-        if args.overwrite and out_dir.exists():
-            shutil.rmtree(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-    barrier()
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                          if getattr(args, f.name, None) is not None})
+    data = {"train_file": str(Path(args.train_file).resolve()), "dev_file": str(Path(args.dev_file).resolve())} \
+        if args.train_file else None
     meta = files.AdapterConfig(
         method, num_labels, base_model_path=str(model_dir.resolve()), base_model=args.model,
         fingerprint=files.weights_fingerprint(model_dir), task=None if family is glue and args.train_file else args.task,
         label_names=list(label_names) if label_names else None, metrics=list(metric_names),
-        max_length=args.max_length, train=dataclasses.asdict(cfg), precision=precision,
+        max_length=args.max_length, train=dataclasses.asdict(cfg), precision=precision, data=data,
         task_options=options or None)
-    reporter = TensorBoardReporter(out_dir / "tensorboard") if args.report_to == "tensorboard" and rank == 0 else None
+    if state is not None and state.get("adapter_config", {}).get("fingerprint") not in (None, meta.fingerprint):
+        raise OptionError(f"--resume: {out_dir} was trained on other base weights than {model_dir} "
+                          f"(fingerprint {state['adapter_config']['fingerprint']} vs {meta.fingerprint})")
+    barrier()  # every process has checked and loaded before the first one writes
     started = time.perf_counter()
-    try:
-        records = fit(model, train_set, dev_set, cfg, out_dir, meta, tokenizer.pad_id, device, precision,
-                      resume=args.resume, loss=family.loss,
-                      evaluate=functools.partial(family.evaluate, metric_names=metric_names),
-                      main_metric=metric_names[0], on_epoch=reporter.log_epoch if reporter else None)
-    except TrainingStopped as stop:
-        print(f"train.py: {stop}", file=sys.stderr)
-        return stop.exit_code
-    except OSError as err:  # disk full, read-only folder: files already written stay intact
-        print(f"train.py: cannot write to {out_dir}: {err.strerror or err}. Files already there are intact "
-              "(every write goes to a temporary name first).", file=sys.stderr)
-        return 1
-    finally:
-        if reporter is not None:
-            reporter.close()
+    with files.replacing_run(out_dir, enabled=args.overwrite and rank == 0):
+        if rank == 0:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            files.remove_stale_temporaries(out_dir)
+        barrier()
+        # Made after the old run (with --overwrite) has been moved aside, inside the new run's folder.
+        reporter = TensorBoardReporter(out_dir / "tensorboard") if args.report_to == "tensorboard" and rank == 0 else None
+        try:
+            records = fit(model, train_set, dev_set, cfg, out_dir, meta, tokenizer.pad_id, device, precision,
+                          resume=args.resume, loss=family.loss,
+                          evaluate=functools.partial(family.evaluate, metric_names=metric_names),
+                          main_metric=metric_names[0], on_epoch=reporter.log_epoch if reporter else None)
+        except OSError as err:  # disk full, read-only folder: files already written stay intact
+            raise WriteError(f"cannot write to {out_dir}: {err.strerror or err}. Files already there are intact "
+                             "(every write goes to a temporary name first).") from err
+        finally:
+            if reporter is not None:
+                reporter.close()
     if records:
         best = max(records, key=lambda r: r[metric_names[0]])
         say(f"done in {time.perf_counter() - started:.0f}s: best epoch {best['epoch']} "
@@ -304,7 +458,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ValueError as err:  # our loaders' errors (data, config, checkpoint, tokenizer, adapter) name the file
-        sys.exit(f"train.py: {err}")
+    sys.exit(main())

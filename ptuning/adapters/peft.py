@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import OptionError
 from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, AdapterError, atomic_write, read_adapter, write_json
 from ..config import EncoderConfig
 from ..weights import HEAD_TABLE, map_keys, resolve_model_dir
@@ -64,6 +65,21 @@ def peft_key(name: str, family: str) -> str:
     if name.startswith("pooler."):  # inside the task model's encoder: bert.pooler
         theirs = HF_MODEL_PREFIX[family] + theirs
     return PEFT_PREFIX + theirs
+
+
+def check_export_target(out_dir: Path, overwrite: bool) -> None:
+    """Nothing the user owns is overwritten: a training run never, a peft folder only with overwrite."""
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return  # new (or empty); a file in the way fails at mkdir, naming the path
+    if (out_dir / ADAPTER_CONFIG).is_file() and not is_peft_adapter(out_dir) or (out_dir / "training_state.pt").exists():
+        raise AdapterError(f"{out_dir}: holds an adapter of ours (a training run); refusing to overwrite it "
+                           "with a peft export; choose another folder")
+    others = sorted(p.name for p in out_dir.iterdir() if p.name not in (ADAPTER_CONFIG, ADAPTER_WEIGHTS, "README.md"))
+    if others or not is_peft_adapter(out_dir):
+        raise OptionError(f"{out_dir}: not empty and not a peft adapter folder (holds {', '.join(others[:5]) or 'other files'}); "
+                          "choose a new or empty folder")
+    if not overwrite:
+        raise OptionError(f"{out_dir}: already holds a peft adapter; pass --overwrite to replace it")
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -122,11 +138,14 @@ def method_from_peft(config: dict, source: Path) -> MethodConfig:
         raise AdapterError(f"{source}: num_transformer_submodules {config['num_transformer_submodules']} "
                            "(encoder-decoder); an encoder has 1")
     n = _field(config, "num_virtual_tokens", source)
-    if peft_type == "PREFIX_TUNING":
-        # No projection: peft saved the projected prefix. Positions shift as transformers does it.
-        return MethodConfig(method="prefix", num_virtual_tokens=n, prefix_position_shift=True)
-    # P_TUNING's MLP/LSTM outputs were saved; peft's head reads position 0, the first virtual token.
-    return MethodConfig(method="prompt", num_virtual_tokens=n, head_token="first")
+    try:
+        if peft_type == "PREFIX_TUNING":
+            # No projection: peft saved the projected prefix. Positions shift as transformers does it.
+            return MethodConfig(method="prefix", num_virtual_tokens=n, prefix_position_shift=True)
+        # P_TUNING's MLP/LSTM outputs were saved; peft's head reads position 0, the first virtual token.
+        return MethodConfig(method="prompt", num_virtual_tokens=n, head_token="first")
+    except ValueError as err:  # e.g. num_virtual_tokens 0 or "4": MethodConfig names the field
+        raise AdapterError(f"{source}: field {err}") from None
 
 
 def check_fits(config: dict, encoder: EncoderConfig, source: Path) -> None:
@@ -137,6 +156,8 @@ def check_fits(config: dict, encoder: EncoderConfig, source: Path) -> None:
         else ("token_dim",)
     for name, value in expected.items():
         stated = _field(config, name, source) if name in required else config.get(name)
+        if stated is not None and (isinstance(stated, bool) or not isinstance(stated, int)):
+            raise AdapterError(f"{source}: field {name!r} must be an integer, not {stated!r}")
         if stated is not None and stated != value:
             raise AdapterError(f"{source}: field {name!r} is {stated}, but the base model has {value} "
                                f"(hidden_size {encoder.hidden_size}, {encoder.num_hidden_layers} layers, "
@@ -313,15 +334,17 @@ def _from_folder(adapter_dir: Path, model_dir):
 
 
 def export_peft(source: str | Path | PromptModel, out_dir: str | Path,
-                model_dir: str | Path | None = None) -> Path:
+                model_dir: str | Path | None = None, overwrite: bool = False) -> Path:
     """Write a peft adapter folder that `PeftModel.from_pretrained(hf_task_model, out_dir)` loads
     with our logits. `source`: an adapter folder of train.py, or a classifier in memory.
 
     `model_dir`: the base model; for a folder it overrides the adapter config's, for a classifier it is
     only written as base_model_name_or_path. The classifier is always written; a pooler only if it
-    trained (a frozen one is the base model's own, which peft uses too).
+    trained (a frozen one is the base model's own, which peft uses too). An existing `out_dir` is
+    replaced only with `overwrite=True`, and only when it holds a peft adapter and nothing else.
     """
     out_dir = Path(out_dir)
+    check_export_target(out_dir, overwrite)
     if isinstance(source, PromptModel):
         method, encoder = source.method, source.encoder.config
         refusal = peft_refusal(method, encoder.family)
@@ -336,8 +359,6 @@ def export_peft(source: str | Path | PromptModel, out_dir: str | Path,
         if out_dir.resolve() == source.resolve():
             raise AdapterError(f"{out_dir}: the export would overwrite its own source adapter; choose another folder")
         method, encoder, module, head, base = _from_folder(source, model_dir)
-    if (out_dir / ADAPTER_CONFIG).is_file() and not is_peft_adapter(out_dir):
-        raise AdapterError(f"{out_dir}: holds an adapter of ours; refusing to overwrite it with a peft export")
 
     missing = [f"head.{name}" for name in classifier_names(encoder.family) if name not in head]
     if missing:
