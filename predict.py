@@ -2,6 +2,8 @@
 
     python predict.py --adapter runs/mrpc-prefix "The cat sat." "A cat was sitting."
     python predict.py --adapter runs/mrpc-prefix --input pairs.tsv --text-a a --text-b b --output predictions.jsonl
+    python predict.py --adapter runs/squad-prefix --question "Who sat?" --context "The cat sat on the mat."
+    python predict.py --adapter runs/squad-prefix --input questions.jsonl    # "question" and "context" fields
     python predict.py --adapter runs/conll2003-prefix "George Washington visited Washington ."
     python predict.py --adapter runs/conll2003-prefix --input sentences.txt --output entities.jsonl
 
@@ -11,6 +13,8 @@ JSONL with a `tokens` list a line; each output line holds the input line, the wo
 entities with word spans [first, last + 1) and character offsets [start, end) into the line (for
 JSONL: into the tokens joined by single spaces).
 
+Question answering (an adapter trained on squad/squad_v2): the answer, its score (start + end
+logit) and its character span in the context; long contexts are read in overlapping windows.
 --input writes one JSON record per predicted row: its line in the input file ("line"), the label,
 the probabilities and the logits (regression: "score" and the logit). A bad row (empty text,
 malformed JSON, wrong column count) stops the run naming its line; with --skip-bad it is left
@@ -23,38 +27,34 @@ import json
 import sys
 import warnings
 from itertools import accumulate
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ptuning.adapters.bank import load_bank
-from ptuning.adapters.files import AdapterConfig, AdapterError, atomic_write
+from ptuning.adapters.files import AdapterConfig, atomic_write
 from ptuning.adapters.load import load_trained
-from ptuning.config import ConfigError
+from ptuning.errors import DataError, OptionError, WriteError, add_debug_flag, run_main
 from ptuning.inference import predict_logits
-from ptuning.errors import PtuningError
-from ptuning.tasks import FAMILIES, glue, ner
+from ptuning.tasks import FAMILIES, glue, ner, qa
 from ptuning.tasks.glue import TASKS
 from ptuning.text.batches import EncodedSet
-from ptuning.text.tables import DataError, Example, read_table
-from ptuning.text.tokenizer import TokenizerError, collate
-from ptuning.weights import CheckpointError
+from ptuning.text.tables import Example, read_table
+from ptuning.text.tokenizer import collate
 
 CHUNK_ROWS = 4096   # rows tokenized and predicted at a time: a big file streams out in bounded memory
 SHOW_SKIPPED = 20   # skipped lines listed with their reason on stderr; then up to LIST_SKIPPED more by number
 LIST_SKIPPED = 200
 
 
-class PredictError(ValueError):
-    """Arguments that do not fit the adapter or each other; the message names the option."""
-
-
-# What a user can fix: printed as `predict.py: <message>` on stderr, exit status 1, no traceback.
-USER_ERRORS = (PtuningError, PredictError, DataError, TokenizerError, CheckpointError, AdapterError, ConfigError)
+class PredictError(OptionError):
+    """Arguments that do not fit the adapter or each other; the message names the option (exit status 2)."""
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="predict.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("texts", nargs="*", help="one text, or two for a pair task")
     p.add_argument("--adapter", required=True, action="append",
                    help="output folder of train.py (or a peft adapter folder); several as NAME=DIR, "
@@ -65,18 +65,27 @@ def parse_args(argv=None):
     p.add_argument("--output", help="where --input's predictions go, JSON lines (default: stdout)")
     p.add_argument("--text-a", default="sentence1", help="--input column of the first text (default: sentence1)")
     p.add_argument("--text-b", help="--input column of the second text (pair tasks)")
+    p.add_argument("--question", help="question answering: the question (with --context)")
+    p.add_argument("--context", help="question answering: the text holding the answer (with --question)")
+    p.add_argument("--null-threshold", type=float,
+                   help="SQuAD v2.0 adapters: decline when the null score beats the best span by more than this "
+                        "(default: the training run's)")
     p.add_argument("--skip-bad", action="store_true",
                    help="--input: skip bad rows, list them on stderr, predict the rest (default: stop at the first)")
     p.add_argument("--batch-size", type=int, default=64, help="default: 64")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="default: cuda if available, else cpu")
+    add_debug_flag(p)
     args = p.parse_args(argv)
     if args.batch_size < 1:
         p.error(f"--batch-size must be at least 1, not {args.batch_size}")
-    if args.texts and args.input:
-        p.error("give texts on the command line or --input FILE, not both")
-    if not args.texts and not args.input:
-        p.error("give one or two texts, or --input FILE")
+    if (args.question is None) != (args.context is None):
+        p.error("--question and --context go together")
+    asked = args.question is not None
+    if sum(map(bool, (args.texts, args.input, asked))) > 1:
+        p.error("give texts on the command line, --question/--context, or --input FILE: one of them")
+    if not args.texts and not args.input and not asked:
+        p.error("give one or two texts, --question and --context, or --input FILE")
     if len(args.texts) > 2:
         p.error(f"give one or two texts, not {len(args.texts)} (quote each sentence)")
     if args.input is None and (args.output or args.skip_bad):
@@ -86,7 +95,13 @@ def parse_args(argv=None):
             p.error("several adapters score an --input FILE whose --adapter-column names each row's adapter")
         if not all("=" in a for a in args.adapter):
             p.error("give several adapters as NAME=DIR")
-        args.adapter = dict(a.split("=", 1) for a in args.adapter)
+        pairs = [a.split("=", 1) for a in args.adapter]
+        names = [name.strip() for name, _ in pairs]
+        if not all(names) or not all(folder for _, folder in pairs):
+            p.error("--adapter NAME=DIR: every adapter needs a name and a folder")
+        if len(set(names)) != len(names):
+            p.error(f"--adapter: the name {next(n for n in names if names.count(n) > 1)!r} is given twice")
+        args.adapter = dict(zip(names, (folder for _, folder in pairs)))
     else:
         args.adapter = args.adapter[0]
     return args
@@ -104,9 +119,32 @@ def check_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise PredictError(f"--device {name!r}: not a device; use cpu or cuda") from None
+    if device.type not in ("cpu", "cuda"):
+        raise PredictError(f"--device {name}: not supported here; use cpu or cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise PredictError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise PredictError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     return device
+
+
+def check_output_target(args, folders) -> None:
+    """--output must not replace the input, nor a file of an adapter or of the base model."""
+    if args.output is None:
+        return
+    output = Path(args.output).resolve()
+    if args.input and output == Path(args.input).resolve():
+        raise PredictError(f"--output {args.output} is the --input file; write the predictions elsewhere")
+    for folder in folders:
+        if folder and (Path(folder).resolve() == output.parent or Path(folder).resolve() == output):
+            raise PredictError(f"--output {args.output} is inside {folder}, a folder of the adapter or base "
+                               "model; write the predictions elsewhere")
+
+
+def check_finite_logits(logits: np.ndarray, where: str) -> None:
+    if not np.isfinite(logits).all():
+        raise DataError(f"{where}: the model produced NaN or infinite scores; its adapter or base weights are "
+                        "damaged (nothing was written)")
 
 
 def command_line_examples(texts: list[str]) -> list[Example]:
@@ -198,7 +236,7 @@ def write_records(args, records, count: int, skipped) -> None:
     try:
         atomic_write(args.output, write)  # a failed run leaves no half-written predictions
     except OSError as err:
-        raise PredictError(f"--output {args.output}: cannot write ({err.strerror or err})") from None
+        raise WriteError(f"--output {args.output}: cannot write ({err.strerror or err})") from None
     note = f" ({len(skipped)} bad line(s) skipped, see above)" if skipped else ""
     print(f"{count} predictions written to {args.output}{note}")
 
@@ -207,6 +245,10 @@ def run_bank(args) -> None:
     """Several adapters over one backbone: each batch of arriving rows is one encoder pass."""
     device = check_device(args.device)
     bank, tokenizers, metas = load_bank(args.adapter, args.model, device)
+    check_output_target(args, [*args.adapter.values(), args.model,
+                               *(m.base_model_path for m in metas.values())])
+    for meta in metas.values():
+        check_texts_fit_task(args, meta)
     names = list(args.adapter)
     skipped = []
     with warnings.catch_warnings():
@@ -214,6 +256,8 @@ def run_bank(args) -> None:
         examples, _ = read_table(args.input, args.text_a, args.text_b, label=args.adapter_column,
                                  label_names=names, strict=not args.skip_bad, report=skipped)
     report_skipped(args.input, skipped)
+    if any(e.label is None for e in examples):
+        raise DataError(f"{args.input}: no column {args.adapter_column!r} (--adapter-column) naming each row's adapter")
     pad_id = next(iter(tokenizers.values())).pad_id
 
     def records():
@@ -224,7 +268,9 @@ def run_bank(args) -> None:
             logits = bank(*(batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")), adapters)
             for e, a, row_logits in zip(rows, adapters, logits):
                 labels = metas[a].label_names or ["score"]
-                yield {"adapter": a, **record(e, row_logits.float().cpu().numpy(), labels)}
+                row_logits = row_logits.float().cpu().numpy()
+                check_finite_logits(row_logits, f"{args.input}:{e.line} (adapter {a!r})")
+                yield {"adapter": a, **record(e, row_logits, labels)}
     write_records(args, records(), len(examples), skipped)
 
 
@@ -234,6 +280,12 @@ def run(args) -> None:
     device = check_device(args.device)
     examples = command_line_examples(args.texts) if args.texts else None
     model, tokenizer, meta = load_trained(args.adapter, args.model, device=device)
+    check_output_target(args, [args.adapter, args.model, meta.base_model_path])
+    if FAMILIES.get(meta.task or "") is qa:
+        return run_qa(args, model, tokenizer, meta, device)
+    if args.question is not None:
+        raise PredictError(f"--question/--context: the adapter was trained on {meta.task or 'your own table'}, "
+                           "not on question answering (squad, squad_v2)")
     if FAMILIES.get(meta.task or "", glue).HEAD == "token":
         return run_tagger(args, model, tokenizer, meta, device)
     check_texts_fit_task(args, meta)
@@ -241,6 +293,7 @@ def run(args) -> None:
 
     if examples is not None:
         (_, logits), = predict_chunks(model, tokenizer, examples, 1, device)
+        check_finite_logits(logits, f"adapter {args.adapter}")
         probs = probabilities(logits[None])[0]
         for name, value in zip(names, probs):
             print(f"{name}: {value:.0%}" if len(names) > 1 else f"{name}: {value:.4f}")
@@ -249,7 +302,47 @@ def run(args) -> None:
     examples, skipped = read_input(args)
     report_skipped(args.input, skipped)
     rows = predict_chunks(model, tokenizer, examples, args.batch_size, device)
-    write_records(args, (record(example, logits, names) for example, logits in rows), len(examples), skipped)
+
+    def records():
+        for example, logits in rows:
+            check_finite_logits(logits, f"{args.input}:{example.line}")
+            yield record(example, logits, names)
+    write_records(args, records(), len(examples), skipped)
+
+
+def run_qa(args, model, tokenizer, meta: AdapterConfig, device: torch.device) -> None:
+    """Extractive QA: one --question/--context pair printed, or --input's rows as JSON lines."""
+    settings = dict(meta.task_options or {}, version_2=qa.TASKS[meta.task] == "2.0")
+    if args.null_threshold is not None:
+        settings["null_threshold"] = args.null_threshold
+    if args.texts:
+        raise PredictError("the adapter answers questions: give --question and --context (or --input FILE)")
+    if args.input is None:
+        for name in ("question", "context"):
+            if not getattr(args, name).strip():
+                raise PredictError(f"--{name} is empty")
+        found, = qa.answer(model, tokenizer, [(args.question, args.context)], 1, device, **settings)
+        if found["declined"]:
+            print(f"no answer (declined: null score {found['null_score']:.2f} beats the best span "
+                  f"{found['answer'] or repr(args.context[found['start']:found['end']])}, score {found['score']:.2f})"
+                  if found["score"] is not None else "no answer: no span fits the context")
+        else:
+            print(f"answer: {found['answer']}\nscore: {found['score']:.2f}\nspan: characters {found['start']}-{found['end']}")
+        return
+    skipped = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # read_table's summary warning: we list the skipped lines ourselves
+        examples, _ = read_table(args.input, "question", "context", label="__none__", strict=not args.skip_bad,
+                                 report=skipped)
+    report_skipped(args.input, skipped)
+
+    def records():
+        for start in range(0, len(examples), CHUNK_ROWS):  # bounded memory on big files
+            chunk = examples[start:start + CHUNK_ROWS]
+            pairs = [(e.text_a, e.text_b) for e in chunk]
+            for example, found in zip(chunk, qa.answer(model, tokenizer, pairs, args.batch_size, device, **settings)):
+                yield {"line": example.line, **found}
+    write_records(args, records(), len(examples), skipped)
 
 
 def run_tagger(args, model, tokenizer, meta: AdapterConfig, device) -> None:
@@ -321,13 +414,11 @@ def read_sentences(path: str, skip_bad: bool, skipped: list) -> list[tuple[int, 
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        run(args)
-    except USER_ERRORS as err:
-        print(f"predict.py: {err}", file=sys.stderr)
-        return 1
-    return 0
+    """Behind the one error boundary (ptuning/errors.py): `predict.py: message`, a status per error kind."""
+    def predict(argv):
+        run(parse_args(argv))
+        return 0
+    return run_main("predict.py", predict, argv)
 
 
 if __name__ == "__main__":

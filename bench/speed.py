@@ -7,6 +7,7 @@ without Trainer's bookkeeping, which only flatters peft. Ours runs its real trai
 
     python bench/speed.py --config cpu     # MiniLM (real weights), v1 + v2, fp32, fixed steps
     python bench/speed.py --config cuda    # roberta-large shape (random init), v1, v2, full, bf16, epochs
+    python bench/speed.py --task squad     # SQuAD windows of 384 (span head; peft task_type QUESTION_ANS)
     python bench/speed.py --task conll2003 # NER: MiniLM, token classification, batch 16 (bench/ner.py's budget)
 
 Blocks of steps alternate between the two sides so that background load hits both alike.
@@ -34,7 +35,8 @@ from ptuning.tasks.glue import find_data_dir, read_glue  # noqa: E402
 from ptuning.weights import resolve_model_dir  # noqa: E402
 from ptuning.model import MethodConfig, load_classifier, load_model  # noqa: E402
 from ptuning.text.tokenizer import Tokenizer  # noqa: E402
-from ptuning.tasks import glue, ner  # noqa: E402
+from ptuning.tasks.glue import loss  # noqa: E402
+from ptuning.tasks import ner, qa  # noqa: E402
 from ptuning.training.loop import autocast_for, make_optimizer  # noqa: E402
 from ptuning.inference import to_device  # noqa: E402
 
@@ -74,29 +76,37 @@ def roberta_large_dir(tmp: Path) -> Path:
     return tmp
 
 
-def peft_side(model_dir, method, device, dtype, token=False):
+TASK = "mrpc"  # main() sets it: "mrpc" (sequence classification), "squad" (span head), "conll2003" (token head)
+
+
+def peft_side(model_dir, method, device, dtype):
     import peft
     import transformers as tf
 
-    if token:
+    methods = NER_METHODS if TASK == "conll2003" else METHODS
+    if TASK == "squad":
+        model, task_type = tf.AutoModelForQuestionAnswering.from_pretrained(model_dir), "QUESTION_ANS"
+    elif TASK == "conll2003":
         model = tf.AutoModelForTokenClassification.from_pretrained(model_dir, num_labels=NER_LABELS)
+        task_type = "TOKEN_CLS"
     else:
-        model = tf.AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
-    methods = NER_METHODS if token else METHODS
+        model, task_type = tf.AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2), "SEQ_CLS"
     if methods[method][1] is not None:
         name, kwargs = methods[method][1]
-        model = peft.get_peft_model(model, getattr(peft, name)(task_type="TOKEN_CLS" if token else "SEQ_CLS", **kwargs))
+        model = peft.get_peft_model(model, getattr(peft, name)(task_type=task_type, **kwargs))
     return model.to(device)
 
 
 def ours_side(model_dir, method, device, dtype, compile=False, token=False):
     storage = dtype if dtype != torch.float32 and method != "full" else torch.float32
-    if token:
-        config = MethodConfig(**NER_METHODS[method][0])
-        model = load_model(model_dir, config, lambda c: ner.head(c, config, NER_LABELS), dtype=storage, seed=0)
-        model = model.to(device)
+    config = MethodConfig(**(NER_METHODS if TASK == "conll2003" else METHODS)[method][0])
+    if TASK == "squad":
+        model = load_model(model_dir, config, lambda c: qa.head(c, config, 2), dtype=storage, seed=0).to(device)
+    elif TASK == "conll2003":
+        model = load_model(model_dir, config, lambda c: ner.head(c, config, NER_LABELS), dtype=storage,
+                           seed=0).to(device)
     else:
-        model = load_classifier(model_dir, MethodConfig(**METHODS[method][0]), 2, dtype=storage, seed=0).to(device)
+        model = load_classifier(model_dir, config, 2, dtype=storage, seed=0).to(device)
     if compile:
         compile_layers(model.encoder)  # as train.py --compile
     return model
@@ -143,13 +153,21 @@ class Side:
         with self.autocast():
             if self.ours:
                 logits = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+                batch_loss = {"squad": qa.loss, "conll2003": ner.loss}.get(TASK, loss)(logits, batch)
             else:
                 kwargs = {} if self.model.config.model_type == "roberta" else {"token_type_ids": batch["token_type_ids"]}
-                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs).logits
-        if logits.dim() == 3:  # tokens: peft's v1 returns the virtual tokens' rows too; the text is last
-            batch_loss = ner.loss(logits[:, -batch["input_ids"].shape[1]:], batch)
-        else:
-            batch_loss = glue.loss(logits, batch)
+                if TASK == "squad":  # HF's own loss: mean of start and end cross-entropy
+                    kwargs.update(start_positions=batch["labels"][:, 0], end_positions=batch["labels"][:, 1])
+                    batch_loss = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                            **kwargs).loss
+                elif TASK == "conll2003":  # peft's v1 returns the virtual tokens' rows too: the text is last
+                    logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                        **kwargs).logits
+                    batch_loss = ner.loss(logits[:, -batch["input_ids"].shape[1]:], batch)
+                else:
+                    logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                        **kwargs).logits
+                    batch_loss = loss(logits, batch)
         batch_loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -230,8 +248,10 @@ def measure(model_dir, method, device, precision, steps, block, data, dev, pad_i
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--task", choices=("mrpc", "conll2003"), default="mrpc",
-                   help="mrpc (sequence classification) or conll2003 (NER, MiniLM; --data-dir: its folder)")
+    p.add_argument("--task", choices=("mrpc", "squad", "conll2003"), default="mrpc",
+                   help="mrpc, or squad: windows of --max-length (384) from $SQUAD_DIR's train.json, or "
+                        "conll2003: NER on MiniLM (--data-dir: its folder)")
+    p.add_argument("--max-length", type=int, default=384, help="squad window length (default: 384)")
     p.add_argument("--n", type=int, default=4000, help="conll2003: first N train sentences to draw batches from")
     p.add_argument("--methods", nargs="+")
     p.add_argument("--steps", type=int, help="timed training steps per side (cpu default 24; cuda: 2 epochs)")
@@ -242,8 +262,6 @@ def main():
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = p.parse_args()
 
-    if args.task == "conll2003":
-        return main_ner(args)
     cuda = args.config == "cuda"
     if cuda and not torch.cuda.is_available():
         sys.exit("--config cuda needs a CUDA GPU")
@@ -253,14 +271,24 @@ def main():
     tmp = Path(tempfile.mkdtemp())
     model_dir = roberta_large_dir(tmp) if cuda else resolve_model_dir("minilm")
     tok_dir = resolve_model_dir(args.tokenizer)  # roberta's tokenizer is not here: the cuda run uses BERT ids
-    glue = find_data_dir(args.data_dir)
-    rows = {split: read_glue("mrpc", split, glue) for split in ("train", "dev")}
+    global TASK
+    TASK = args.task
+    if args.task == "conll2003":
+        return main_ner(args)
+    if args.task == "squad":  # the first 1,000 training / 200 dev questions are plenty for timing
+        rows = {split: qa.read("squad", split, args.data_dir)[:n] for split, n in (("train", 1000), ("dev", 200))}
+    else:
+        glue = find_data_dir(args.data_dir)
+        rows = {split: read_glue("mrpc", split, glue) for split in ("train", "dev")}
 
     lines = []
     for method in methods:
         reserved = 20 if method == "ptuning" else 0
-        tok = Tokenizer.from_folder(tok_dir, EncoderConfig.from_json(tok_dir), reserved)
-        data, dev = encode_examples(tok, rows["train"]), encode_examples(tok, rows["dev"])
+        tok = Tokenizer.from_folder(tok_dir, EncoderConfig.from_json(tok_dir), reserved,
+                                    max_length=args.max_length if args.task == "squad" else None)
+        encode = (lambda t, e: qa.encode(t, e, doc_stride=min(128, args.max_length // 4))) if args.task == "squad" \
+            else encode_examples
+        data, dev = encode(tok, rows["train"]), encode(tok, rows["dev"])
         pad_id = EncoderConfig.from_json(model_dir).pad_token_id
         if cuda:  # token ids must exist in both vocabularies; shapes are what matter for speed
             for e in data.encoded + dev.encoded:
@@ -286,7 +314,7 @@ def main():
     header = ("| method | peft train samples/s | ours | ratio | peft s/epoch | ours | peft eval samples/s | ours | "
               "ratio | peft peak GiB | ours | ratio | peft TFLOP/s | ours | ours / floor |\n|" + "---|" * 15)
     text = (f"\n### Speed, {datetime.date.today()}, {device_name()}, {'roberta-large shape, bf16' if cuda else 'MiniLM, fp32'}"
-            f", batch 32\n\ntorch {torch.__version__}, transformers {transformers.__version__}, peft "
+            f"{', SQuAD windows of ' + str(args.max_length) if args.task == 'squad' else ', MRPC'}, batch 32\n\ntorch {torch.__version__}, transformers {transformers.__version__}, peft "
             f"{peft_lib.__version__}. `python bench/speed.py {' '.join(sys.argv[1:])}`\n\n{header}\n" + "\n".join(lines) + "\n")
     publish(text, args.write)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .errors import add_debug_flag, run_main
+
 
 def export_peft_command(args) -> int:
     import json
@@ -16,7 +18,7 @@ def export_peft_command(args) -> int:
     from .adapters.files import ADAPTER_CONFIG
     from .adapters.peft import export_peft
 
-    out_dir = export_peft(args.adapter_dir, args.out_dir, args.model)
+    out_dir = export_peft(args.adapter_dir, args.out_dir, args.model, overwrite=args.overwrite)
     config = json.loads((out_dir / ADAPTER_CONFIG).read_text())
     print(f"{config['peft_type']} adapter written to {out_dir}; in Python, with transformers and peft:\n"
           f"  base = AutoModelForSequenceClassification.from_pretrained({config['base_model_name_or_path']!r}, "
@@ -44,6 +46,9 @@ def parse_args(argv=None):
     export.add_argument("adapter_dir", help="output folder of train.py")
     export.add_argument("out_dir", help="folder to write adapter_config.json + adapter_model.safetensors to")
     export.add_argument("--model", help="base model folder or id (default: the one in the adapter's config)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace a peft adapter already in OUT_DIR (never a training run or other files)")
+    add_debug_flag(export)
     export.set_defaults(run=export_peft_command)
     from .training.report import plot_arguments
 
@@ -56,12 +61,10 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        return args.run(args)
-    except ValueError as err:  # our loaders' errors (adapter, config, checkpoint) name the file
-        print(f"ptuning {args.command}: {err}", file=sys.stderr)
-        return 1
+    """Behind the one error boundary (errors.py): `ptuning COMMAND: message` and a status per error kind."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    prog = "ptuning" + (f" {words[0]}" if words and not words[0].startswith("-") else "")
+    return run_main(prog, lambda argv: (lambda args: args.run(args))(parse_args(argv)), words)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ exactly one line `prog: message` on stderr and exits with the class's status:
       2     bad command-line option (argparse's own status)   OptionError, argparse's `parser.error`
       3     bad input: model config, weights, tokenizer,      ConfigError, CheckpointError, TokenizerError,
             data file, adapter folder, run state              DataError, AdapterError, StateError
-      4     operating-system I/O error: missing permission,   OSError (not raised by us: caught as such)
+      4     operating-system I/O error: missing permission,   OSError (caught as such), WriteError
             disk full, a path that is a file, not a folder
       5     training stopped: non-finite loss or weights      TrainingStopped (exit_code 5)
     128+N   stopped by signal N: 130 Ctrl-C (SIGINT),          KeyboardInterrupt -> 130; TrainingStopped
@@ -22,6 +22,8 @@ callers and tests written before this module catch ValueError.
 """
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import sys
 
@@ -66,6 +68,12 @@ class StateError(PtuningError, ValueError):
     """A run's training_state.pt or metrics.jsonl is unreadable, or `--resume` names a different run."""
 
 
+class WriteError(PtuningError, OSError):
+    """The operating system refused a write (disk full, read-only folder); files already written are intact."""
+
+    exit_code = EXIT_IO
+
+
 class TrainingStopped(PtuningError, RuntimeError):
     """Training stopped on purpose (non-finite numbers, a signal); the files already saved are good."""
 
@@ -75,6 +83,22 @@ class TrainingStopped(PtuningError, RuntimeError):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a float that is not NaN or infinite (both pass every `x <= 0` check)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the Python traceback of an error (or set {DEBUG_VARIABLE}=1)")
 
 
 def debug_requested(argv=None) -> bool:

@@ -23,6 +23,7 @@ from torch import nn
 from .config import EncoderConfig
 from .errors import OptionError
 from .encoder import Encoder, default_position_ids
+from .errors import OptionError
 from .heads import READS, build_head
 from .prompts import PrefixEncoder, PromptEncoder
 from .text.tokenizer import PROMPT_SLOT  # the id a template puts where a virtual token goes
@@ -47,6 +48,7 @@ class MethodConfig:
     template: str | None = None        # v1 only; see text/tokenizer.py. None: prompts go in front (peft)
 
     def __post_init__(self):
+        self.check_types()
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, not {self.method!r}")
         if self.method == "prompt":
@@ -57,6 +59,27 @@ class MethodConfig:
             raise ValueError("num_virtual_tokens must be at least 1")
         if self.template is not None and not self.is_v1:
             raise ValueError("a template places v1 prompts; it needs --method ptuning or prompt")
+
+    def check_types(self) -> None:
+        """Each field's type and range (an adapter_config.json is hand-editable); ValueError names the field."""
+        for name in ("num_virtual_tokens", "encoder_hidden_size", "lstm_layers", "prefix_hidden_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, not {value!r}")
+            if value < 1 and name != "num_virtual_tokens":
+                raise ValueError(f"{name} must be at least 1, not {value}")
+        for name in ("prefix_projection", "prefix_position_shift"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
+        dropout = self.prefix_dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"prefix_dropout must be a number in [0, 1), not {dropout!r}")
+        for name, allowed in (("method", METHODS), ("reparam", ("mlp", "lstm", "none")),
+                              ("head", ("auto", "roberta", "pooler"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
+        if self.template is not None and not isinstance(self.template, str):
+            raise ValueError(f"template must be text or null, not {self.template!r}")
 
     @property
     def is_v1(self) -> bool:
@@ -215,6 +238,8 @@ def parameter_report(model: nn.Module) -> str:
 def sequence_head(config: EncoderConfig, method: MethodConfig, num_labels: int) -> nn.Module:
     """The classification head a method asks for: `auto` picks RoBERTa's for RoBERTa, the pooler for BERT."""
     kind = method.head if method.head != "auto" else ("roberta" if config.family == "roberta" else "pooler")
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
+        raise OptionError(f"num_labels must be an integer of at least 1, not {num_labels!r}")
     return build_head(kind, config.hidden_size, num_labels, head_dropout(config))
 
 

@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .config import EncoderConfig
-from .errors import OptionError
+from .errors import CheckpointError, OptionError  # noqa: F401 - CheckpointError re-exported
 
 # HF name (after the model prefix) -> our name. "{}" is the layer index.
 KEY_TABLE = {
@@ -52,14 +52,12 @@ HEAD_TABLE = {
     "classifier.dense.bias": "dense.bias",
     "classifier.out_proj.weight": "out_proj.weight",
     "classifier.out_proj.bias": "out_proj.bias",
+    "qa_outputs.weight": "qa_outputs.weight",          # *ForQuestionAnswering (heads.SpanHead)
+    "qa_outputs.bias": "qa_outputs.bias",
 }
 MODEL_PREFIXES = ("roberta.", "bert.", "xlm_roberta.", "camembert.")
 # Known to be unused by an encoder: buffers HF saves, pretraining heads.
 IGNORED = re.compile(r"(^|\.)position_ids$|(^|\.)token_type_ids$|^lm_head\.|^cls\.")
-
-
-class CheckpointError(ValueError):
-    """A model folder's weights do not fit the encoder its config.json describes."""
 
 
 def read_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
@@ -84,9 +82,15 @@ def read_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
     tensors = {}
     for path in files:
         try:
-            tensors.update(load_file(path))
+            loaded = load_file(path)
         except (SafetensorError, OSError, RuntimeError) as err:
             raise CheckpointError(f"{path}: cannot read safetensors file, truncated or corrupt? ({err})") from None
+        # NaN in a frozen weight would surface as a non-finite loss, blamed on the learning rate: name it here.
+        bad = next((k for k, t in loaded.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
+        if bad is not None:
+            raise CheckpointError(f"{path}: tensor {bad!r} holds NaN or infinite values; the base model's "
+                                  "weights are damaged (download them again)")
+        tensors.update(loaded)
     return tensors
 
 

@@ -40,7 +40,7 @@ def train_as_user(monkeypatch, capsys, *argv) -> str:
     code, err = exit_.value.code, capsys.readouterr().err
     assert code not in (0, None), f"train.py succeeded: {err}"
     assert "Traceback" not in err
-    return code if isinstance(code, str) else err
+    return code if isinstance(code, str) else err.rstrip("\n")
 
 
 def broken_copy(model_dir, dest, *remove):
@@ -103,14 +103,14 @@ def test_adapter_file_missing(tiny, tmp_path, capsys, missing):
     with pytest.raises(AdapterError, match=re.escape(f"{adapter / missing}: missing")):
         load_trained(adapter)
     code, _, err = run_predict(capsys, "--adapter", adapter, "A.", "B.")
-    assert code == 1
+    assert code == 3
     assert err == f"predict.py: {adapter / missing}: missing; is {adapter} an output folder of train.py?\n"
 
 
 def test_adapter_trained_on_other_weights(tiny, tmp_path, minilm_dir, capsys):
     other = make_tiny_bert(tmp_path / "other", minilm_dir, seed=1)  # same shape and files, other weights
     code, _, err = run_predict(capsys, "--adapter", tiny[1], "--model", other, "A.", "B.")
-    assert code == 1 and f"predict.py: {tiny[1]} was trained on other weights than {other}" in err
+    assert code == 3 and f"predict.py: {tiny[1]} was trained on other weights than {other}" in err
     assert "fingerprint" in err
 
 
@@ -122,7 +122,7 @@ def test_adapter_trained_on_other_weights(tiny, tmp_path, minilm_dir, capsys):
 def test_adapter_config_with_unknown_method_fields(tiny, tmp_path, capsys, method, named):
     adapter = edited_copy(tiny[1], tmp_path / "adapter", lambda meta: meta["method"].update(method))
     code, _, err = run_predict(capsys, "--adapter", adapter, "A.", "B.")
-    assert code == 1 and err.startswith(f"predict.py: {adapter / ADAPTER_CONFIG}: bad method") and named in err
+    assert code == 3 and err.startswith(f"predict.py: {adapter / ADAPTER_CONFIG}: bad method") and named in err
 
 
 def test_adapter_config_with_more_virtual_tokens_than_positions(tiny, tmp_path, capsys):
@@ -130,7 +130,7 @@ def test_adapter_config_with_more_virtual_tokens_than_positions(tiny, tmp_path, 
     adapter = edited_copy(tiny[1], tmp_path / "adapter",
                           lambda meta: meta["method"].update(num_virtual_tokens=64, prefix_position_shift=True))
     code, _, err = run_predict(capsys, "--adapter", adapter, "A.", "B.")
-    assert code == 1
+    assert code == 3
     assert err == f"predict.py: {adapter / ADAPTER_CONFIG}: 64 virtual tokens leave no room in 64 positions\n"
 
 
@@ -144,14 +144,14 @@ def test_load_trained_names_the_config_when_virtual_tokens_do_not_fit(tiny, tmp_
 def test_adapter_config_disagreeing_with_its_weights(tiny, tmp_path, capsys):
     adapter = edited_copy(tiny[1], tmp_path / "adapter", lambda meta: meta["method"].update(num_virtual_tokens=5))
     code, _, err = run_predict(capsys, "--adapter", adapter, "A.", "B.")
-    assert code == 1 and f"predict.py: {adapter / ADAPTER_WEIGHTS}: adapter does not fit the model" in err
+    assert code == 3 and f"predict.py: {adapter / ADAPTER_WEIGHTS}: adapter does not fit the model" in err
     assert "prefix_encoder.embedding.weight: adapter (4, " in err and "model (5, " in err
 
 
 def test_adapter_config_without_base_model_path(tiny, tmp_path, capsys):
     adapter = edited_copy(tiny[1], tmp_path / "adapter", lambda meta: meta.pop("base_model_path"))
     code, _, err = run_predict(capsys, "--adapter", adapter, "A.", "B.")
-    assert code == 1 and err == f"predict.py: {adapter / ADAPTER_CONFIG}: field 'base_model_path' is missing\n"
+    assert code == 3 and err == f"predict.py: {adapter / ADAPTER_CONFIG}: field 'base_model_path' is missing\n"
     assert run_predict(capsys, "--adapter", adapter, "--model", tiny[0], "A.", "B.")[0] == 0  # --model fills in
 
 
@@ -221,4 +221,4 @@ def test_non_utf8_prediction_file_names_file_and_line(tiny, tmp_path, capsys):
     table.write_bytes(b"a\tb\nfine\tok\n\xff\tok\n")
     code, _, err = run_predict(capsys, "--adapter", tiny[1], "--input", table, "--text-a", "a", "--text-b", "b",
                                "--skip-bad")  # a file that is not UTF-8 stops even with --skip-bad
-    assert code == 1 and err.startswith(f"predict.py: {table}:3: not valid UTF-8 (byte 0xff at column 1)")
+    assert code == 3 and err.startswith(f"predict.py: {table}:3: not valid UTF-8 (byte 0xff at column 1)")

@@ -108,8 +108,9 @@ def test_nonfinite_loss_stops_naming_the_step_and_keeps_good_files(tmp_path, glu
 
     monkeypatch.setattr(PromptModel, "forward", poisoned)
     out = tmp_path / "run"
-    code = train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)])
-    assert code == 1
+    with pytest.raises(SystemExit) as stop:  # status 5: training stopped (ptuning/errors.py)
+        train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)])
+    assert stop.value.code == 5
     assert "step 6: loss or gradients are not finite" in capsys.readouterr().err
     state = load_state(out)
     assert (state["epoch"], state["batch_in_epoch"]) == (1, 1)  # the last good step
@@ -132,7 +133,9 @@ def test_disk_full_keeps_previous_files(tmp_path, glue_dir, monkeypatch, capsys)
         return real_save(obj, path, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", failing_save)
-    assert train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)]) == 1
+    with pytest.raises(SystemExit) as stop:  # status 4: the operating system refused a write
+        train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)])
+    assert stop.value.code == 4
     err = capsys.readouterr().err
     assert "No space left on device" in err and "intact" in err
     monkeypatch.setattr(torch, "save", real_save)
@@ -156,7 +159,9 @@ def test_read_only_folder_gives_a_clear_error_and_keeps_files(tmp_path, glue_dir
         return real_mkstemp(*args, **kwargs)
 
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
-    assert train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)]) == 1
+    with pytest.raises(SystemExit) as stop:
+        train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)])
+    assert stop.value.code == 4
     err = capsys.readouterr().err
     assert f"cannot write to {out}" in err and "Permission denied" in err and "intact" in err
     monkeypatch.setattr(tempfile, "mkstemp", real_mkstemp)

@@ -233,7 +233,9 @@ def test_export_refuses_v1_reading_cls(tiny_dirs, tmp_path, capsys):
                     head_token="cls")
     with pytest.raises(AdapterError, match="head_token 'cls'"):
         export_peft(tmp_path / "ours", tmp_path / "peft")
-    assert cli_main(["export-peft", str(tmp_path / "ours"), str(tmp_path / "peft")]) == 1
+    with pytest.raises(SystemExit) as stop:  # status 3: a bad input folder (ptuning/errors.py)
+        cli_main(["export-peft", str(tmp_path / "ours"), str(tmp_path / "peft")])
+    assert stop.value.code == 3
     assert "head_token 'cls'" in capsys.readouterr().err
     assert not (tmp_path / "peft").exists()
 

@@ -76,7 +76,10 @@ def edited_copy(adapter_dir: Path, dest: Path, edit=None) -> Path:
 def run_predict(capsys, *argv) -> tuple[int, str, str]:
     """predict.main(argv) -> (exit code, stdout, stderr)."""
     capsys.readouterr()
-    code = predict.main([str(a) for a in argv])
+    try:
+        code = predict.main([str(a) for a in argv])
+    except SystemExit as stop:  # the error boundary (ptuning/errors.py) exits with the error's status
+        code = stop.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -108,7 +111,7 @@ def test_pair_prints_each_label(adapter, capsys):
 
 def test_one_text_for_a_pair_task_is_an_error(adapter, capsys):
     code, out, err = run_predict(capsys, "--adapter", adapter, "The cat sat.")
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert err.startswith("predict.py: ") and err.count("\n") == 1
     assert "mrpc" in err and "sentence-pair" in err and "two texts" in err
 
@@ -116,7 +119,7 @@ def test_one_text_for_a_pair_task_is_an_error(adapter, capsys):
 def test_two_texts_for_a_single_sentence_task_is_an_error(adapter, tmp_path, capsys):
     cola = edited_copy(adapter, tmp_path / "cola", lambda meta: meta.update(task="cola"))
     code, _, err = run_predict(capsys, "--adapter", cola, "The cat sat.", "A cat was sitting.")
-    assert code == 1 and "cola" in err and "single-sentence" in err and "one text, not two" in err
+    assert code == 2 and "cola" in err and "single-sentence" in err and "one text, not two" in err
 
 
 def test_adapter_of_users_data_takes_one_text_or_two(adapter, tmp_path, capsys):
@@ -129,13 +132,13 @@ def test_adapter_of_users_data_takes_one_text_or_two(adapter, tmp_path, capsys):
                                           (["A.", "  \t "], "second text (argument 2)")])
 def test_empty_text_on_the_command_line_names_which(adapter, capsys, texts, which):
     code, _, err = run_predict(capsys, "--adapter", adapter, *texts)
-    assert code == 1 and f"predict.py: the {which} is empty" in err
+    assert code == 2 and f"predict.py: the {which} is empty" in err
 
 
 def test_undecodable_argument_is_an_error_not_a_crash(adapter, capsys):
     # Python hands bytes the terminal's encoding cannot decode to sys.argv as lone surrogates.
     code, _, err = run_predict(capsys, "--adapter", adapter, b"caf\xe9".decode("utf-8", "surrogateescape"), "B.")
-    assert code == 1 and "first text (argument 1) is not valid UTF-8" in err
+    assert code == 2 and "first text (argument 1) is not valid UTF-8" in err
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -154,7 +157,7 @@ def test_option_errors(adapter, capsys, argv, message):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_cuda_device_without_gpu(adapter, capsys):
     code, _, err = run_predict(capsys, "--adapter", adapter, "--device", "cuda", "A.", "B.")
-    assert code == 1 and "--device cuda: no CUDA GPU" in err
+    assert code == 2 and "--device cuda: no CUDA GPU" in err
 
 
 def test_errors_print_one_line_without_traceback(tmp_path):
@@ -162,7 +165,7 @@ def test_errors_print_one_line_without_traceback(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "predict.py", "--adapter", str(tmp_path / "nothing"), "A."],
                           cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 1 and done.stdout == ""
+    assert done.returncode == 3 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith(f"predict.py: {tmp_path / 'nothing' / 'adapter_config.json'}: missing")
 
@@ -203,7 +206,7 @@ def test_pair_task_input_without_text_b_names_the_option(adapter, tmp_path, caps
     tsv = tmp_path / "in.tsv"
     tsv.write_text("a\tb\nA.\tB.\n")
     code, _, err = run_predict(capsys, "--adapter", adapter, "--input", tsv, "--text-a", "a")
-    assert code == 1 and "--text-b COLUMN" in err and str(tsv) in err
+    assert code == 2 and "--text-b COLUMN" in err and str(tsv) in err
 
 
 BAD_JSONL = ('{"a": "A cat.", "b": "A dog."}\n'       # 1 good
@@ -220,7 +223,7 @@ def test_malformed_jsonl_line_stops_with_its_line_number(adapter, tmp_path, caps
     jsonl.write_text(BAD_JSONL)
     code, printed, err = run_predict(capsys, "--adapter", adapter, "--input", jsonl, "--text-a", "a",
                                      "--text-b", "b", "--output", out)
-    assert code == 1 and printed == "" and not out.exists()
+    assert code == 3 and printed == "" and not out.exists()
     assert err.startswith(f"predict.py: {jsonl}:2: not valid JSON") and err.count("\n") == 1
 
 
@@ -263,7 +266,7 @@ def test_skip_bad_with_no_good_row_left_is_an_error(adapter, tmp_path, capsys):
     tsv.write_text("a\tb\n\tB.\n")
     code, out, err = run_predict(capsys, "--adapter", adapter, "--input", tsv, "--text-a", "a", "--text-b", "b",
                                  "--skip-bad")
-    assert code == 1 and out == "" and f"{tsv}: all 1 rows are bad; the first, line 2: empty text" in err
+    assert code == 3 and out == "" and f"{tsv}: all 1 rows are bad; the first, line 2: empty text" in err
 
 
 def test_unwritable_output_names_the_option(adapter, tmp_path, capsys):
@@ -272,4 +275,4 @@ def test_unwritable_output_names_the_option(adapter, tmp_path, capsys):
     out = tmp_path / "no such folder" / "out.jsonl"
     code, _, err = run_predict(capsys, "--adapter", adapter, "--input", tsv, "--text-a", "a", "--text-b", "b",
                                "--output", out)
-    assert code == 1 and f"predict.py: --output {out}: cannot write" in err
+    assert code == 4 and f"predict.py: --output {out}: cannot write" in err

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from ptuning.text.tables import DataError
+from ptuning.errors import DataError
 from ptuning.tasks.qa import (Decoder, Feature, Question, decode, make_features, normalize_answer, read_squad,
                               squad_scores)
 

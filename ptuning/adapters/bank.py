@@ -110,7 +110,22 @@ def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None 
     from ..model import mark_trainable, sequence_head
     from ..text.tokenizer import Tokenizer
 
+    from .peft import is_peft_adapter
+
+    if not adapter_dirs:
+        raise AdapterError("load_bank needs at least one adapter folder")
+    for name, folder in adapter_dirs.items():
+        if not name or not isinstance(name, str):
+            raise AdapterError(f"adapter {folder}: needs a non-empty name")
+        if is_peft_adapter(folder):
+            raise AdapterError(f"adapter {name!r} ({folder}) is a peft adapter folder; a bank takes adapters "
+                               "of train.py only (predict it alone with --adapter, or train it with train.py)")
     configs = {name: read_adapter(folder) for name, folder in adapter_dirs.items()}
+    for name, (config, _) in configs.items():
+        if config.method.is_full or config.method.template is not None:
+            what = "is full fine-tuning (it has its own backbone)" if config.method.is_full else \
+                "uses a template; a bank supports prompts in front only"
+            raise AdapterError(f"adapter {name!r} ({adapter_dirs[name]}) {what}; predict it alone")
     fingerprints = {config.fingerprint for config, _ in configs.values()}
     if len(fingerprints) > 1:
         raise AdapterError(f"adapters {sorted(adapter_dirs)} were trained on different base models: "

@@ -6,12 +6,17 @@
     OUT/metrics.jsonl              one line per epoch
 
 Every file is written to a temporary name and renamed: a crash mid-write leaves the old one.
+The weights and the config are one unit: the config records the weights' sha256, checked on load,
+so a kill between the two renames (new weights, old config) is detected, not silently used.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import contextlib
+import math
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -19,14 +24,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import AdapterError, StateError  # noqa: F401 - re-exported
 from ..model import MethodConfig
 
 ADAPTER_CONFIG, ADAPTER_WEIGHTS, STATE, METRICS = (
     "adapter_config.json", "adapter_model.safetensors", "training_state.pt", "metrics.jsonl")
-
-
-class AdapterError(ValueError):
-    """An adapter folder is incomplete or does not fit the model it is loaded onto."""
 
 
 @dataclass
@@ -50,24 +52,75 @@ class AdapterConfig:
     dev_metrics: dict | None = None        # that epoch's dev metrics
     source: str | None = None              # "peft": converted from a peft folder (adapters/peft.py)
     peft_config: dict | None = None        # that folder's own adapter_config.json
+    task_options: dict | None = None       # the task family's own options (QA: doc_stride, n_best, ...)
+    data: dict | None = None               # --train-file/--dev-file, resolved (None: a named task)
+    weights_sha256: str | None = None      # sha256 of adapter_model.safetensors: the pair is one unit
 
     @classmethod
     def from_dict(cls, raw: dict, source: str) -> "AdapterConfig":
-        """From parsed JSON; `source` (the file) starts every error message."""
+        """From parsed JSON, every field checked for type and range; `source` (the file) starts each message.
+
+        The one validation layer for this file kind: whatever reads an adapter_config.json comes here.
+        """
         if not isinstance(raw, dict):
-            raise AdapterError(f"{source}: expected a JSON object")
+            raise AdapterError(f"{source}: expected a JSON object, found {type(raw).__name__}")
         for name in ("method", "num_labels"):
             if name not in raw:
                 raise AdapterError(f"{source}: field {name!r} is missing")
+        if not isinstance(raw["method"], dict):
+            raise AdapterError(f"{source}: field 'method' must be an object of method settings, "
+                               f"not {raw['method']!r}")
         try:
             method = MethodConfig(**raw["method"])
         except (TypeError, ValueError) as err:
             raise AdapterError(f"{source}: bad method ({err})") from None
         known = {f.name for f in fields(cls)} - {"method"}
-        return cls(method=method, **{k: v for k, v in raw.items() if k in known})
+        values = {k: v for k, v in raw.items() if k in known}
+        for name, check in FIELD_CHECKS.items():
+            value = values.get(name)
+            problem = None if value is None else check(value)
+            if problem:
+                raise AdapterError(f"{source}: field {name!r} {problem}, not {value!r}")
+        config = cls(method=method, **values)
+        names = config.label_names
+        if names is not None and len(names) != config.num_labels:
+            raise AdapterError(f"{source}: field 'label_names' has {len(names)} names but 'num_labels' is "
+                               f"{config.num_labels}")
+        if config.task is not None:
+            from ..tasks import FAMILIES  # here, not at the top: tasks import model code that imports us
+            if config.task not in FAMILIES:
+                raise AdapterError(f"{source}: field 'task' {config.task!r} is not a known task "
+                                   f"({', '.join(FAMILIES)})")
+        return config
 
     def to_dict(self) -> dict:
         return asdict(self)  # the method becomes its dict of fields
+
+
+def _count(smallest):
+    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= smallest \
+        else f"must be an integer of at least {smallest}"
+
+
+def _text(v):
+    return None if isinstance(v, str) else "must be text"
+
+
+def _texts(v):
+    return None if isinstance(v, list) and all(isinstance(x, str) for x in v) else "must be a list of texts"
+
+
+def _mapping(v):
+    return None if isinstance(v, dict) else "must be an object"
+
+
+FIELD_CHECKS = {
+    "num_labels": _count(1), "max_length": _count(1), "best_epoch": _count(0),
+    "base_model_path": _text, "base_model": _text, "fingerprint": _text, "task": _text, "source": _text,
+    "weights_sha256": _text, "label_names": _texts, "metrics": _texts,
+    "precision": lambda v: None if v in ("fp32", "bf16", "fp16") else "must be fp32, bf16 or fp16",
+    "train": _mapping, "dev_metrics": _mapping, "peft_config": _mapping, "data": _mapping,
+}
 
 
 def atomic_write(path: str | Path, write) -> None:
@@ -94,24 +147,46 @@ def append_jsonl(path, obj) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(old + json.dumps(obj) + "\n"))
 
 
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# Whole-file hashes of base weights, by (path, size, mtime): hashing 1.4 GB once per process is enough.
+_FINGERPRINTS: dict[tuple[str, int, int], str] = {}
+
+
 def weights_fingerprint(model_dir: str | Path) -> str:
-    """A cheap identity for a checkpoint: sizes, headers and the first MiB of each weight file."""
+    """The identity of a checkpoint: sha256 over every byte of each weight file (a change anywhere shows).
+
+    Cached in memory per process by path, size and modification time.
+    """
     digest = hashlib.sha256()
     for path in sorted(Path(model_dir).glob("*.safetensors")):
-        digest.update(f"{path.name}:{path.stat().st_size}".encode())
-        with open(path, "rb") as f:
-            digest.update(f.read(1 << 20))
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _FINGERPRINTS:
+            _FINGERPRINTS[key] = file_sha256(path)
+        digest.update(f"{path.name}:{stat.st_size}:{_FINGERPRINTS[key]}".encode())
     return digest.hexdigest()[:16]
 
 
 def save_adapter(out_dir: str | Path, model, config: AdapterConfig) -> None:
-    """adapter_model.safetensors (what trains) and adapter_config.json."""
+    """adapter_model.safetensors (what trains) and adapter_config.json, which records the weights' sha256."""
     out_dir = Path(out_dir)
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.trainable_state_dict().items()}
     if any(not torch.isfinite(t).all() for t in tensors.values()):
         raise FloatingPointError("refusing to save an adapter with non-finite weights")
-    atomic_write(out_dir / ADAPTER_WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    write_json(out_dir / ADAPTER_CONFIG, config.to_dict())
+    digest = []
+
+    def write_weights(tmp):
+        save_file(tensors, tmp, metadata={"format": "pt"})
+        digest.append(file_sha256(tmp))
+    atomic_write(out_dir / ADAPTER_WEIGHTS, write_weights)
+    write_json(out_dir / ADAPTER_CONFIG, {**config.to_dict(), "weights_sha256": digest[0]})
 
 
 def read_adapter(adapter_dir: str | Path) -> tuple[AdapterConfig, dict[str, torch.Tensor]]:
@@ -120,14 +195,32 @@ def read_adapter(adapter_dir: str | Path) -> tuple[AdapterConfig, dict[str, torc
     for path in (config_path, weights_path):
         if not path.is_file():
             raise AdapterError(f"{path}: missing; is {adapter_dir} an output folder of train.py?")
+    config = AdapterConfig.from_dict(read_json(config_path, AdapterError), str(config_path))
+    if config.weights_sha256 is not None and file_sha256(weights_path) != config.weights_sha256:
+        raise AdapterError(f"{weights_path}: not the weights {config_path} describes (sha256 differs: swapped, "
+                           "or written after the config by a run killed in between); retrain, or restore the pair")
     try:
-        config = AdapterConfig.from_dict(json.loads(config_path.read_text()), str(config_path))
-    except json.JSONDecodeError as err:
-        raise AdapterError(f"{config_path}: not valid JSON ({err})") from None
-    try:
-        return config, load_file(weights_path)
+        tensors = load_file(weights_path)
     except Exception as err:
         raise AdapterError(f"{weights_path}: cannot read ({err})") from None
+    bad = [name for name, tensor in tensors.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise AdapterError(f"{weights_path}: tensor {bad[0]!r} holds NaN or infinite values")
+    return config, tensors
+
+
+def read_json(path: Path, error=AdapterError):
+    """A JSON file's value; `error` names the file for unreadable bytes, bad UTF-8 or bad JSON."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"{path}: not valid UTF-8 (byte {err.object[err.start]:#04x} at offset {err.start})") from None
+    if not text.strip():
+        raise error(f"{path}: file is empty; expected a JSON object")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise error(f"{path}: not valid JSON ({err})") from None
 
 
 def load_adapter_weights(model, tensors: dict[str, torch.Tensor], source: str) -> None:
@@ -149,8 +242,87 @@ def save_state(out_dir: str | Path, state: dict) -> None:
     atomic_write(Path(out_dir) / STATE, lambda tmp: torch.save(state, tmp))
 
 
+# training_state.pt: each key the loop reads, and its type.
+STATE_KEYS = {"epoch": int, "batch_in_epoch": int, "best": float, "loss_sum": float, "seen": int, "seconds": float,
+              "optimizer": dict, "scheduler": dict, "trainable": dict, "rng": torch.Tensor}
+
+
 def load_state(out_dir: str | Path) -> dict:
+    """The resumable state, loaded with weights_only=True (no code runs) and checked key by key."""
     path = Path(out_dir) / STATE
     if not path.is_file():
-        raise AdapterError(f"{path}: missing; nothing to resume (run without --resume)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+        raise StateError(f"{path}: missing; nothing to resume (run without --resume)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and torch errors alike: the file is not a state of ours
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise StateError(f"{path}: not a training state of train.py, or damaged ({reason[:200]}); "
+                         "start a new run (--overwrite)") from None
+    if not isinstance(state, dict):
+        raise StateError(f"{path}: not a training state of train.py (a {type(state).__name__})")
+    for key, kind in STATE_KEYS.items():
+        value = state.get(key)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else \
+            isinstance(value, kind) and not isinstance(value, bool)
+        if not ok:
+            problem = "is missing" if key not in state else f"is a {type(value).__name__}, expected {kind.__name__}"
+            raise StateError(f"{path}: key {key!r} {problem}; not a training state of train.py, or damaged")
+    if not all(isinstance(t, torch.Tensor) for t in state["trainable"].values()):
+        raise StateError(f"{path}: key 'trainable' must map names to tensors")
+    if not (isinstance(state["best"], float) and (math.isfinite(state["best"]) or state["best"] == -math.inf)):
+        raise StateError(f"{path}: key 'best' is {state['best']!r}")
+    return state
+
+
+# --- what a run folder holds, and replacing one safely --------------------------------------------
+
+RUN_FILES = {ADAPTER_CONFIG, ADAPTER_WEIGHTS, STATE, METRICS}
+RUN_EXTRAS = {"curves.png", "tensorboard"}  # what a run may also hold: `ptuning plot -o`, --report-to tensorboard
+
+
+def foreign_files(run_dir: Path) -> list[str]:
+    """Names in `run_dir` that are not a ptuning run's files (so --overwrite must not delete them)."""
+    foreign = []
+    for entry in sorted(run_dir.iterdir()):
+        name = entry.name
+        ours = name in RUN_FILES or name in RUN_EXTRAS or (name.startswith(".") and name.endswith(".tmp")) \
+            or name.startswith("events.out.tfevents.")
+        if not ours:
+            foreign.append(name + ("/" if entry.is_dir() else ""))
+    return foreign
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[str]:
+    """Delete `.NAME.XXXX.tmp` files a killed writer left (atomic_write's names): they were never renamed."""
+    removed = []
+    for path in run_dir.glob(".*.tmp"):
+        if path.is_file() and path.name[1:].split(".")[0] in {n.split(".")[0] for n in RUN_FILES}:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
+@contextlib.contextmanager
+def replacing_run(run_dir: Path, enabled: bool = True):
+    """--overwrite: set the old run aside, train a new one in its place, delete the old one at the end.
+
+    If the new run fails before saving its first adapter, the old run is put back as it was.
+    Called only after every check has passed and the model has loaded.
+    """
+    run_dir = Path(run_dir)
+    if not enabled or not run_dir.is_dir() or not any(run_dir.iterdir()):
+        yield
+        return
+    aside = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}.replaced."))
+    aside.rmdir()
+    os.replace(run_dir, aside)
+    try:
+        yield
+    except BaseException:
+        if not (run_dir / ADAPTER_WEIGHTS).exists():  # nothing usable came of the new run: the old one back
+            shutil.rmtree(run_dir, ignore_errors=True)
+            os.replace(aside, run_dir)
+        else:  # the new run has a saved adapter (and a state to --resume): it replaces the old one
+            shutil.rmtree(aside, ignore_errors=True)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)

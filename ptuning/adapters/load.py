@@ -8,7 +8,7 @@ import torch
 from ..model import load_model
 from ..tasks import FAMILIES, glue
 from ..text.tokenizer import Tokenizer
-from ..weights import resolve_model_dir
+from ..weights import CheckpointError, resolve_model_dir
 from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, AdapterError, load_adapter_weights, read_adapter, \
     weights_fingerprint
 from .peft import is_peft_adapter, load_peft_trained
@@ -30,7 +30,13 @@ def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, d
     base = model_dir or config.base_model_path
     if not base:
         raise AdapterError(f"{config_path}: field 'base_model_path' is missing")
-    model_dir = resolve_model_dir(str(base))
+    try:
+        model_dir = resolve_model_dir(str(base))
+    except CheckpointError as err:
+        if model_dir:  # the caller's own --model: its message names it
+            raise
+        raise AdapterError(f"{config_path}: field 'base_model_path' {base!r} is not usable ({err}); "
+                           "pass the base model folder (--model)") from None
     if check_fingerprint and config.fingerprint and weights_fingerprint(model_dir) != config.fingerprint:
         raise AdapterError(f"{adapter_dir} was trained on other weights than {model_dir} "
                            f"(fingerprint {config.fingerprint} vs {weights_fingerprint(model_dir)})")

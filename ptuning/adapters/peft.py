@@ -10,6 +10,10 @@ What `PeftModel.save_pretrained` writes for a prompt method on a sequence-classi
                                base_model.bert.pooler.dense.…     only when "pooler" was in modules_to_save
     (older peft, or safe_serialization=False: adapter_model.bin, a pickled dict of the same tensors)
 
+On a question-answering model (task_type QUESTION_ANS) the head is `base_model.qa_outputs.{weight,bias}`
+and becomes our `SpanHead` (task squad). peft does not move QA start/end positions past v1 prompts
+(its issue #1974); our model drops the prompt rows, so loaded v1 QA adapters score text positions.
+
 peft saves a prompt method's *outputs*, never its reparameterization: the P-tuning MLP/LSTM and
 the prefix projection are gone, and peft refuses to load a prompt adapter as trainable. So a peft
 adapter is an inference artifact, and maps onto our methods without reparameterization:
@@ -35,22 +39,26 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import OptionError
 from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, AdapterError, atomic_write, read_adapter, write_json
 from ..config import EncoderConfig
 from ..weights import HEAD_TABLE, map_keys, resolve_model_dir
 from ..heads import TokenHead
 from ..model import MethodConfig, PromptModel, load_classifier, load_model, prompt_module
+from ..tasks import qa
 from ..prompts import PrefixEncoder, PromptEncoder
 
 PEFT_WEIGHTS_BIN = "adapter_model.bin"
 SUPPORTED_TYPES = ("P_TUNING", "PROMPT_TUNING", "PREFIX_TUNING")
+TASK_TYPES = ("SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS")  # what loads
+SPAN_HEAD = ["qa_outputs.weight", "qa_outputs.bias"]  # QUESTION_ANS: heads.SpanHead
 PROMPT_KEY = "prompt_embeddings"
 PEFT_PREFIX = "base_model."          # a prompt method's PeftModel holds the transformers model as `base_model`
 HF_MODEL_PREFIX = {"bert": "bert.", "roberta": "roberta."}  # base_model_prefix of the HF task classes
 HEAD_TO_HF = {ours: theirs for theirs, ours in HEAD_TABLE.items()}  # "out_proj.weight" -> "classifier.out_proj.weight"
 # The head the HF task model of each family has; peft trains a copy of it.
 FAMILY_HEAD = {"roberta": "roberta", "bert": "pooler"}
-TASK_TYPES = {"sequence": "SEQ_CLS", "token": "TOKEN_CLS"}  # a task family's HEAD -> peft's task_type
+EXPORT_TASK_TYPES = {"sequence": "SEQ_CLS", "token": "TOKEN_CLS"}  # a task family's HEAD -> what export writes
 
 
 def classifier_names(family: str, kind: str = "sequence") -> list[str]:
@@ -65,6 +73,21 @@ def peft_key(name: str, family: str) -> str:
     if name.startswith("pooler."):  # inside the task model's encoder: bert.pooler
         theirs = HF_MODEL_PREFIX[family] + theirs
     return PEFT_PREFIX + theirs
+
+
+def check_export_target(out_dir: Path, overwrite: bool) -> None:
+    """Nothing the user owns is overwritten: a training run never, a peft folder only with overwrite."""
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return  # new (or empty); a file in the way fails at mkdir, naming the path
+    if (out_dir / ADAPTER_CONFIG).is_file() and not is_peft_adapter(out_dir) or (out_dir / "training_state.pt").exists():
+        raise AdapterError(f"{out_dir}: holds an adapter of ours (a training run); refusing to overwrite it "
+                           "with a peft export; choose another folder")
+    others = sorted(p.name for p in out_dir.iterdir() if p.name not in (ADAPTER_CONFIG, ADAPTER_WEIGHTS, "README.md"))
+    if others or not is_peft_adapter(out_dir):
+        raise OptionError(f"{out_dir}: not empty and not a peft adapter folder (holds {', '.join(others[:5]) or 'other files'}); "
+                          "choose a new or empty folder")
+    if not overwrite:
+        raise OptionError(f"{out_dir}: already holds a peft adapter; pass --overwrite to replace it")
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -116,18 +139,22 @@ def method_from_peft(config: dict, source: Path) -> MethodConfig:
     peft_type, task_type = config.get("peft_type"), config.get("task_type")
     if peft_type not in SUPPORTED_TYPES:
         raise AdapterError(f"{source}: peft_type {peft_type!r} is not supported; supported: {', '.join(SUPPORTED_TYPES)}")
-    if task_type not in TASK_TYPES.values():
-        raise AdapterError(f"{source}: task_type {task_type!r} is not supported; only SEQ_CLS (sequence "
-                           "classification) and TOKEN_CLS (token classification)")
+    if task_type not in TASK_TYPES:
+        raise AdapterError(f"{source}: task_type {task_type!r} is not supported; supported: SEQ_CLS (sequence "
+                           "classification), TOKEN_CLS (token classification), QUESTION_ANS (extractive "
+                           "question answering)")
     if config.get("num_transformer_submodules", 1) != 1:
         raise AdapterError(f"{source}: num_transformer_submodules {config['num_transformer_submodules']} "
                            "(encoder-decoder); an encoder has 1")
     n = _field(config, "num_virtual_tokens", source)
-    if peft_type == "PREFIX_TUNING":
-        # No projection: peft saved the projected prefix. Positions shift as transformers does it.
-        return MethodConfig(method="prefix", num_virtual_tokens=n, prefix_position_shift=True)
-    # P_TUNING's MLP/LSTM outputs were saved; peft's head reads position 0, the first virtual token.
-    return MethodConfig(method="prompt", num_virtual_tokens=n, head_token="first")
+    try:
+        if peft_type == "PREFIX_TUNING":
+            # No projection: peft saved the projected prefix. Positions shift as transformers does it.
+            return MethodConfig(method="prefix", num_virtual_tokens=n, prefix_position_shift=True)
+        # P_TUNING's MLP/LSTM outputs were saved; peft's head reads position 0, the first virtual token.
+        return MethodConfig(method="prompt", num_virtual_tokens=n, head_token="first")
+    except ValueError as err:  # e.g. num_virtual_tokens 0 or "4": MethodConfig names the field
+        raise AdapterError(f"{source}: field {err}") from None
 
 
 def check_fits(config: dict, encoder: EncoderConfig, source: Path) -> None:
@@ -138,13 +165,15 @@ def check_fits(config: dict, encoder: EncoderConfig, source: Path) -> None:
         else ("token_dim",)
     for name, value in expected.items():
         stated = _field(config, name, source) if name in required else config.get(name)
+        if stated is not None and (isinstance(stated, bool) or not isinstance(stated, int)):
+            raise AdapterError(f"{source}: field {name!r} must be an integer, not {stated!r}")
         if stated is not None and stated != value:
             raise AdapterError(f"{source}: field {name!r} is {stated}, but the base model has {value} "
                                f"(hidden_size {encoder.hidden_size}, {encoder.num_hidden_layers} layers, "
                                f"{encoder.num_attention_heads} heads); was it trained on another base model?")
 
 
-def split_tensors(tensors: dict[str, torch.Tensor], family: str, source: Path, kind: str = "sequence"
+def split_tensors(tensors: dict[str, torch.Tensor], family: str, source: Path, task_type: str = "SEQ_CLS"
                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """peft's tensors -> (prompt_embeddings, head tensors in our head's names)."""
     if PROMPT_KEY not in tensors:
@@ -159,7 +188,9 @@ def split_tensors(tensors: dict[str, torch.Tensor], family: str, source: Path, k
     if encoder_part or unexpected:
         bad = [PEFT_PREFIX + k for k, t in others.items() if not map_keys({k: t})[1]]
         raise AdapterError(f"{source}: tensors of modules other than the head (modules_to_save?): {sorted(bad)}")
-    missing = [peft_key(name, family) for name in classifier_names(family, kind) if name not in head]
+    required = SPAN_HEAD if task_type == "QUESTION_ANS" else \
+        classifier_names(family, "token" if task_type == "TOKEN_CLS" else "sequence")
+    missing = [peft_key(name, family) for name in required if name not in head]
     if missing:
         raise AdapterError(f"{source}: classifier tensors missing for a {family} base model: {missing} "
                            f"(found: {sorted(tensors)})")
@@ -180,22 +211,27 @@ def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = No
     encoder_config = EncoderConfig.from_json(model_dir)
     check_fits(config, encoder_config, config_path)
     weights_path = adapter_dir / (ADAPTER_WEIGHTS if (adapter_dir / ADAPTER_WEIGHTS).is_file() else PEFT_WEIGHTS_BIN)
-    kind = next(ours for ours, theirs in TASK_TYPES.items() if theirs == config["task_type"])
-    prompts, head = split_tensors(tensors, encoder_config.family, weights_path, kind)
-    if kind == "token":
+    answers, tokens = config["task_type"] == "QUESTION_ANS", config["task_type"] == "TOKEN_CLS"
+    prompts, head = split_tensors(tensors, encoder_config.family, weights_path, config["task_type"])
+    if not tokens:
+        method.head = FAMILY_HEAD[encoder_config.family]  # split_tensors found its tensors
+    if answers:
+        head = {k: t for k, t in head.items() if k in SPAN_HEAD}  # a span head has nothing else
+        num_labels = 2  # start, end
+        model = load_model(model_dir, method, lambda c: qa.head(c, method, num_labels), dtype=dtype)
+    elif tokens:
         from ..tasks import ner
 
         num_labels = head["classifier.weight"].shape[0]
         model = load_model(model_dir, method, lambda c: ner.head(c, method, num_labels), dtype=dtype)
     else:
-        method.head = FAMILY_HEAD[encoder_config.family]  # split_tensors found its tensors
         num_labels = head["out_proj.weight" if method.head == "roberta" else "classifier.weight"].shape[0]
         model = load_classifier(model_dir, method, num_labels, dtype=dtype)
     prompt_module = model.prefix_encoder if method.is_prefix else model.prompt_encoder
     own = {"embedding": prompt_module.embedding.weight, **{f"head.{k}": p for k, p in model.head.named_parameters()}}
     theirs = {"embedding": prompts, **{f"head.{k}": t for k, t in head.items()}}
     # load_classifier leaves the pooler trainable only when the base checkpoint had none.
-    if method.head == "pooler" and "head.pooler.weight" not in theirs and model.head.pooler.weight.requires_grad:
+    if not answers and method.head == "pooler" and "head.pooler.weight" not in theirs and model.head.pooler.weight.requires_grad:
         raise AdapterError(f"{model_dir}: the base model has no pooler and {weights_path} carries none; "
                            "transformers would start a random one, so no logits can be reproduced")
     for name, tensor in theirs.items():
@@ -209,9 +245,11 @@ def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = No
                                f"the base model needs {tuple(own[name].shape)}{hint}")
         with torch.no_grad():
             own[name].copy_(tensor)
+    labels = list(qa.label_names("squad")) if answers else _label_names(model_dir, num_labels)
     adapter_config = AdapterConfig(method, num_labels, base_model_path=str(model_dir), base_model=str(base),
-                                   task="ner" if kind == "token" else None,  # `ner`: the token family
-                                   label_names=_label_names(model_dir, num_labels), source="peft", peft_config=config)
+                                   task="squad" if answers else "ner" if tokens else None,  # finds the family
+                                   label_names=labels, source="peft",
+                                   peft_config=config, max_length=qa.MAX_LENGTH if answers else None)
     return model.eval(), adapter_config
 
 
@@ -221,8 +259,8 @@ def load_peft_trained(adapter_dir, model_dir=None, device="cpu", dtype: torch.dt
     from ..text.tokenizer import Tokenizer
 
     model, meta = load_peft_adapter(adapter_dir, model_dir, dtype)
-    text = Tokenizer.from_folder(meta.base_model_path, model.encoder.config, model.method.positions_used) \
-        if tokenizer else None
+    text = Tokenizer.from_folder(meta.base_model_path, model.encoder.config, model.method.positions_used,
+                                 max_length=meta.max_length) if tokenizer else None
     return model.to(device).eval(), text, meta
 
 
@@ -238,7 +276,7 @@ def _label_names(model_dir: Path, num_labels: int) -> list[str]:
 def peft_refusal(method: MethodConfig, family: str, kind: str = "sequence") -> str | None:
     """Why peft cannot reproduce this method's logits, or None when it can. `kind`: the task
     family's HEAD ("sequence" or "token")."""
-    if kind not in TASK_TYPES:
+    if kind not in EXPORT_TASK_TYPES:
         return f"a {kind} head: peft export covers sequence and token classification"
     if method.is_full:
         return "full fine-tuning changes the whole model; it is not a peft adapter"
@@ -274,7 +312,7 @@ def prompt_embeddings(module: PromptEncoder | PrefixEncoder) -> torch.Tensor:
 def peft_config(method: MethodConfig, encoder: EncoderConfig, base_model: str | None, pooler: bool,
                 kind: str = "sequence") -> dict:
     """adapter_config.json for peft, in inference mode (fields as peft 0.21 writes them)."""
-    common = {"task_type": TASK_TYPES[kind], "num_virtual_tokens": method.num_virtual_tokens,
+    common = {"task_type": EXPORT_TASK_TYPES[kind], "num_virtual_tokens": method.num_virtual_tokens,
               "token_dim": encoder.hidden_size, "num_layers": encoder.num_hidden_layers,
               "num_attention_heads": encoder.num_attention_heads, "num_transformer_submodules": 1,
               "inference_mode": True, "base_model_name_or_path": base_model, "revision": None,
@@ -320,15 +358,17 @@ def _from_folder(adapter_dir: Path, model_dir):
 
 
 def export_peft(source: str | Path | PromptModel, out_dir: str | Path,
-                model_dir: str | Path | None = None) -> Path:
+                model_dir: str | Path | None = None, overwrite: bool = False) -> Path:
     """Write a peft adapter folder that `PeftModel.from_pretrained(hf_task_model, out_dir)` loads
     with our logits. `source`: an adapter folder of train.py, or a classifier in memory.
 
     `model_dir`: the base model; for a folder it overrides the adapter config's, for a classifier it is
     only written as base_model_name_or_path. The classifier is always written; a pooler only if it
-    trained (a frozen one is the base model's own, which peft uses too).
+    trained (a frozen one is the base model's own, which peft uses too). An existing `out_dir` is
+    replaced only with `overwrite=True`, and only when it holds a peft adapter and nothing else.
     """
     out_dir = Path(out_dir)
+    check_export_target(out_dir, overwrite)
     if isinstance(source, PromptModel):
         method, encoder = source.method, source.encoder.config
         kind = "token" if isinstance(source.head, TokenHead) else source.head.reads
@@ -345,8 +385,6 @@ def export_peft(source: str | Path | PromptModel, out_dir: str | Path,
         if out_dir.resolve() == source.resolve():
             raise AdapterError(f"{out_dir}: the export would overwrite its own source adapter; choose another folder")
         method, encoder, module, head, base, kind = _from_folder(source, model_dir)
-    if (out_dir / ADAPTER_CONFIG).is_file() and not is_peft_adapter(out_dir):
-        raise AdapterError(f"{out_dir}: holds an adapter of ours; refusing to overwrite it with a peft export")
 
     missing = [f"head.{name}" for name in classifier_names(encoder.family, kind) if name not in head]
     if missing:

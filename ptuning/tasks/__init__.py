@@ -8,7 +8,9 @@ names, found by convention (no registry, no base class):
                           "token" (every text position, (B, T, C): NER) or
                           "span" (start and end scores per text position, 2 x (B, T): extractive QA)
     read(task, split, data_dir=None, strict=False, report=None) -> list of examples
-                          from the original files; bad input raises `DataError` naming file and line
+                          from the original files; bad input raises `DataError` naming file and line.
+                          Families whose files have one fixed format (SQuAD) also take `file=PATH`:
+                          that file instead of the split's own (train.py's --train-file/--dev-file)
     dev_split(task) -> str
                           the split to select models on
     label_names(task, train=None) -> tuple[str, ...] | None
@@ -18,10 +20,11 @@ names, found by convention (no registry, no base class):
                           them (sizing a run) it gives its known set, or None
     metric_names(task) -> tuple[str, ...]
                           what `evaluate` reports; the first one selects the best epoch
-    encode(tokenizer, examples, label_names=None) -> EncodedSet
-                          token ids plus each example's label(s), aligned with the ids; a family
-                          whose examples hold label names (NER tags) maps them to ids by `label_names`
-                          (None: unlabelled, for prediction)
+    encode(tokenizer, examples, **options) -> EncodedSet
+                          token ids plus each example's label(s), aligned with the ids; a family may
+                          return a subclass carrying what its `evaluate` needs (qa.WindowSet,
+                          ner.WindowSet). A family whose examples hold label names (NER tags) also
+                          takes `label_names=` and maps them to ids (None: unlabelled, for prediction)
     head(config, method, num_labels) -> nn.Module
                           a fresh head whose `reads` attribute is "cls" or "all" (heads.py)
     loss(outputs, batch, reduction="mean") -> tensor
@@ -30,8 +33,12 @@ names, found by convention (no registry, no base class):
     evaluate(model, data, batch_size, pad_id, device, autocast, metric_names) -> dict[str, float]
                           predict, decode, score; the first of the family's metrics selects the best epoch
 
-A family that also takes users' own files offers `read_file(path, **options)` beside `read`
-(NER: CoNLL columns or JSONL; GLUE-like tables go through text/tables.py instead).
+Optional, for a family with options of its own (QA: --doc-stride, --n-best, ...):
+    add_options(parser)   adds the family's argparse group (train.py adds every family's)
+    options(args) -> dict the keyword arguments train.py passes to `encode`; bad values raise OptionError
+    MAX_LENGTH            --max-length when the user gives none (QA: 384, BERT's window)
+A family that takes users' files in several formats offers `read_file(path, **options)` beside
+`read` (NER: CoNLL columns or JSONL; GLUE-like tables go through text/tables.py instead).
 
 `family_for(task_name)` says which file serves a task; the training loop (`fit`) takes the
 family's `loss` and `evaluate`, so it never assumes what the outputs look like.
@@ -40,10 +47,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import glue, ner
+from . import glue, ner, qa
 
-# Task name -> the module that serves it. QA (squad, squad_v2) adds itself here.
-FAMILIES: dict[str, ModuleType] = {**{name: glue for name in glue.TASKS}, **{name: ner for name in ner.TASKS}}
+# Task name -> the module that serves it.
+FAMILIES: dict[str, ModuleType] = {**{name: glue for name in glue.TASKS}, **{name: ner for name in ner.TASKS},
+                                   **{name: qa for name in qa.TASKS}}
 
 
 def family_for(task_name: str) -> ModuleType:

@@ -6,6 +6,10 @@ The pipeline, one function per step:
     Decoder(questions, features).add(...) per batch of window logits -> .predictions() {id: text}
     squad_scores(predictions, questions) -> exact match / F1 in percent, as the official scripts
 
+and the task-family names of tasks/__init__.py (`--task squad`, `--task squad_v2`): `read`,
+`encode` (a `WindowSet`: windows, their labels, and what the decoder needs), `head` (`SpanHead`),
+`loss`, `evaluate` (logits stream into the `Decoder` one batch at a time), `answer` (predict.py).
+
 Windows follow Hugging Face's fast tokenizers called with `truncation="only_second",
 return_overflowing_tokens=True, stride=doc_stride` (the run_qa.py example): the question and the
 special tokens appear in every window, the context is cut into pieces of the room left, and
@@ -17,6 +21,7 @@ Plain Python + numpy; torch tensors are accepted as logits.
 from __future__ import annotations
 
 import json
+import os
 import re
 import string
 import warnings
@@ -25,9 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from tokenizers import Tokenizer as Backend
 
-from ..text.tables import DataError
+from ..errors import DataError, OptionError
+from ..heads import SpanHead
+from ..text.batches import EncodedSet, eval_batches
+from ..text.tokenizer import Encoded
 
 VERSIONS = ("1.1", "2.0")
 
@@ -197,9 +207,9 @@ def make_features(tokenizer, questions: list[Question], max_length: int = 384, d
     # The question gives way so that a window holds more than doc_stride context tokens.
     max_question_length = min(max_question_length, max_length - reserved - specials - doc_stride - 1)
     if doc_stride < 0 or max_question_length < 1:
-        raise ValueError(f"max_length {max_length} - reserved {reserved} - {specials} special tokens leaves no "
-                         f"room for a question and more than doc_stride {doc_stride} context tokens; raise "
-                         "max_length or lower doc_stride")
+        raise OptionError(f"max_length {max_length} - reserved {reserved} - {specials} special tokens leaves no "
+                          f"room for a question and more than doc_stride {doc_stride} context tokens; raise "
+                          "max_length or lower doc_stride (--max-length, --doc-stride)")
     features = []
     for index, question in enumerate(questions):
         # run_qa.py strips the question's leading white space: it only wastes window room.
@@ -352,13 +362,28 @@ class Decoder:
         return {q.id: self._answer(index) for index, q in enumerate(self.questions)}
 
     def _answer(self, question: int) -> str:
+        best, declined = self.best(question)
+        return "" if declined or best is None else best.text
+
+    def best(self, question: int) -> tuple[Candidate | None, bool]:
+        """(the best span or None, whether the answer is "no answer": v2.0's null score won, or no span fits)."""
         candidates = self.candidates[question]
         if not candidates:
-            return ""
+            return None, True
         best = candidates[0]
-        if self.version_2 and self.null_scores[question] - best.score > self.null_threshold:
-            return ""
-        return best.text
+        return best, self.version_2 and self.null_scores[question] - best.score > self.null_threshold
+
+    def state(self) -> tuple[list, list, list]:
+        """What the decoder keeps (n best, null score, windows seen per question): small, for `merge`."""
+        return self.candidates, self.null_scores, self.windows_seen
+
+    def merge(self, state: tuple[list, list, list]) -> None:
+        """Take in another decoder's `state()` over other windows of the same questions (torchrun)."""
+        candidates, null_scores, windows_seen = state
+        for question in range(len(self.questions)):
+            self.candidates[question] = _best_unique(self.candidates[question] + candidates[question], self.n_best)
+            self.null_scores[question] = min(self.null_scores[question], null_scores[question])
+            self.windows_seen[question] += windows_seen[question]
 
 
 def _best_unique(candidates: list[Candidate], n_best: int) -> list[Candidate]:
@@ -452,3 +477,181 @@ def squad_scores(predictions: dict[str, str], questions: list[Question]) -> dict
 def _percentages(prefix: str, exact: list[float], f1: list[float]) -> dict[str, float]:
     return {f"{prefix}exact": 100.0 * sum(exact) / len(exact), f"{prefix}f1": 100.0 * sum(f1) / len(f1),
             f"{prefix}total": len(exact)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The task-family convention (tasks/__init__.py): --task squad, --task squad_v2
+# ---------------------------------------------------------------------------------------------
+
+HEAD = "span"               # start and end scores per text position, 2 x (B, T)
+TASKS = {"squad": "1.1", "squad_v2": "2.0"}
+MAX_LENGTH = 384            # --max-length when not given: BERT's and run_qa.py's window
+SPLIT_FILES = {"train": "train.json", "dev": "dev.json"}
+GET_SQUAD = "the official files are train-v1.1.json / dev-v1.1.json (v2.0: train-v2.0.json / dev-v2.0.json)"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How questions are windowed and answers decoded (train.py's question-answering options)."""
+    doc_stride: int = 128           # context tokens consecutive windows share
+    max_answer_length: int = 30     # longest answer, in tokens
+    n_best: int = 20                # best starts and ends tried per window
+    null_threshold: float = 0.0     # SQuAD v2.0: decline when null score - best span score > this
+    version_2: bool = False         # SQuAD v2.0: questions may have no answer
+
+
+def add_options(parser) -> None:
+    """The family's own command-line options, one argparse group."""
+    group = parser.add_argument_group("question answering (--task squad, squad_v2)")
+    group.add_argument("--doc-stride", type=int, default=Options.doc_stride,
+                       help=f"context tokens shared by consecutive windows (default: {Options.doc_stride})")
+    group.add_argument("--max-answer-length", type=int, default=Options.max_answer_length,
+                       help=f"longest answer in tokens (default: {Options.max_answer_length})")
+    group.add_argument("--n-best", type=int, default=Options.n_best,
+                       help=f"best starts and ends tried per window (default: {Options.n_best})")
+    group.add_argument("--null-threshold", type=float, default=Options.null_threshold,
+                       help="SQuAD v2.0: decline when the null score beats the best span by more than this "
+                            f"(default: {Options.null_threshold})")
+
+
+def options(args) -> dict:
+    """`add_options`' values (and the task's version), as keyword arguments of `encode`."""
+    problems = [f"--{name.replace('_', '-')} must be at least {low}"
+                for name, low in (("doc_stride", 0), ("max_answer_length", 1), ("n_best", 1))
+                if getattr(args, name) < low]
+    if problems:
+        raise OptionError("; ".join(problems))
+    return dict(doc_stride=args.doc_stride, max_answer_length=args.max_answer_length, n_best=args.n_best,
+                null_threshold=args.null_threshold, version_2=TASKS.get(args.task) == "2.0")
+
+
+def find_data_dir(data_dir: str | Path | None = None) -> Path:
+    """The SQuAD folder: the argument if given, else $SQUAD_DIR, else ./data/squad."""
+    if data_dir:
+        path, source = Path(data_dir), "the --data-dir argument"
+    elif os.environ.get("SQUAD_DIR"):
+        path, source = Path(os.environ["SQUAD_DIR"]), "$SQUAD_DIR"
+    else:
+        path, source = Path("data/squad"), f"the default data/squad under {Path.cwd()}"
+    if not path.is_dir():
+        raise DataError(f"{path}: SQuAD folder not found (taken from {source}). Pass --data-dir, set SQUAD_DIR, "
+                        f"or give --train-file/--dev-file; {GET_SQUAD}")
+    return path
+
+
+def read(task: str, split: str, data_dir: str | Path | None = None, strict: bool = False,
+         report: list | None = None, file: str | Path | None = None) -> list[Question]:
+    """One split (train.json / dev.json in the data folder), or `file` (an official SQuAD file) instead."""
+    if split not in SPLIT_FILES:
+        raise DataError(f"{task} has no split {split!r}; it has: {', '.join(SPLIT_FILES)}")
+    path = Path(file) if file else find_data_dir(data_dir) / SPLIT_FILES[split]
+    return read_squad(path, TASKS[task], strict)
+
+
+def dev_split(task: str) -> str:
+    return "dev"
+
+
+def label_names(task: str) -> tuple[str, ...]:
+    """What the head scores per position; two names size nothing (the span head is Linear(h, 2))."""
+    return ("start", "end")
+
+
+def metric_names(task: str) -> tuple[str, ...]:
+    """F1 selects the best epoch, as the SQuAD leaderboards rank."""
+    if TASKS[task] == "2.0":
+        return ("f1", "exact", "HasAns_f1", "HasAns_exact", "NoAns_f1", "NoAns_exact")
+    return ("f1", "exact")
+
+
+@dataclass
+class WindowSet(EncodedSet):
+    """An `EncodedSet` of windows (labels: (start, end) token positions), with what decoding needs."""
+    questions: list[Question] = None
+    features: list[Feature] = None
+    options: Options = Options()
+
+
+def encode(tokenizer, examples: list[Question], **settings) -> WindowSet:
+    """Every question's windows of `tokenizer.max_length` tokens, labelled with the first answer's span.
+    `settings`: `Options` fields (train.py passes `options(args)`)."""
+    settings = Options(**settings)
+    features = make_features(tokenizer, examples, tokenizer.max_length, settings.doc_stride, training=True)
+    encoded = [Encoded(f.input_ids, f.token_type_ids) for f in features]
+    labels = [(f.start_position, f.end_position) for f in features]
+    return WindowSet(encoded, labels, 0, questions=examples, features=features, options=settings)
+
+
+def head(config, method, num_labels: int) -> SpanHead:
+    return SpanHead(config.hidden_size)
+
+
+def loss(outputs: tuple[torch.Tensor, torch.Tensor], batch: dict, reduction: str = "mean") -> torch.Tensor:
+    """Mean of the start and end cross-entropies, as HF `BertForQuestionAnswering` (over every
+    position, padding included, as HF). With v1 prompts in front the model returns text positions
+    only, so the labels index `input_ids` as they are (peft's issue #1974 does not shift them)."""
+    start_logits, end_logits = outputs                     # (B, T) each
+    start, end = batch["labels"].unbind(dim=-1)            # (B,) each
+    return (F.cross_entropy(start_logits.float(), start, reduction=reduction) +
+            F.cross_entropy(end_logits.float(), end, reduction=reduction)) / 2
+
+
+@torch.no_grad()
+def decoded(model, data: WindowSet, batch_size: int, pad_id: int, device, autocast) -> "Decoder":
+    """Run the model over the windows and stream each batch's logits into a `Decoder`: only one
+    batch of logits exists at a time. Under torchrun each process decodes a slice of the windows
+    and the decoders' small states (n best per question) are merged."""
+    from ..inference import to_device
+    from ..training.parallel import gather_objects, world
+
+    rank, size = world()
+    settings = data.options
+    decoder = Decoder(data.questions, data.features, settings.n_best, settings.max_answer_length,
+                      settings.version_2, settings.null_threshold)
+    mine = list(range(rank, len(data), size))
+    shard = EncodedSet([data.encoded[i] for i in mine], [None] * len(mine), 0)
+    model.eval()
+    for indices, batch in eval_batches(shard, batch_size, pad_id):
+        batch = to_device(batch, device)
+        with autocast():
+            start_logits, end_logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        decoder.add([mine[i] for i in indices], start_logits, end_logits)
+    if size > 1:
+        for other_rank, state in enumerate(gather_objects(decoder.state())):
+            if other_rank != rank:
+                decoder.merge(state)
+    return decoder
+
+
+def evaluate(model, data: WindowSet, batch_size: int, pad_id: int, device, autocast,
+             metric_names=("f1", "exact")) -> dict[str, float]:
+    """EM and F1 (v2.0: also HasAns_* / NoAns_*) in percent over the set's questions."""
+    scores = squad_scores(decoded(model, data, batch_size, pad_id, device, autocast).predictions(), data.questions)
+    return {name: scores[name] for name in metric_names if name in scores}
+
+
+def answer(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int = 64, device="cpu",
+           **settings) -> list[dict]:
+    """Answers to (question, context) pairs, for predict.py. Long contexts are windowed (never cut)
+    and decoded as in evaluation. Each answer: {"answer", "score" (start + end logit), "start",
+    "end" (characters of the context), "declined" (v2.0: the null score won; the answer is "")},
+    and "null_score" for v2.0."""
+    import contextlib
+
+    settings = Options(**settings)
+    questions = [Question(f"pair {number + 1}", question, context, ()) for number, (question, context) in
+                 enumerate(pairs)]
+    features = make_features(tokenizer, questions, tokenizer.max_length, settings.doc_stride)
+    data = WindowSet([Encoded(f.input_ids, f.token_type_ids) for f in features], [None] * len(features), 0,
+                     questions=questions, features=features, options=settings)
+    decoder = decoded(model, data, batch_size, tokenizer.pad_id, device, contextlib.nullcontext)
+    answers = []
+    for index in range(len(questions)):
+        best, declined = decoder.best(index)
+        found = {"answer": "" if declined else best.text, "score": None if best is None else round(best.score, 4),
+                 "start": None if best is None else best.start_char, "end": None if best is None else best.end_char,
+                 "declined": declined}
+        if settings.version_2:
+            found["null_score"] = round(decoder.null_scores[index], 4)
+        answers.append(found)
+    return answers

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-
-class DataError(ValueError):
-    """Input data we cannot use; the message names the file (and line) and what to do."""
+from ..errors import DataError  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,8 @@ class Example:
 
 def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: str = "label",
                label_names: tuple[str, ...] | list[str] | None = None, strict: bool = False,
-               report: list | None = None) -> tuple[list[Example], tuple[str, ...] | None]:
+               report: list | None = None, task_type: str | None = None
+               ) -> tuple[list[Example], tuple[str, ...] | None]:
     """Read a user's .tsv (no quoting), .csv (normal quoting) or .jsonl (one object a line).
 
     Columns are named by `text_a`, `text_b` and `label`. Without a label column the examples
@@ -41,24 +41,34 @@ def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: 
       - otherwise classes, sorted (numerically when all are integers) -> ids 0, 1, ...
     Returns (examples, label_names); label_names is None for regression, and for unlabeled
     files unless given. `report` works as in `read_glue`.
+
+    Labels are values, not strings: `1`, `1.0` and ` 1 ` are one class, a stray BOM is dropped
+    (`canonical_label`). `task_type` "classification" or "regression" overrides the inference.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     rows, to_record = _table_source(path, text_a, text_b)
-    given = None if label_names is None else tuple(str(name) for name in label_names)
+    regression = task_type == "regression"
+    given = None if label_names is None or regression else tuple(canonical_label(str(n)) for n in label_names)
+    shown = None if given is None else tuple(str(n) for n in label_names)
+    spelling: dict[str, str] = {}
 
     def convert(line: int, raw) -> Example:
         record = to_record(raw)
         raw_label = record.get(label)   # kept as written for now; ids come once all are read
         if raw_label is not None:
-            raw_label = str(raw_label).strip()
+            written = str(raw_label).replace("\ufeff", "").strip()
+            raw_label = canonical_label(written)
+            spelling.setdefault(raw_label, written)   # names keep the file's first spelling of each value
             if not raw_label:
                 raise BadRow(f"empty label in column {label!r}")
             if given is not None and raw_label not in given:
-                raise BadRow(f"label {raw_label!r} is not one of {', '.join(given)}")
+                raise BadRow(f"label {written!r} is not one of {', '.join(shown)}")
             if given is None and raw_label.lower().lstrip("+-") in ("nan", "inf", "infinity"):
                 raise BadRow(f"label {raw_label!r} is not a finite number")
+            if regression and not is_number(raw_label):
+                raise BadRow(f"label {raw_label!r} is not a number (regression)")
         return Example(text_field(record, text_a), text_field(record, text_b), raw_label, line)
 
     skipped = SkippedRows(path, strict, report)
@@ -70,22 +80,45 @@ def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: 
                 skipped.add(example.line, f"missing label {label!r}")
     skipped.warn()
     if not labeled:   # a file to predict on; given names still say what the ids will mean
-        return examples, given
-    names = given if given is not None else _infer_label_names([ex.label for ex in labeled])
+        return examples, shown
+    names = given if given is not None else None if regression else \
+        _infer_label_names([ex.label for ex in labeled], classes=task_type == "classification")
     if names is None:
         return [replace(ex, label=float(ex.label)) for ex in labeled], None
     ids = {name: index for index, name in enumerate(names)}
-    return [replace(ex, label=ids[ex.label]) for ex in labeled], names
+    shown = shown if given is not None else tuple(spelling.get(name, name) for name in names)
+    return [replace(ex, label=ids[ex.label]) for ex in labeled], shown
 
 
-def _infer_label_names(raw_labels: list[str]) -> tuple[str, ...] | None:
+def canonical_label(raw: str) -> str:
+    """One spelling per label value: stripped, no BOM, a whole number written as an integer (1.0 -> 1)."""
+    text = raw.replace("\ufeff", "").strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if math.isfinite(number) and number.is_integer() and abs(number) < 2**53:
+        return str(int(number))
+    return text
+
+
+def is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _infer_label_names(raw_labels: list[str], classes: bool = False) -> tuple[str, ...] | None:
     """None for regression (all numbers, some fractional), else the sorted distinct labels."""
     try:
         numbers = [float(raw) for raw in raw_labels]
     except ValueError:
         return tuple(sorted(set(raw_labels)))
-    if any(not number.is_integer() for number in numbers):
+    if not classes and any(not number.is_integer() for number in numbers):
         return None
+    if classes and any(not number.is_integer() for number in numbers):
+        return tuple(sorted(set(raw_labels), key=float))
     distinct = set(raw_labels)
     if all(raw.lstrip("-").isdigit() for raw in distinct):
         return tuple(sorted(distinct, key=int))   # "10" after "9", not after "1"
@@ -192,13 +225,18 @@ def read_csv(path: Path):
             consumed.append(number)
             yield text
     try:
-        for fields in csv.reader(texts()):
+        # strict: an unclosed quote is an error at the end of the file, not a field swallowing every row after it
+        for fields in csv.reader(texts(), strict=True):
             start = consumed[0]   # a quoted field may span lines: report where the record starts
             consumed.clear()
             if fields:   # csv gives [] for an empty line
                 yield start, fields
-    except csv.Error as error:   # e.g. a field over csv's size limit
-        raise DataError(f"{path}:{consumed[0]}: {error}") from None
+    except csv.Error as error:   # an unclosed quote, bad quoting, a field over csv's size limit
+        if "unexpected end of data" in str(error) and len(consumed) > 1:
+            raise DataError(f"{path}:{consumed[0]}: a quote opened on this line is never closed; it swallowed "
+                            f"lines {consumed[0]}-{consumed[-1]} ({len(consumed)} lines) into one field. "
+                            "Close the quote (or double a quote inside a field: \"\")") from None
+        raise DataError(f"{path}:{consumed[0] if consumed else '?'}: {error}") from None
 
 
 def read_header(path: Path, rows) -> tuple[str, ...]:

@@ -29,13 +29,10 @@ from tokenizers import Tokenizer as Backend
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from ..config import EncoderConfig
+from ..errors import TokenizerError  # noqa: F401 - re-exported: callers import it from here
 
 PROMPT_SLOT = -1
 SPECIALS = {"roberta": ("<s>", "</s>"), "bert": ("[CLS]", "[SEP]")}
-
-
-class TokenizerError(ValueError):
-    """The tokenizer files are missing, unreadable or do not fit the model."""
 
 
 @dataclass
@@ -47,6 +44,17 @@ class Encoded:
 
 def _fallback_backend(folder: Path, family: str) -> tuple[Backend, str]:
     """Build the tokenizer from the older vocabulary files when there is no tokenizer.json."""
+    try:
+        return _vocabulary_backend(folder, family)
+    except TokenizerError:
+        raise
+    except Exception as err:  # the Rust side raises a bare Exception; json a ValueError
+        files = "vocab.json + merges.txt" if family == "roberta" else "vocab.txt (and tokenizer_config.json)"
+        raise TokenizerError(f"{folder}: cannot read {files} ({str(err).splitlines()[0] if str(err) else err!r})") \
+            from None
+
+
+def _vocabulary_backend(folder: Path, family: str) -> tuple[Backend, str]:
     vocab_json, merges, vocab_txt = folder / "vocab.json", folder / "merges.txt", folder / "vocab.txt"
     if family == "roberta" and vocab_json.is_file() and merges.is_file():
         backend = Backend(models.BPE.from_file(str(vocab_json), str(merges)))

@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from ..adapters import files
+from ..errors import StateError, TrainingStopped  # noqa: F401 - re-exported
 from ..inference import to_device
 from ..text.batches import EncodedSet, batch_order, make_batch
 from .parallel import all_reduce_gradients, all_sum, gather_objects, world
@@ -37,14 +38,6 @@ class TrainConfig:
     save_steps: int = 0              # also save the resumable state every N optimizer steps (0: per epoch)
     log_seconds: float = 5.0
     stop_after_steps: int = 0        # testing aid: save state after N steps and stop, like a killed run
-
-
-class TrainingStopped(RuntimeError):
-    """Training stopped early on purpose (a signal, non-finite numbers); `exit_code` for the CLI."""
-
-    def __init__(self, message: str, exit_code: int = 1):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @contextlib.contextmanager
@@ -193,6 +186,11 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, out
         if scaler is None and (step := int(bad_step)) >= 0:
             raise TrainingStopped(f"step {step}: loss or gradients are not finite; stopped. The last good "
                                   f"checkpoint in {out_dir} is kept. Try a lower --lr or --precision fp32.")
+        # The optimizer step itself can overflow (a huge --lr) with finite gradients: check what it wrote.
+        if not all(torch.isfinite(p).all() for p in trainable):
+            raise TrainingStopped(f"step {scheduler.last_epoch}: the trained weights are not finite after the "
+                                  f"optimizer step; stopped. The last good checkpoint in {out_dir} is kept. "
+                                  "Try a lower --lr.")
 
     def save_state(**where):
         check_finite()
@@ -201,6 +199,7 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, out
         if not writer:
             return
         state = {**run, "rng": rngs[0], "rng_per_rank": rngs, "optimizer": optimizer.state_dict(),
+                 "adapter_config": meta.to_dict(),  # what run this is: --resume compares (train.py)
                  "scheduler": scheduler.state_dict(),
                  "trainable": {k: v.detach().cpu().clone() for k, v in model.trainable_state_dict().items()}}
         if scaler is not None:
@@ -241,7 +240,14 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, out
                     scaler.step(optimizer)  # skips the step when gradients overflowed
                     scaler.update()
                 else:
-                    optimizer.step()
+                    try:
+                        optimizer.step()
+                    except RuntimeError as err:  # a huge --lr: the update itself overflows float32
+                        if "overflow" not in str(err):
+                            raise
+                        raise TrainingStopped(f"step {step}: the optimizer's update is not finite (overflow); "
+                                              f"stopped. The last good checkpoint in {out_dir} is kept. Try a "
+                                              "lower --lr.") from None
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 elapsed = seconds + time.perf_counter() - tick
@@ -286,8 +292,28 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, out
 
 
 def read_metrics(out_dir) -> list[dict]:
+    """metrics.jsonl's records; a torn last line (a write cut short) is dropped, anything else bad is an error."""
     path = Path(out_dir) / files.METRICS
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    if not path.exists():
+        return []
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise StateError(f"{path}: not valid UTF-8 (byte at offset {err.start}); not a metrics file of train.py")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            if number == len(lines):  # torn last line: the epoch it describes is re-run from the state
+                break
+            raise StateError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+            raise StateError(f"{path}:{number}: expected an object with an integer 'epoch'")
+        records.append(record)
+    return records
 
 
 def rewrite_metrics(out_dir, records) -> None:

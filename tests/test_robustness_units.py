@@ -1,0 +1,109 @@
+"""Unit tests for issue 12's root causes where the hostile probe (test_hostile.py) sees only the outside."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import pytest
+import torch
+
+import train
+from ptuning.adapters import files
+from ptuning.errors import StateError, finite_float
+from ptuning.text.tables import canonical_label, read_table
+from ptuning.training.loop import read_metrics
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "NaN", "x"])
+def test_finite_float_refuses_non_finite_and_text(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        finite_float(text)
+    assert finite_float("1e-3") == 1e-3
+
+
+@pytest.mark.parametrize("given, known", [("MRPC", "mrpc"), ("SST-2", "sst2"), ("sts-b", "stsb"), ("CoLA", "cola")])
+def test_task_names_in_glue_spellings(given, known):
+    assert train.task_name(given) == known
+
+
+def test_output_dir_template_errors_name_the_field():
+    assert train.output_dir_from_template("runs/{task}-{method}", task="rte", method="prefix") == "runs/rte-prefix"
+    for bad, said in (("runs/{model}", "{model}"), ("runs/{}", "{}"), ("runs/{task", "'}'")):
+        with pytest.raises(ValueError, match=said.replace("{", r"\{").replace("}", r"\}")):
+            train.output_dir_from_template(bad, task="rte", method="prefix")
+
+
+def test_labels_are_values(tmp_path):
+    assert [canonical_label(x) for x in ("1", "1.0", " 1 ", "\ufeff1", "1e0", "pos", "0.5")] == \
+        ["1", "1", "1", "1", "1", "pos", "0.5"]
+    table = tmp_path / "t.tsv"
+    table.write_text("s\tlabel\na\t1\nb\t1.0\nc\t0\n")
+    examples, names = read_table(table, "s")
+    assert names == ("0", "1") and [e.label for e in examples] == [1, 1, 0]
+    examples, names = read_table(table, "s", task_type="regression")
+    assert names is None and [e.label for e in examples] == [1.0, 1.0, 0.0]
+
+
+def test_csv_unclosed_quote_names_the_lines_it_swallowed(tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text('s,label\nfine,0\n"open,1\nmore,0\nlast,1\n')
+    with pytest.raises(ValueError, match=r"t.csv:3: a quote opened on this line is never closed; it swallowed "
+                                         r"lines 3-5 \(3 lines\)"):
+        read_table(table, "s")
+
+
+def test_metrics_torn_last_line_is_dropped_but_garbage_is_refused(tmp_path):
+    (tmp_path / files.METRICS).write_text('{"epoch": 1, "accuracy": 0.5}\n{"epoch": 2, "accur')
+    assert read_metrics(tmp_path) == [{"epoch": 1, "accuracy": 0.5}]
+    (tmp_path / files.METRICS).write_text('not json\n{"epoch": 1}\n')
+    with pytest.raises(StateError, match="metrics.jsonl:1"):
+        read_metrics(tmp_path)
+
+
+def test_state_is_loaded_without_running_code_and_checked(tmp_path):
+    torch.save({"epoch": "1"}, tmp_path / files.STATE)
+    with pytest.raises(StateError, match=r"training_state.pt: key 'epoch' is a str"):
+        files.load_state(tmp_path)
+
+
+def test_replacing_a_run_puts_the_old_one_back_when_the_new_one_fails_early(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / files.METRICS).write_text('{"epoch": 1}\n')
+    with pytest.raises(RuntimeError):
+        with files.replacing_run(run):
+            run.mkdir()
+            (run / files.STATE).write_bytes(b"new, no adapter yet")
+            raise RuntimeError("failed before the first adapter")
+    assert sorted(p.name for p in run.iterdir()) == [files.METRICS]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # nothing set aside is left behind
+
+
+def test_foreign_files_and_stale_temporaries(tmp_path):
+    for name in (files.ADAPTER_CONFIG, ".adapter_model.safetensors.ab12.tmp", "thesis.tex"):
+        (tmp_path / name).write_text("x")
+    assert files.foreign_files(tmp_path) == ["thesis.tex"]
+    assert files.remove_stale_temporaries(tmp_path) == [".adapter_model.safetensors.ab12.tmp"]
+    assert sorted(os.listdir(tmp_path)) == [files.ADAPTER_CONFIG, "thesis.tex"]
+
+
+def test_fingerprint_sees_a_change_anywhere_in_the_file(tmp_path):
+    from safetensors.torch import save_file
+    save_file({"w": torch.zeros(600_000)}, tmp_path / "model.safetensors")  # 2.4 MB: past the first MiB
+    before = files.weights_fingerprint(tmp_path)
+    data = bytearray((tmp_path / "model.safetensors").read_bytes())
+    data[-8] ^= 1
+    (tmp_path / "model.safetensors").write_bytes(bytes(data))
+    assert files.weights_fingerprint(tmp_path) != before
+
+
+def test_adapter_config_fields_are_checked_for_type_and_range():
+    good = {"method": {"method": "prefix", "num_virtual_tokens": 4}, "num_labels": 2, "label_names": ["a", "b"]}
+    assert files.AdapterConfig.from_dict(good, "x.json").num_labels == 2
+    for change, named in (({"num_labels": "2"}, "num_labels"), ({"max_length": -1}, "max_length"),
+                          ({"label_names": ["a"]}, "label_names"), ({"precision": "fp8"}, "precision"),
+                          ({"task": "nosuchtask"}, "task"), ({"method": "prefix"}, "method")):
+        with pytest.raises(files.AdapterError, match=f"x.json: field '{named}'"):
+            files.AdapterConfig.from_dict({**good, **change}, "x.json")
+    assert json.dumps(good)  # unchanged
