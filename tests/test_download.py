@@ -299,14 +299,16 @@ def test_train_fetches_a_missing_task_and_trains_on_it(server, tmp_path, monkeyp
     assert read_glue("mrpc", "train", tmp_path / "data" / "glue")[0].text_a == "first 1"
 
 
-def test_train_no_download_refuses_without_a_request(server, tmp_path, monkeypatch, minilm_dir):
-    with pytest.raises(DownloadError, match="downloading is off .--no-download.") as error:
-        train_on_served_mrpc(server, tmp_path, monkeypatch, minilm_dir, "--no-download")
-    assert str(tmp_path / "data" / "glue" / "MRPC" / "train.tsv") in str(error.value) and GET_GLUE in str(error.value)
+def test_train_no_download_refuses_without_a_request(server, tmp_path, monkeypatch, minilm_dir, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        train_on_served_mrpc(server, tmp_path, monkeypatch, minilm_dir, "--no-download", capsys=capsys)
+    err = capsys.readouterr().err
+    assert stopped.value.code == DownloadError.exit_code and "downloading is off (--no-download)" in err
+    assert str(tmp_path / "data" / "glue" / "MRPC" / "train.tsv") in err and GET_GLUE in err
     assert server.requests == [] and not (tmp_path / "run").exists()
 
 
-def test_train_offline_gives_the_one_line_instruction(tmp_path, monkeypatch, minilm_dir):
+def test_train_offline_gives_the_one_line_instruction(tmp_path, monkeypatch, minilm_dir, capsys):
     with socket.socket() as probe:   # a port nothing listens on: as good as no network
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -314,6 +316,8 @@ def test_train_offline_gives_the_one_line_instruction(tmp_path, monkeypatch, min
     class Nowhere:
         files, requests, url = {}, [], f"http://127.0.0.1:{port}/"
 
-    with pytest.raises(DownloadError) as error:
-        train_on_served_mrpc(Nowhere(), tmp_path, monkeypatch, minilm_dir)
-    assert "could not download" in str(error.value) and GET_GLUE in str(error.value) and "\n" not in str(error.value)
+    with pytest.raises(SystemExit) as stopped:
+        train_on_served_mrpc(Nowhere(), tmp_path, monkeypatch, minilm_dir, capsys=capsys)
+    err = capsys.readouterr().err
+    assert stopped.value.code == DownloadError.exit_code
+    assert err.startswith("train.py: ") and "could not download" in err and GET_GLUE in err and err.count("\n") == 1

@@ -144,8 +144,8 @@ def test_undecodable_argument_is_an_error_not_a_crash(adapter, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--batch-size", "0", "A.", "B."], "--batch-size must be at least 1"),
     (["A.", "B.", "C."], "one or two texts, not 3"),
-    ([], "give one or two texts, or --input FILE"),
-    (["--input", "x.tsv", "A."], "not both"),
+    ([], "give one or two texts, --question and --context, or --input FILE"),
+    (["--input", "x.tsv", "A."], "one of them"),
     (["--output", "x.jsonl", "A.", "B."], "--output and --skip-bad go with --input"),
 ])
 def test_option_errors(adapter, capsys, argv, message):

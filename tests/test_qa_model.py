@@ -316,8 +316,9 @@ def test_predict_question_and_input_file(squad_run, tmp_path, capsys):
     for row, found in zip(rows, records):
         assert row["context"][found["start"]:found["end"]] == found["answer"] and isinstance(found["score"], float)
     capsys.readouterr()
-    assert predict.main(["--adapter", str(squad_run), "The cat sat."]) == 1
-    assert "--question" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:   # a bad option: status 2 (ptuning/errors.py)
+        predict.main(["--adapter", str(squad_run), "The cat sat."])
+    assert stopped.value.code == 2 and "--question" in capsys.readouterr().err
 
 
 def test_predict_question_needs_context(squad_run, capsys):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -187,8 +188,9 @@ def test_ptuning_plot_command(tmp_path, capsys):
     out = tmp_path / "curves.png"
     assert main(["plot", *map(str, runs), "-o", str(out)]) == 0
     assert read_png(out)[1].shape[1] == 3 * PANEL_INCHES[0] * DPI and f"wrote {out}" in capsys.readouterr().out
-    assert main(["plot", str(tmp_path / "nope"), "-o", str(out)]) == 1
-    assert capsys.readouterr().err == f"ptuning plot: {tmp_path / 'nope'}: run folder not found\n"
+    with pytest.raises(SystemExit) as stopped:   # bad input: status 3 (ptuning/errors.py)
+        main(["plot", str(tmp_path / "nope"), "-o", str(out)])
+    assert stopped.value.code == 3 and capsys.readouterr().err == f"ptuning plot: {tmp_path / 'nope'}: run folder not found\n"
 
 
 def tiny_train_args(tmp_path, minilm_dir, glue_dir, *extra):
@@ -217,7 +219,7 @@ def test_train_reports_to_tensorboard_each_epoch(tmp_path, minilm_dir, glue_dir,
     assert [event.value for event in logged] == pytest.approx([record["f1"] for record in records], rel=1e-6)
 
 
-def test_train_without_tensorboard_stops_before_training(tmp_path, monkeypatch):
+def test_train_without_tensorboard_stops_before_training(tmp_path, monkeypatch, capsys):
     import builtins
     import sys
 
@@ -236,7 +238,9 @@ def test_train_without_tensorboard_stops_before_training(tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_tensorboard)
     # A model that does not exist: the refusal must come before anything is loaded or written.
-    with pytest.raises(OptionError, match=r"--report-to tensorboard: .*pip install tensorboard"):
+    with pytest.raises(SystemExit) as stopped:
         train.main(["--task", "mrpc", "--model", str(tmp_path / "no-model"), "--output-dir", str(tmp_path / "run"),
                     "--report-to", "tensorboard"])
+    assert stopped.value.code == OptionError.exit_code
+    assert re.match(r"train.py: --report-to tensorboard: .*pip install tensorboard", capsys.readouterr().err)
     assert not (tmp_path / "run").exists()
