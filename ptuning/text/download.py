@@ -95,6 +95,11 @@ def ensure_glue_task(task_name: str, data_dir: str | Path, allow_download: bool 
     source = task_source(task_name)
     data_dir = Path(data_dir)
     folder = data_dir / source.folder
+    # A file where a folder should be (the data folder, a parent, the task folder): say so, not "File exists".
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise DownloadError(f"{blocker} is a file, not a folder: the GLUE data folder must be a folder "
+                            f"(--data-dir or $GLUE_DIR); {GET_GLUE}")
     missing = missing_files(folder, source)
     if not missing:
         return folder
