@@ -156,6 +156,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         problems.append("--prefix-dropout must be in [0, 1)")
     if args.resume and args.overwrite:
         problems.append("--resume and --overwrite contradict each other")
+    if family is not None:
+        problems += options_of_other_families(args, family)
     if args.task in FAMILIES:
         try:
             family_options(FAMILIES[args.task], args)  # the family checks its own options
@@ -177,6 +179,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     except ValueError as err:
         p.error(f"--output-dir {args.output_dir!r}: {err}")
     return args
+
+
+# Options that only one kind of task reads (tasks/__init__.py's HEAD), so that one given to another task is
+# refused by name rather than silently ignored (as --num-virtual-tokens with --method full).
+FAMILY_OPTIONS = {
+    "sequence": ("text_a", "text_b", "label", "label_names", "task_type", "head", "head_token", "template"),
+    "token": ("tag_column",),
+    "span": ("doc_stride", "max_answer_length", "n_best", "null_threshold"),
+}
+FAMILY_TASKS = {"sequence": "GLUE tasks and your own tables", "token": "NER (--task conll2003, ner)",
+                "span": "question answering (--task squad, squad_v2)"}
+
+
+def options_of_other_families(args, family) -> list[str]:
+    """A problem per option the user gave that the task's family does not read."""
+    problems = []
+    for head, names in FAMILY_OPTIONS.items():
+        if head == family.HEAD:
+            continue
+        for name in names:
+            if name in args.given:
+                problems.append(f"--{name.replace('_', '-')} has no meaning with --task {args.task}; it is for "
+                                f"{FAMILY_TASKS[head]}")
+    if family.HEAD == "span" and "null_threshold" in args.given and getattr(family, "TASKS", {}).get(args.task) != "2.0":
+        problems.append(f"--null-threshold has no meaning with --task {args.task}: only SQuAD v2.0 questions may "
+                        "have no answer (--task squad_v2)")
+    return problems
 
 
 MAX_SEED = 2**32 - 1    # batch_order draws from seed * 1000 + epoch: far inside torch's int64 seeds
@@ -250,9 +279,10 @@ def family_options(family, args) -> dict:
 def load_data(args):
     """(train examples, dev examples, label names or None, metric names)."""
     family = task_family(args)
+    if bool(args.train_file) != bool(args.dev_file):  # every family: one split from a file, one from a folder is a slip
+        raise OptionError(f"{'--train-file' if args.train_file else '--dev-file'} needs "
+                          f"{'--dev-file' if args.train_file else '--train-file'}: give both files")
     if family.HEAD == "token":  # NER: CoNLL-2003's folder, or users' CoNLL/JSONL files; labels from train
-        if bool(args.train_file) != bool(args.dev_file):
-            raise OptionError("give --train-file and --dev-file together")
         if args.train_file:
             train = family.read_file(args.train_file, args.tag_column)
             dev = family.read_file(args.dev_file, args.tag_column)
@@ -263,8 +293,6 @@ def load_data(args):
             dev = family.read(args.task, family.dev_split(args.task), folder, args.strict)
         return train, dev, family.label_names(args.task, train), family.metric_names(args.task)
     if args.train_file and family is glue:
-        if not args.dev_file:
-            raise OptionError("--train-file needs --dev-file")
         names = tuple(name.strip() for name in args.label_names.split(",")) if args.label_names else None
         train, names = read_table(args.train_file, args.text_a, args.text_b, args.label, names, args.strict,
                                   task_type=args.task_type)

@@ -214,6 +214,10 @@ def fetch(url: str, destination: Path, progress: bool) -> None:
 
 
 def offline_message(url: str, reason) -> str:
+    mirror = os.environ.get(URL_VARIABLE)
+    if mirror:  # the user chose the server: the network is not the first suspect
+        return (f"could not download {url} ({reason}); the server comes from ${URL_VARIABLE}={mirror}: check "
+                f"it, or unset {URL_VARIABLE} to use GLUE's own servers")
     return (f"could not download {url} ({reason}). Is the network reachable from here? If not, "
             f"{GET_GLUE}, run it where there is a network and copy the task folder here")
 

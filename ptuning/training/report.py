@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, WriteError
 
 METRICS_FILE = "metrics.jsonl"   # checkpoint.METRICS; kept literal so this module imports nothing of ours
 NOT_DEV_METRICS = ("epoch", "train_loss", "seconds", "samples_per_s")
@@ -125,7 +125,7 @@ def save_png(figure, out_png: Path) -> Path:
         os.replace(temporary, out_png)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        raise ReportError(f"{out_png}: cannot write ({error.strerror or error})") from None
+        raise WriteError(f"{out_png}: cannot write ({error.strerror or error})") from None  # an OS refusal: status 4
     return out_png
 
 
