@@ -25,12 +25,11 @@ import torch
 
 from ptuning.adapters import files
 from ptuning.config import KNOWN_SHAPES, EncoderConfig
-from ptuning.errors import OptionError, WriteError, add_debug_flag, finite_float, run_main
+from ptuning.errors import DataError, OptionError, WriteError, add_debug_flag, finite_float, run_main
 from ptuning.fast import compile_layers
 from ptuning.model import METHODS, MethodConfig, build_model, load_model, parameter_report
-from ptuning.errors import OptionError
 from ptuning.tasks import FAMILIES, family_for, glue
-from ptuning.text.download import data_dir, ensure_glue_task
+from ptuning.text.download import DATA_VARIABLES, data_dir, ensure_glue_task
 from ptuning.text.tables import read_table
 from ptuning.text.tokenizer import Tokenizer
 from ptuning.training.loop import TrainConfig, fit
@@ -276,6 +275,22 @@ def family_options(family, args) -> dict:
     return family.options(args) if hasattr(family, "options") else {}
 
 
+DATASET_TITLES = {"conll2003": "CoNLL-2003 (train.txt, valid.txt)", "squad": "SQuAD (train.json, dev.json)"}
+
+
+def dataset_folder(name: str, args) -> Path:
+    """The folder of CoNLL-2003 or SQuAD as every entry point finds it (text/download.py's `data_dir`); when
+    missing, the message says which setting named it, so the user knows what to change."""
+    folder = data_dir(name, args.data_dir, DATA_ROOT)
+    if folder.is_dir():
+        return folder
+    variable = DATA_VARIABLES[name]
+    source = ("--data-dir" if args.data_dir else f"${variable}" if os.environ.get(variable)
+              else f"the default: data/{name} beside train.py, as neither --data-dir nor ${variable} is set")
+    raise DataError(f"{folder}: no {DATASET_TITLES[name]} folder there (from {source}). Pass --data-dir, set "
+                    f"{variable}, or give --train-file/--dev-file; data/README.md says where to get the files")
+
+
 def load_data(args):
     """(train examples, dev examples, label names or None, metric names)."""
     family = task_family(args)
@@ -288,7 +303,7 @@ def load_data(args):
             dev = family.read_file(args.dev_file, args.tag_column)
         else:
             # --data-dir, else $CONLL_DIR, else data/conll2003 beside train.py (`ner` has no folder: read says so)
-            folder = data_dir("conll2003", args.data_dir, DATA_ROOT) if args.task == "conll2003" else args.data_dir
+            folder = dataset_folder("conll2003", args) if args.task == "conll2003" else args.data_dir
             train = family.read(args.task, "train", folder, args.strict)
             dev = family.read(args.task, family.dev_split(args.task), folder, args.strict)
         return train, dev, family.label_names(args.task, train), family.metric_names(args.task)
@@ -302,6 +317,8 @@ def load_data(args):
         metrics = ("pearson", "spearman") if names is None else ("accuracy", "f1") if len(names) == 2 else ("accuracy",)
         return train, dev, names, metrics
     folder = args.data_dir
+    if family is not glue and not args.train_file:  # SQuAD: --data-dir, else $SQUAD_DIR, else data/squad here
+        folder = dataset_folder("squad", args)
     if family is glue:  # GLUE is fetched when missing (text/download.py); other families name their own source
         folder = data_dir("glue", args.data_dir, DATA_ROOT)
         ensure_glue_task(args.task, folder, allow_download=not args.no_download)
