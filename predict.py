@@ -35,7 +35,7 @@ import torch
 from ptuning.adapters.bank import load_bank
 from ptuning.adapters.files import AdapterConfig, atomic_write
 from ptuning.adapters.load import load_trained
-from ptuning.errors import DataError, OptionError, WriteError, add_debug_flag, run_main
+from ptuning.errors import DataError, OptionError, WriteError, add_debug_flag, finite_float, run_main
 from ptuning.inference import predict_logits
 from ptuning.tasks import FAMILIES, glue, ner, qa
 from ptuning.tasks.glue import TASKS
@@ -67,7 +67,7 @@ def parse_args(argv=None):
     p.add_argument("--text-b", help="--input column of the second text (pair tasks)")
     p.add_argument("--question", help="question answering: the question (with --context)")
     p.add_argument("--context", help="question answering: the text holding the answer (with --question)")
-    p.add_argument("--null-threshold", type=float,
+    p.add_argument("--null-threshold", type=finite_float,
                    help="SQuAD v2.0 adapters: decline when the null score beats the best span by more than this "
                         "(default: the training run's)")
     p.add_argument("--skip-bad", action="store_true",
@@ -283,9 +283,10 @@ def run(args) -> None:
     check_output_target(args, [args.adapter, args.model, meta.base_model_path])
     if FAMILIES.get(meta.task or "") is qa:
         return run_qa(args, model, tokenizer, meta, device)
-    if args.question is not None:
-        raise PredictError(f"--question/--context: the adapter was trained on {meta.task or 'your own table'}, "
-                           "not on question answering (squad, squad_v2)")
+    for name in ("question", "context", "null_threshold"):  # question answering's options, on another adapter
+        if getattr(args, name) is not None:
+            raise PredictError(f"--{name.replace('_', '-')}: the adapter was trained on "
+                               f"{meta.task or 'your own table'}, not on question answering (squad, squad_v2)")
     if FAMILIES.get(meta.task or "", glue).HEAD == "token":
         return run_tagger(args, model, tokenizer, meta, device)
     check_texts_fit_task(args, meta)
@@ -313,6 +314,12 @@ def run(args) -> None:
 def run_qa(args, model, tokenizer, meta: AdapterConfig, device: torch.device) -> None:
     """Extractive QA: one --question/--context pair printed, or --input's rows as JSON lines."""
     settings = dict(meta.task_options or {}, version_2=qa.TASKS[meta.task] == "2.0")
+    if args.text_b:
+        raise PredictError(f"--text-b {args.text_b}: a question-answering adapter reads --input's `question` and "
+                           "`context` fields")
+    if args.null_threshold is not None and not settings["version_2"]:
+        raise PredictError(f"--null-threshold: the adapter was trained on {meta.task} (SQuAD v1.1), whose "
+                           "questions always have an answer; it applies to squad_v2 adapters")
     if args.null_threshold is not None:
         settings["null_threshold"] = args.null_threshold
     if args.texts:
@@ -410,6 +417,8 @@ def read_sentences(path: str, skip_bad: bool, skipped: list) -> list[tuple[int, 
                 sentences.append((number, words, [(start, start + len(word)) for start, word in zip(starts, words)]))
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read ({getattr(err, 'strerror', None) or err})") from None
+    if not sentences and not skipped:  # as an empty table: nothing to tag is a mistake, not an empty answer
+        raise DataError(f"{path}: no sentences (the file is empty or holds only blank lines)")
     return sentences
 
 

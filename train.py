@@ -25,12 +25,11 @@ import torch
 
 from ptuning.adapters import files
 from ptuning.config import KNOWN_SHAPES, EncoderConfig
-from ptuning.errors import OptionError, WriteError, add_debug_flag, finite_float, run_main
+from ptuning.errors import DataError, OptionError, WriteError, add_debug_flag, finite_float, run_main
 from ptuning.fast import compile_layers
 from ptuning.model import METHODS, MethodConfig, build_model, load_model, parameter_report
-from ptuning.errors import OptionError
 from ptuning.tasks import FAMILIES, family_for, glue
-from ptuning.text.download import data_dir, ensure_glue_task
+from ptuning.text.download import DATA_VARIABLES, data_dir, ensure_glue_task
 from ptuning.text.tables import read_table
 from ptuning.text.tokenizer import Tokenizer
 from ptuning.training.loop import TrainConfig, fit
@@ -156,6 +155,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         problems.append("--prefix-dropout must be in [0, 1)")
     if args.resume and args.overwrite:
         problems.append("--resume and --overwrite contradict each other")
+    if family is not None:
+        problems += options_of_other_families(args, family)
     if args.task in FAMILIES:
         try:
             family_options(FAMILIES[args.task], args)  # the family checks its own options
@@ -177,6 +178,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     except ValueError as err:
         p.error(f"--output-dir {args.output_dir!r}: {err}")
     return args
+
+
+# Options that only one kind of task reads (tasks/__init__.py's HEAD), so that one given to another task is
+# refused by name rather than silently ignored (as --num-virtual-tokens with --method full).
+FAMILY_OPTIONS = {
+    "sequence": ("text_a", "text_b", "label", "label_names", "task_type", "head", "head_token", "template"),
+    "token": ("tag_column",),
+    "span": ("doc_stride", "max_answer_length", "n_best", "null_threshold"),
+}
+FAMILY_TASKS = {"sequence": "GLUE tasks and your own tables", "token": "NER (--task conll2003, ner)",
+                "span": "question answering (--task squad, squad_v2)"}
+
+
+def options_of_other_families(args, family) -> list[str]:
+    """A problem per option the user gave that the task's family does not read."""
+    problems = []
+    for head, names in FAMILY_OPTIONS.items():
+        if head == family.HEAD:
+            continue
+        for name in names:
+            if name in args.given:
+                problems.append(f"--{name.replace('_', '-')} has no meaning with --task {args.task}; it is for "
+                                f"{FAMILY_TASKS[head]}")
+    if family.HEAD == "span" and "null_threshold" in args.given and getattr(family, "TASKS", {}).get(args.task) != "2.0":
+        problems.append(f"--null-threshold has no meaning with --task {args.task}: only SQuAD v2.0 questions may "
+                        "have no answer (--task squad_v2)")
+    return problems
 
 
 MAX_SEED = 2**32 - 1    # batch_order draws from seed * 1000 + epoch: far inside torch's int64 seeds
@@ -247,24 +275,39 @@ def family_options(family, args) -> dict:
     return family.options(args) if hasattr(family, "options") else {}
 
 
+DATASET_TITLES = {"conll2003": "CoNLL-2003 (train.txt, valid.txt)", "squad": "SQuAD (train.json, dev.json)"}
+
+
+def dataset_folder(name: str, args) -> Path:
+    """The folder of CoNLL-2003 or SQuAD as every entry point finds it (text/download.py's `data_dir`); when
+    missing, the message says which setting named it, so the user knows what to change."""
+    folder = data_dir(name, args.data_dir, DATA_ROOT)
+    if folder.is_dir():
+        return folder
+    variable = DATA_VARIABLES[name]
+    source = ("--data-dir" if args.data_dir else f"${variable}" if os.environ.get(variable)
+              else f"the default: data/{name} beside train.py, as neither --data-dir nor ${variable} is set")
+    raise DataError(f"{folder}: no {DATASET_TITLES[name]} folder there (from {source}). Pass --data-dir, set "
+                    f"{variable}, or give --train-file/--dev-file; data/README.md says where to get the files")
+
+
 def load_data(args):
     """(train examples, dev examples, label names or None, metric names)."""
     family = task_family(args)
+    if bool(args.train_file) != bool(args.dev_file):  # every family: one split from a file, one from a folder is a slip
+        raise OptionError(f"{'--train-file' if args.train_file else '--dev-file'} needs "
+                          f"{'--dev-file' if args.train_file else '--train-file'}: give both files")
     if family.HEAD == "token":  # NER: CoNLL-2003's folder, or users' CoNLL/JSONL files; labels from train
-        if bool(args.train_file) != bool(args.dev_file):
-            raise OptionError("give --train-file and --dev-file together")
         if args.train_file:
             train = family.read_file(args.train_file, args.tag_column)
             dev = family.read_file(args.dev_file, args.tag_column)
         else:
             # --data-dir, else $CONLL_DIR, else data/conll2003 beside train.py (`ner` has no folder: read says so)
-            folder = data_dir("conll2003", args.data_dir, DATA_ROOT) if args.task == "conll2003" else args.data_dir
+            folder = dataset_folder("conll2003", args) if args.task == "conll2003" else args.data_dir
             train = family.read(args.task, "train", folder, args.strict)
             dev = family.read(args.task, family.dev_split(args.task), folder, args.strict)
         return train, dev, family.label_names(args.task, train), family.metric_names(args.task)
     if args.train_file and family is glue:
-        if not args.dev_file:
-            raise OptionError("--train-file needs --dev-file")
         names = tuple(name.strip() for name in args.label_names.split(",")) if args.label_names else None
         train, names = read_table(args.train_file, args.text_a, args.text_b, args.label, names, args.strict,
                                   task_type=args.task_type)
@@ -274,6 +317,8 @@ def load_data(args):
         metrics = ("pearson", "spearman") if names is None else ("accuracy", "f1") if len(names) == 2 else ("accuracy",)
         return train, dev, names, metrics
     folder = args.data_dir
+    if family is not glue and not args.train_file:  # SQuAD: --data-dir, else $SQUAD_DIR, else data/squad here
+        folder = dataset_folder("squad", args)
     if family is glue:  # GLUE is fetched when missing (text/download.py); other families name their own source
         folder = data_dir("glue", args.data_dir, DATA_ROOT)
         ensure_glue_task(args.task, folder, allow_download=not args.no_download)

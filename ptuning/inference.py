@@ -6,6 +6,7 @@ import contextlib
 import numpy as np
 import torch
 
+from .errors import OptionError, TokenizerError
 from .text.batches import EncodedSet, eval_batches
 
 
@@ -36,6 +37,14 @@ def predict(model, tokenizer, texts, batch_size: int = 32) -> np.ndarray:
 
     The model's own device and dtype are used, without autocast; the model is left in eval mode.
     """
+    if tokenizer is None:
+        raise TokenizerError("predict(model, tokenizer, texts) needs a tokenizer to turn texts into ids; load it "
+                             "with load_trained(..., tokenizer=True), or compute logits from ids with model(ids, "
+                             "mask, types)")
+    reads = getattr(getattr(model, "head", None), "reads", "cls")
+    if reads != "cls":  # token and span heads give (B, T, C) or start/end pairs: not one row per text
+        raise OptionError(f"predict scores whole texts, but this model's {type(model.head).__name__} scores every "
+                          "token; use ptuning.tasks.ner.tag_sentences (token) or ptuning.tasks.qa.answer (span)")
     pairs = [(text, None) if isinstance(text, str) else tuple(text) for text in texts]
     encoded = tokenizer.encode_batch(pairs)
     data = EncodedSet(encoded, [None] * len(encoded), sum(e.truncated for e in encoded))

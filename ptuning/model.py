@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from .config import EncoderConfig
-from .errors import OptionError
 from .encoder import Encoder, default_position_ids
 from .errors import OptionError
 from .heads import READS, build_head
@@ -143,7 +142,7 @@ class PromptModel(nn.Module):
         if reads not in READS:
             raise ValueError(f"head {type(head).__name__} must say what it reads: reads = one of {READS}")
         if reads == "all" and method.template is not None:
-            raise ValueError(f"a template places v1 prompts among the text, so {type(head).__name__}'s outputs "
+            raise OptionError(f"a template places v1 prompts among the text, so {type(head).__name__}'s outputs "
                              "would not line up with the input tokens; use prompts in front (no template)")
         if method.is_v1:
             self.prompt_encoder = prompt_module(config, method)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ptuning.training.report import (DPI, PANEL_INCHES, ReportError, TensorBoardReporter, cli_plot, plot_runs,
+from ptuning.training.report import (DPI, LEGEND_INCHES, MAX_COLUMNS, PANEL_INCHES, ReportError, TensorBoardReporter, cli_plot, plot_runs,
                             read_run_metrics)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -41,10 +41,18 @@ def test_one_run_draws_a_panel_per_dev_metric_and_train_loss(tmp_path):
     out = plot_runs([run], tmp_path / "curves.png")
     data, image = read_png(out)
     assert len(data) > 10_000
-    # accuracy, f1, train loss: three panels side by side.
-    assert image.shape[:2] == (PANEL_INCHES[1] * DPI, 3 * PANEL_INCHES[0] * DPI)
+    # accuracy, f1, train loss: three panels side by side, under a strip for the runs' legend.
+    assert image.shape[:2] == ((PANEL_INCHES[1] + LEGEND_INCHES) * DPI, 3 * PANEL_INCHES[0] * DPI)
     assert image[..., :3].std() > 0.05   # lines drawn, not a blank canvas
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_many_metrics_wrap_into_rows(tmp_path):
+    """NER logs 8 dev metrics: panels wrap into rows of MAX_COLUMNS, not one strip thousands of pixels wide."""
+    names = ("f1", "precision", "recall", "f1_LOC", "f1_MISC", "f1_ORG", "f1_PER", "exact")
+    image = read_png(plot_runs(write_run(tmp_path / "ner", metrics=names), tmp_path / "ner.png"))[1]
+    rows = -(-(len(names) + 1) // MAX_COLUMNS)
+    assert image.shape[:2] == ((rows * PANEL_INCHES[1] + LEGEND_INCHES) * DPI, MAX_COLUMNS * PANEL_INCHES[0] * DPI)
 
 
 def test_several_runs_in_one_plot(tmp_path):

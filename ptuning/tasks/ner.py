@@ -186,9 +186,16 @@ def _lines(path):
     path = Path(path)
     if not path.is_file():
         raise NerDataError(f"{path}: no such file")
-    # utf-8-sig drops a byte-order mark; universal newlines turn CRLF into LF.
-    with open(path, encoding="utf-8-sig") as handle:
-        yield from enumerate(handle, start=1)
+    # utf-8-sig drops a byte-order mark; universal newlines turn CRLF into LF. Read as bytes and decoded
+    # per line, so that an undecodable byte is reported with its line.
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise NerDataError(f"{path}:{number}: not valid UTF-8 (byte {err.start + 1} of the line); "
+                                   "save the file as UTF-8") from None
+            yield number, line.replace("\r\n", "\n").replace("\r", "\n")
 
 
 # ---------------------------------------------------------------------------------------------

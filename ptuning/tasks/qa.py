@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer as Backend
 
-from ..errors import DataError, OptionError
+from ..errors import DataError, OptionError, finite_float
 from ..heads import SpanHead
 from ..text.batches import EncodedSet, eval_batches
 from ..text.tokenizer import Encoded
@@ -509,7 +509,7 @@ def add_options(parser) -> None:
                        help=f"longest answer in tokens (default: {Options.max_answer_length})")
     group.add_argument("--n-best", type=int, default=Options.n_best,
                        help=f"best starts and ends tried per window (default: {Options.n_best})")
-    group.add_argument("--null-threshold", type=float, default=Options.null_threshold,
+    group.add_argument("--null-threshold", type=finite_float, default=Options.null_threshold,
                        help="SQuAD v2.0: decline when the null score beats the best span by more than this "
                             f"(default: {Options.null_threshold})")
 

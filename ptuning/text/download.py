@@ -94,6 +94,10 @@ def ensure_glue_task(task_name: str, data_dir: str | Path, allow_download: bool 
     """
     source = task_source(task_name)
     data_dir = Path(data_dir)
+    blocker = next((p for p in (data_dir, *data_dir.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:   # a file where the GLUE root (or a folder above it) should be: a wrong path
+        raise DownloadError(f"{data_dir}: not a folder ({blocker} is a file); the GLUE root holds the task "
+                            f"folders (MRPC/, RTE/, ...); {GET_GLUE}")
     folder = data_dir / source.folder
     # A file where a folder should be (the data folder, a parent, the task folder): say so, not "File exists".
     blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
@@ -219,6 +223,11 @@ def fetch(url: str, destination: Path, progress: bool) -> None:
 
 
 def offline_message(url: str, reason) -> str:
+    mirror = os.environ.get(URL_VARIABLE)
+    if mirror:  # the user chose the server: the network is not the first suspect
+        return (f"could not download {url} ({reason}); the server comes from ${URL_VARIABLE}={mirror}: check "
+                f"it, or unset {URL_VARIABLE} to use GLUE's own servers. Without a network, {GET_GLUE}, run it "
+                "where there is one and copy the task folder here")
     return (f"could not download {url} ({reason}). Is the network reachable from here? If not, "
             f"{GET_GLUE}, run it where there is a network and copy the task folder here")
 

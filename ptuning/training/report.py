@@ -15,11 +15,12 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, WriteError
 
 METRICS_FILE = "metrics.jsonl"   # checkpoint.METRICS; kept literal so this module imports nothing of ours
 NOT_DEV_METRICS = ("epoch", "train_loss", "seconds", "samples_per_s")
 PANEL_INCHES, DPI = (5.0, 4.0), 100
+MAX_COLUMNS, LEGEND_INCHES = 4, 0.5  # panels per row; room above them for the runs' legend
 
 
 class ReportError(DataError):
@@ -88,32 +89,48 @@ def plot_runs(run_dirs, out_png: str | Path, metrics: list[str] | None = None) -
         raise ReportError(f"metric(s) {', '.join(unknown)} not in the runs' {METRICS_FILE}; "
                           f"they logged: {', '.join(available) or 'none'}")
     panels = [*(metrics or available), "train_loss"]
-    figure = new_figure(len(panels))
-    axes = figure.subplots(1, len(panels), squeeze=False)[0]
-    for records, label in zip(runs, run_labels(run_dirs)):
+    columns = min(len(panels), MAX_COLUMNS)   # NER logs 8 dev metrics: a grid, not a 5000-pixel strip
+    rows = -(-len(panels) // columns)
+    figure = new_figure(columns, rows)
+    grid = figure.subplots(rows, columns, squeeze=False)
+    axes = list(grid.flat)[:len(panels)]
+    for spare in list(grid.flat)[len(panels):]:
+        spare.set_visible(False)
+    for number, (records, label) in enumerate(zip(runs, run_labels(run_dirs))):
+        colour = f"C{number % 10}"   # one colour per run in every panel (each axis would restart its cycle)
         for axis, name in zip(axes, panels):
             points = [(r["epoch"], r[name]) for r in records if isinstance(r.get(name), (int, float))
                       and math.isfinite(r[name])]
             if points:
-                axis.plot(*zip(*points), marker="o", markersize=3, label=label)
+                axis.plot(*zip(*points), marker="o", markersize=3, label=label, color=colour)
     from matplotlib.ticker import MaxNLocator   # present: new_figure imported matplotlib
 
     for axis, name in zip(axes, panels):
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
+        epochs = {r["epoch"] for records in runs for r in records}
+        if len(epochs) == 1:   # one epoch: matplotlib's locator would tick 0.945 ... 1.050 around it
+            axis.set_xticks(sorted(epochs))
         axis.set_title("train loss" if name == "train_loss" else f"dev {name}")
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
-    axes[0].legend(fontsize="small")
-    figure.tight_layout()
+    # One legend for the figure, naming every run: a run need not appear in the first panel (an NER run
+    # logs no accuracy), and runs of different tasks share a panel only when they share a metric name.
+    handles = {}
+    for axis in axes:
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    figure.legend(list(handles.values()), list(handles), loc="upper center", ncol=min(len(handles), 4),
+                  fontsize="small", frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 1 - LEGEND_INCHES / figure.get_figheight()))
     return save_png(figure, Path(out_png))
 
 
-def new_figure(num_panels: int):
+def new_figure(columns: int, rows: int = 1):
     try:
         from matplotlib.figure import Figure   # no pyplot: no global backend switch, no window; PNG via Agg
     except ImportError:
         raise ReportError("plotting needs matplotlib: pip install ptuning[plot]") from None
-    return Figure(figsize=(PANEL_INCHES[0] * num_panels, PANEL_INCHES[1]), dpi=DPI)
+    return Figure(figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows + LEGEND_INCHES), dpi=DPI)
 
 
 def save_png(figure, out_png: Path) -> Path:
@@ -125,7 +142,7 @@ def save_png(figure, out_png: Path) -> Path:
         os.replace(temporary, out_png)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        raise ReportError(f"{out_png}: cannot write ({error.strerror or error})") from None
+        raise WriteError(f"{out_png}: cannot write ({error.strerror or error})") from None  # an OS refusal: status 4
     return out_png
 
 
