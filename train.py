@@ -25,11 +25,11 @@ import torch
 
 from ptuning.adapters import files
 from ptuning.config import KNOWN_SHAPES, EncoderConfig
-from ptuning.errors import DataError, OptionError, WriteError, add_debug_flag, finite_float, run_main
+from ptuning.errors import OptionError, WriteError, add_debug_flag, finite_float, run_main
 from ptuning.fast import compile_layers
 from ptuning.model import METHODS, MethodConfig, build_model, load_model, parameter_report
 from ptuning.tasks import FAMILIES, family_for, glue
-from ptuning.text.download import DATA_VARIABLES, data_dir, ensure_glue_task
+from ptuning.text.download import data_dir, ensure_glue_task, existing_data_dir
 from ptuning.text.tables import read_table
 from ptuning.text.tokenizer import Tokenizer
 from ptuning.training.loop import TrainConfig, fit
@@ -275,20 +275,13 @@ def family_options(family, args) -> dict:
     return family.options(args) if hasattr(family, "options") else {}
 
 
-DATASET_TITLES = {"conll2003": "CoNLL-2003 (train.txt, valid.txt)", "squad": "SQuAD (train.json, dev.json)"}
 
 
 def dataset_folder(name: str, args) -> Path:
     """The folder of CoNLL-2003 or SQuAD as every entry point finds it (text/download.py's `data_dir`); when
     missing, the message says which setting named it, so the user knows what to change."""
-    folder = data_dir(name, args.data_dir, DATA_ROOT)
-    if folder.is_dir():
-        return folder
-    variable = DATA_VARIABLES[name]
-    source = ("--data-dir" if args.data_dir else f"${variable}" if os.environ.get(variable)
-              else f"the default: data/{name} beside train.py, as neither --data-dir nor ${variable} is set")
-    raise DataError(f"{folder}: no {DATASET_TITLES[name]} folder there (from {source}). Pass --data-dir, set "
-                    f"{variable}, or give --train-file/--dev-file; data/README.md says where to get the files")
+    return existing_data_dir(name, args.data_dir, DATA_ROOT, how_to="give --train-file/--dev-file; data/README.md "
+                             "says where to get the files")
 
 
 def load_data(args):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path

@@ -229,10 +229,10 @@ CASES = [
       (w.tmp / "c").mkdir() or w.tmp / "c", "--output-dir", w.tmp / "o"], "train.txt", INPUT),
 
     C("conll2003-default-folder-missing", "ner", T, lambda w: ["--task", "conll2003", "--model", w.model,
-      "--output-dir", w.tmp / "o"], "beside train.py", INPUT, patch=lambda w, mp: (mp.delenv("CONLL_DIR", raising=False),
+      "--output-dir", w.tmp / "o"], "neither --data-dir nor $CONLL_DIR is set", INPUT, patch=lambda w, mp: (mp.delenv("CONLL_DIR", raising=False),
       mp.setattr(train, "DATA_ROOT", w.tmp / "data"))),
     C("squad-default-folder-missing", "qa", T, lambda w: ["--task", "squad", "--model", w.model, "--output-dir",
-      w.tmp / "o"], "beside train.py", INPUT, patch=lambda w, mp: (mp.delenv("SQUAD_DIR", raising=False),
+      w.tmp / "o"], "neither --data-dir nor $SQUAD_DIR is set", INPUT, patch=lambda w, mp: (mp.delenv("SQUAD_DIR", raising=False),
       mp.setattr(train, "DATA_ROOT", w.tmp / "data"))),
     C("squad-env-folder-missing", "qa", T, lambda w: ["--task", "squad", "--model", w.model, "--output-dir",
       w.tmp / "o"], "$SQUAD_DIR", INPUT, patch=lambda w, mp: mp.setenv("SQUAD_DIR", str(w.tmp / "nosquad"))),

@@ -6,7 +6,6 @@ Follows the task-family convention of `ptuning/tasks/__init__.py`: `read`, `enco
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,13 +17,13 @@ from torch import nn
 from ..config import EncoderConfig
 from ..inference import predict_logits
 from ..model import MethodConfig, sequence_head
+from ..text.download import GET_GLUE, existing_data_dir
 from ..text.batches import EncodedSet, encode_examples
 from ..text.tables import (BadRow, DataError, Example, SkippedRows, as_record, collect_rows, read_header,
                            read_tsv, require_columns, text_field)
 from ..text.tokenizer import Tokenizer
 from .metrics import compute_metrics
 
-GET_GLUE = "data/README.md explains how to get GLUE (python data/download_glue.py)"
 
 
 @dataclass(frozen=True)
@@ -88,16 +87,7 @@ TASKS = {task.name: task for task in [
 
 def find_data_dir(data_dir: str | Path | None = None) -> Path:
     """The GLUE root: the argument if given, else $GLUE_DIR, else ./data/glue."""
-    if data_dir:
-        path, source = Path(data_dir), "the --data-dir argument"
-    elif os.environ.get("GLUE_DIR"):
-        path, source = Path(os.environ["GLUE_DIR"]), "$GLUE_DIR"
-    else:
-        path, source = Path("data/glue"), f"the default data/glue under {Path.cwd()}"
-    if not path.is_dir():
-        raise DataError(f"{path}: GLUE folder not found (taken from {source}). Pass --data-dir, "
-                        f"set GLUE_DIR, or put the data in ./data/glue; {GET_GLUE}")
-    return path
+    return existing_data_dir("glue", data_dir, how_to=f"put the data in ./data/glue; {GET_GLUE}")
 
 
 def read_glue(task: Task | str, split: str, data_dir: str | Path | None = None,

@@ -20,13 +20,11 @@ recall and F1 over all entities (micro) and per type.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer as Backend
@@ -34,6 +32,7 @@ from tokenizers import Tokenizer as Backend
 from ..errors import DataError
 from ..heads import TokenHead
 from ..model import head_dropout
+from ..text.download import existing_data_dir
 from ..text.batches import EncodedSet, eval_batches
 from ..text.tokenizer import SPECIALS, Encoded
 
@@ -425,16 +424,7 @@ GET_CONLL = ("put CoNLL-2003's train.txt and valid.txt (the column files) in tha
 
 def find_data_dir(data_dir: str | Path | None = None) -> Path:
     """The CoNLL-2003 folder: the argument if given, else $CONLL_DIR, else ./data/conll2003."""
-    if data_dir:
-        path, source = Path(data_dir), "the --data-dir argument"
-    elif os.environ.get("CONLL_DIR"):
-        path, source = Path(os.environ["CONLL_DIR"]), "$CONLL_DIR"
-    else:
-        path, source = Path("data/conll2003"), f"the default data/conll2003 under {Path.cwd()}"
-    if not path.is_dir():
-        raise DataError(f"{path}: CoNLL-2003 folder not found (taken from {source}). Pass --data-dir, "
-                        f"set CONLL_DIR, or {GET_CONLL}")
-    return path
+    return existing_data_dir("conll2003", data_dir, how_to=GET_CONLL)
 
 
 def read(task: str, split: str, data_dir: str | Path | None = None, strict: bool = False,

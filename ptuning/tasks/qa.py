@@ -21,7 +21,6 @@ Plain Python + numpy; torch tensors are accepted as logits.
 from __future__ import annotations
 
 import json
-import os
 import re
 import string
 import warnings
@@ -36,6 +35,7 @@ from tokenizers import Tokenizer as Backend
 
 from ..errors import DataError, OptionError, finite_float
 from ..heads import SpanHead
+from ..text.download import existing_data_dir
 from ..text.batches import EncodedSet, eval_batches
 from ..text.tokenizer import Encoded
 
@@ -527,16 +527,7 @@ def options(args) -> dict:
 
 def find_data_dir(data_dir: str | Path | None = None) -> Path:
     """The SQuAD folder: the argument if given, else $SQUAD_DIR, else ./data/squad."""
-    if data_dir:
-        path, source = Path(data_dir), "the --data-dir argument"
-    elif os.environ.get("SQUAD_DIR"):
-        path, source = Path(os.environ["SQUAD_DIR"]), "$SQUAD_DIR"
-    else:
-        path, source = Path("data/squad"), f"the default data/squad under {Path.cwd()}"
-    if not path.is_dir():
-        raise DataError(f"{path}: SQuAD folder not found (taken from {source}). Pass --data-dir, set SQUAD_DIR, "
-                        f"or give --train-file/--dev-file; {GET_SQUAD}")
-    return path
+    return existing_data_dir("squad", data_dir, how_to=f"give --train-file/--dev-file; {GET_SQUAD}")
 
 
 def read(task: str, split: str, data_dir: str | Path | None = None, strict: bool = False,

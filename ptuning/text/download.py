@@ -38,12 +38,31 @@ class DownloadError(DataError):
 DATA_VARIABLES = {"glue": "GLUE_DIR", "conll2003": "CONLL_DIR", "squad": "SQUAD_DIR"}
 
 
+DATA_TITLES = {"glue": "GLUE", "conll2003": "CoNLL-2003", "squad": "SQuAD"}
+
+
 def data_dir(name: str, given: str | Path | None, default_root: str | Path) -> Path:
     """The folder of data set `name` ("glue", "conll2003", "squad"): `given`, else $GLUE_DIR /
     $CONLL_DIR / $SQUAD_DIR, else `default_root/name`. It need not exist yet (GLUE is fetched into it)."""
     if given:
         return Path(given)
     return Path(os.environ.get(DATA_VARIABLES[name]) or Path(default_root) / name)
+
+
+def existing_data_dir(name: str, given: str | Path | None = None, default_root: str | Path = "data",
+                      how_to: str = "") -> Path:
+    """`data_dir`, which must exist; if it does not, the error names the setting it came from
+    (--data-dir, the variable, or the default), so the user knows what to change."""
+    folder = data_dir(name, given, default_root)
+    if folder.is_dir():
+        return folder
+    variable = DATA_VARIABLES[name]
+    default = Path(default_root) / name
+    source = ("the --data-dir argument" if given else f"${variable}" if os.environ.get(variable) else
+              f"the default {default}" + ("" if default.is_absolute() else f" under {Path.cwd()}") +
+              f", as neither --data-dir nor ${variable} is set")
+    raise DataError(f"{folder}: {DATA_TITLES[name]} folder not found (taken from {source}). Pass --data-dir, "
+                    f"set {variable}, or {how_to}")
 
 
 @dataclass(frozen=True)
