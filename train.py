@@ -107,6 +107,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="auto: bf16 (else fp16) on CUDA, fp32 on CPU")
     g.add_argument("--compile", action="store_true",
                    help="torch.compile the encoder (fuses the work between matmuls; the first steps compile)")
+    g.add_argument("--group-by-length", action=argparse.BooleanOptionalAction,
+                   help="batches of similar lengths, less padding (default: on); --no-group-by-length: random batches")
     g.add_argument("--save-steps", type=int, default=0, help="also save the resumable state every N steps")
     g.add_argument("--deterministic", action="store_true",
                    help="CUDA: deterministic kernels only (slower); CPU runs are deterministic already")
@@ -275,8 +277,6 @@ def family_options(family, args) -> dict:
     return family.options(args) if hasattr(family, "options") else {}
 
 
-
-
 def dataset_folder(name: str, args) -> Path:
     """The folder of CoNLL-2003 or SQuAD as every entry point finds it (text/download.py's `data_dir`); when
     missing, the message says which setting named it, so the user knows what to change."""
@@ -352,8 +352,12 @@ def adopt_run_settings(args, out_dir: Path) -> dict:
         return state
     source = out_dir / files.STATE
     old = files.AdapterConfig.from_dict(previous, str(source))
+    # Everything that decides the training set and its batches: a different value would resume at
+    # batch k of another batch list.
+    data = old.data or {}
     settings = {"task": old.task, "model": old.base_model, **(old.train or {}), **old.method.to_dict(),
-                "train_file": (old.data or {}).get("train_file"), "dev_file": (old.data or {}).get("dev_file")}
+                "max_length": old.max_length, **(old.task_options or {}),
+                **{k: data.get(k) for k in ("train_file", "dev_file", "max_train_samples", "max_dev_samples")}}
     differences = []
     for name, value in settings.items():
         if name in ("epochs", "stop_after_steps", "save_steps", "log_seconds", "eval_batch_size") or \
@@ -478,8 +482,9 @@ def run(argv=None) -> int:
 
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                          if getattr(args, f.name, None) is not None})
-    data = {"train_file": str(Path(args.train_file).resolve()), "dev_file": str(Path(args.dev_file).resolve())} \
-        if args.train_file else None
+    data = {"max_train_samples": args.max_train_samples, "max_dev_samples": args.max_dev_samples}
+    if args.train_file:
+        data.update(train_file=str(Path(args.train_file).resolve()), dev_file=str(Path(args.dev_file).resolve()))
     meta = files.AdapterConfig(
         method, num_labels, base_model_path=str(model_dir.resolve()), base_model=args.model,
         fingerprint=files.weights_fingerprint(model_dir),

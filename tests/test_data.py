@@ -289,3 +289,18 @@ def test_comma_separated_file_under_a_tsv_name_names_the_file(tmp_path):
     (folder / "train.tsv").write_text("Quality,#1 ID,#2 ID,#1 String,#2 String\n1,1,2,a,b\n")
     with pytest.raises(DataError, match=re.escape(str(folder / "train.tsv"))):
         read_glue("mrpc", "train", tmp_path, strict=True)
+
+
+def test_random_batches_when_not_grouped_by_length():
+    """--no-group-by-length: batches are random draws (HF Trainer's default), not runs of similar lengths;
+    the same (seed, epoch) still gives the same batches."""
+    from ptuning.text.batches import batch_order
+    from ptuning.training.loop import TrainConfig
+
+    assert TrainConfig().group_by_length
+    lengths = list(range(320))
+    grouped = batch_order(lengths, 16, seed=3, epoch=0)
+    random = batch_order(lengths, 16, seed=3, epoch=0, chunk_batches=1)
+    spread = lambda batches: sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)  # noqa: E731
+    assert spread(random) > 5 * spread(grouped)
+    assert sorted(i for b in random for i in b) == lengths and random == batch_order(lengths, 16, 3, 0, chunk_batches=1)

@@ -159,6 +159,13 @@ def test_peft_question_answering_adapter_loads(peft_type, vocab_model, tmp_path)
     with torch.no_grad():  # a trained head, not the base checkpoint's
         theirs.base_model.qa_outputs.modules_to_save["default"].weight.normal_()
     theirs.eval().save_pretrained(tmp_path / "adapter")
+    if peft_type == "PROMPT_TUNING":
+        # peft trains v1 QA on start/end labels it does not shift past the prompts (#1974): its answers
+        # sit n tokens off in the text, so such an adapter is refused rather than decoded wrongly.
+        from ptuning.errors import AdapterError
+        with pytest.raises(AdapterError, match="#1974"):
+            load_trained(tmp_path / "adapter", vocab_model)
+        return
     model, tokenizer, meta = load_trained(tmp_path / "adapter", vocab_model)
     assert meta.task == "squad" and meta.source == "peft" and tokenizer.max_length == 64 - N  # both take N positions
     ids, mask, types, kwargs = peft_inputs(family)

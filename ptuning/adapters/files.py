@@ -53,7 +53,7 @@ class AdapterConfig:
     source: str | None = None              # "peft": converted from a peft folder (adapters/peft.py)
     peft_config: dict | None = None        # that folder's own adapter_config.json
     task_options: dict | None = None       # the task family's own options (QA: doc_stride, n_best, ...)
-    data: dict | None = None               # --train-file/--dev-file, resolved (None: a named task)
+    data: dict | None = None               # --train-file/--dev-file resolved, --max-train/dev-samples
     weights_sha256: str | None = None      # sha256 of adapter_model.safetensors: the pair is one unit
 
     @classmethod

@@ -212,6 +212,10 @@ def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = No
     check_fits(config, encoder_config, config_path)
     weights_path = adapter_dir / (ADAPTER_WEIGHTS if (adapter_dir / ADAPTER_WEIGHTS).is_file() else PEFT_WEIGHTS_BIN)
     answers, tokens = config["task_type"] == "QUESTION_ANS", config["task_type"] == "TOKEN_CLS"
+    if answers and method.is_v1:  # peft prepends the prompts but trains on unshifted start/end labels (#1974)
+        raise AdapterError(f"{config_path}: a peft {config['peft_type']} QUESTION_ANS adapter was trained on start/end "
+                           "positions that peft does not shift past its virtual tokens (peft issue #1974), so its "
+                           "answers would land that many tokens early; only PREFIX_TUNING QA adapters load")
     prompts, head = split_tensors(tensors, encoder_config.family, weights_path, config["task_type"])
     if not tokens:
         method.head = FAMILY_HEAD[encoder_config.family]  # split_tensors found its tensors

@@ -36,6 +36,7 @@ class TrainConfig:
     seed: int = 42
     eval_batch_size: int = 64
     save_steps: int = 0              # also save the resumable state every N optimizer steps (0: per epoch)
+    group_by_length: bool = True     # batches of similar lengths (less padding); False: random batches (HF Trainer's default)
     log_seconds: float = 5.0
     stop_after_steps: int = 0        # testing aid: save state after N steps and stop, like a killed run
 
@@ -173,6 +174,9 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, out
             scaler.load_state_dict(state["scaler"])
         rngs = state.get("rng_per_rank", [state["rng"]])
         torch.set_rng_state(rngs[rank] if len(rngs) == size else rngs[0])
+        cuda_rngs = state.get("cuda_rng_per_rank")  # dropout on the GPU draws from the CUDA generator
+        if device.type == "cuda" and cuda_rngs and len(cuda_rngs) == size:
+            torch.cuda.set_rng_state(cuda_rngs[rank], device)
         run = {k: state[k] for k in run}
         records = [r for r in read_metrics(out_dir) if r["epoch"] <= run["epoch"]]  # drop a half-finished epoch
         if writer:
@@ -196,6 +200,7 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, out
         check_finite()
         run.update(where)
         rngs = gather_objects(torch.get_rng_state())  # each process's dropout stream
+        cuda_rngs = gather_objects(torch.cuda.get_rng_state(device)) if device.type == "cuda" else None
         if not writer:
             return
         state = {**run, "rng": rngs[0], "rng_per_rank": rngs, "optimizer": optimizer.state_dict(),
@@ -204,6 +209,8 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, out
                  "trainable": {k: v.detach().cpu().clone() for k, v in model.trainable_state_dict().items()}}
         if scaler is not None:
             state["scaler"] = scaler.state_dict()
+        if cuda_rngs is not None:
+            state["cuda_rng_per_rank"] = cuda_rngs
         files.save_state(out_dir, state)
 
     if not resume:
@@ -212,7 +219,8 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, out
     with stop_requests() as signals:
         for epoch in range(run["epoch"], cfg.epochs):
             model.train()
-            batches = batch_order(lengths, cfg.batch_size, cfg.seed, epoch)
+            batches = batch_order(lengths, cfg.batch_size, cfg.seed, epoch,
+                                  chunk_batches=50 if cfg.group_by_length else 1)  # 1: sorted within a random batch only
             loss_sum = torch.zeros((), device=device) + run["loss_sum"]  # this process's, on device: no sync
             seen, seconds, tick = run["seen"], run["seconds"], time.perf_counter()
             for b in range(run["batch_in_epoch"], len(batches)):
