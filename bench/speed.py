@@ -97,7 +97,7 @@ def peft_side(model_dir, method, device, dtype):
     return model.to(device)
 
 
-def ours_side(model_dir, method, device, dtype, compile=False, token=False):
+def ours_side(model_dir, method, device, dtype, compile=False):
     storage = dtype if dtype != torch.float32 and method != "full" else torch.float32
     config = MethodConfig(**(NER_METHODS if TASK == "conll2003" else METHODS)[method][0])
     if TASK == "squad":
@@ -207,12 +207,12 @@ def random_eval(data, batch_size, pad_id):
 
 
 def measure(model_dir, method, device, precision, steps, block, data, dev, pad_id, batch_size, real_tokens,
-            compile=False, token=False):
+            compile=False):
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     sides = []
-    builders = [("peft", lambda *a: peft_side(*a, token=token)), ("ours", lambda *a: ours_side(*a, token=token))]
+    builders = [("peft", peft_side), ("ours", ours_side)]
     if compile:
-        builders.append(("ours compiled", lambda *a: ours_side(*a, compile=True, token=token)))
+        builders.append(("ours compiled", lambda *a: ours_side(*a, compile=True)))
     for name, build in builders:
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -336,8 +336,7 @@ def main_ner(args):
         data, dev = ner.encode(tok, train, ner.CONLL2003_LABELS), ner.encode(tok, valid, ner.CONLL2003_LABELS)
         real_tokens = sum(len(e.ids) + reserved for e in data.encoded)
         steps = args.steps or 48
-        r = measure(model_dir, method, device, precision, steps, args.block, data, dev, tok.pad_id, 16, real_tokens,
-                    token=True)
+        r = measure(model_dir, method, device, precision, steps, args.block, data, dev, tok.pad_id, 16, real_tokens)
         peft, ours = r["peft"], r["ours"]
         lines.append(f"| {method} | {peft['train_samples_s']:.1f} | {ours['train_samples_s']:.1f} | "
                      f"**{ours['train_samples_s'] / peft['train_samples_s']:.2f}×** | {peft['eval_samples_s']:.1f} | "
