@@ -171,6 +171,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             problems.append(f"--{name.replace('_', '-')} {getattr(args, name)} is absurd (at most {MAX_SIZE})")
     if args.label_names is not None:
         problems += label_names_problems(args.label_names)
+    if args.label_names is not None and not args.train_file:
+        problems.append("--label-names goes with --train-file (a known task knows its labels)")
     if args.task_type and not args.train_file:
         problems.append("--task-type goes with --train-file (a GLUE task knows its type)")
     if problems:
@@ -186,7 +188,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 # refused by name rather than silently ignored (as --num-virtual-tokens with --method full).
 FAMILY_OPTIONS = {
     "sequence": ("text_a", "text_b", "label", "label_names", "task_type", "head", "head_token", "template"),
-    "token": ("tag_column",),
+    "token": ("tag_column", "label_names"),
     "span": ("doc_stride", "max_answer_length", "n_best", "null_threshold"),
 }
 FAMILY_TASKS = {"sequence": "GLUE tasks and your own tables", "token": "NER (--task conll2003, ner)",
@@ -195,12 +197,12 @@ FAMILY_TASKS = {"sequence": "GLUE tasks and your own tables", "token": "NER (--t
 
 def options_of_other_families(args, family) -> list[str]:
     """A problem per option the user gave that the task's family does not read."""
-    problems = []
+    problems, own = [], FAMILY_OPTIONS[family.HEAD]
     for head, names in FAMILY_OPTIONS.items():
         if head == family.HEAD:
             continue
         for name in names:
-            if name in args.given:
+            if name in args.given and name not in own:
                 problems.append(f"--{name.replace('_', '-')} has no meaning with --task {args.task}; it is for "
                                 f"{FAMILY_TASKS[head]}")
     if family.HEAD == "span" and "null_threshold" in args.given and getattr(family, "TASKS", {}).get(args.task) != "2.0":
@@ -292,8 +294,10 @@ def load_data(args):
                           f"{'--dev-file' if args.train_file else '--train-file'}: give both files")
     if family.HEAD == "token":  # NER: CoNLL-2003's folder, or users' CoNLL/JSONL files; labels from train
         if args.train_file:
-            train = family.read_file(args.train_file, args.tag_column)
-            dev = family.read_file(args.dev_file, args.tag_column)
+            # --label-names names JSONL integer tags (HF datasets' ClassLabel ids, in id order).
+            names = [name.strip() for name in args.label_names.split(",")] if args.label_names else None
+            train = family.read_file(args.train_file, args.tag_column, names)
+            dev = family.read_file(args.dev_file, args.tag_column, names)
         else:
             # --data-dir, else $CONLL_DIR, else data/conll2003 beside train.py (`ner` has no folder: read says so)
             folder = dataset_folder("conll2003", args) if args.task == "conll2003" else args.data_dir
@@ -329,7 +333,10 @@ def dry_run(args, method: MethodConfig) -> None:
     else:
         config = EncoderConfig.from_json(resolve_model_dir(args.model))
     family = task_family(args)
-    num_labels = 2 if args.train_file and family is glue else len(family.label_names(args.task) or ["score"])
+    if family.HEAD == "token" and args.train_file:  # NER labels come from the train file's tags: read them
+        num_labels = len(load_data(args)[2])
+    else:
+        num_labels = 2 if args.train_file and family is glue else len(family.label_names(args.task) or ["score"])
     model = build_model(config, method, lambda c: family.head(c, method, num_labels), device="meta")
     print(f"{args.model} ({config.model_type}, {config.num_hidden_layers} layers, hidden {config.hidden_size}), "
           f"method {method.method}, {num_labels} labels")

@@ -189,6 +189,14 @@ def run_logged_a_dev_window_set(w):
     assert len(metrics) == 1 and "f1" in json.loads(metrics[0])
 
 
+def int_tags_named(w):  # HF datasets' integer ner_tags, named by --label-names in id order
+    config = json.loads((w.tmp / "out" / "adapter_config.json").read_text())
+    assert config["label_names"] == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"], config["label_names"]
+
+
+INT_ROWS = [{"tokens": ["Alice", "met", "Bob", "in", "Paris"], "ner_tags": [1, 0, 1, 0, 3]}] * 6
+
+
 def qa_answers(w):
     records = [json.loads(line) for line in (w.tmp / "pred.jsonl").read_text().splitlines()]
     assert len(records) == 2 and all("answer" in r for r in records), records
@@ -318,8 +326,16 @@ CASES = [
     C("head-with-squad", "family", T, lambda w: DRY(w, "squad", "--head", "pooler"), "--head", OPT),
     C("text-b-with-ner", "family", T, lambda w: NER(w, NER_TRAIN, NER_DEV, "--text-b", "x"), "--text-b", OPT),
     C("label-names-with-squad", "family", T, lambda w: DRY(w, "squad", "--label-names", "a,b"), "--label-names", OPT),
-    C("label-names-with-ner", "family", T, lambda w: NER(w, NER_TRAIN, NER_DEV, "--label-names", "O,B-PER"),
-      "--label-names", OPT),
+    C("label-names-with-ner-missing-tag", "ner", T, lambda w: NER(w, NER_TRAIN, NER_DEV, "--label-names", "O,B-PER"),
+      "train.conll:5: tag B-LOC is not in the label set", INPUT),
+    C("label-names-with-conll2003", "family", T, lambda w: DRY(w, "conll2003", "--label-names", "O,B-PER"),
+      "--label-names goes with --train-file", OPT),
+    C("label-names-with-mrpc", "family", T, lambda w: DRY(w, "mrpc", "--label-names", "a,b"),
+      "--label-names goes with --train-file", OPT),
+    C("jsonl-int-tags-named", "ner", T, lambda w: JSONL_NER(w, INT_ROWS, "--label-names", "O,B-PER,I-PER,B-LOC,I-LOC"),
+      None, "ok", check=int_tags_named),
+    C("jsonl-int-tags-out-of-range", "ner", T, lambda w: JSONL_NER(w, [{"tokens": ["a"], "ner_tags": [3]}],
+      "--label-names", "O,B-PER,I-PER"), "train.jsonl:1: tags must all be ids in 0..2", INPUT),
     C("task-type-with-ner", "family", T, lambda w: NER(w, NER_TRAIN, NER_DEV, "--task-type", "regression"),
       "--task-type", OPT),
 

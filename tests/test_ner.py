@@ -105,7 +105,7 @@ def test_dev_file_uses_the_train_label_set(tmp_path):
     _, label_names = read_conll(write(tmp_path, "A x B-PER\nB x O\n", "train.txt"))
     sentences, dev_names = read_conll(write(tmp_path, "C x I-PER\n", "dev.txt"), label_names=label_names)
     assert dev_names == label_names and sentences[0].tags == ["B-PER"]
-    with pytest.raises(NerDataError, match=r"dev.txt:3: tag B-LOC is not among the train file's labels"):
+    with pytest.raises(NerDataError, match=r"dev.txt:3: tag B-LOC is not in the label set"):
         read_conll(write(tmp_path, "C x O\n\nD x B-LOC\n", "dev.txt"), label_names=label_names)
 
 

@@ -168,6 +168,15 @@ def test_train_on_users_files(tmp_path):
     assert config["task"] == "ner" and config["label_names"] == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 
 
+
+def test_dry_run_sizes_the_head_from_the_train_files_tags(tmp_path):
+    train = tmp_path / "train.conll"
+    train.write_text("Alice NNP B-PER\nmet VBD O\nParis NNP B-LOC\n\n")
+    out = run("train.py", "--task", "ner", "--train-file", str(train), "--dev-file", str(train),
+              "--model", "minilm", "--method", "prefix", "--dry-run")
+    assert "5 labels" in out  # O, B-/I-LOC, B-/I-PER
+
+
 # --- peft TOKEN_CLS adapters -----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -165,8 +165,8 @@ def finish(path: str, rows: list[list[tuple[str, str, int]]], label_names: list[
     for sentence, raw in zip(sentences, rows):
         for tag, (_, _, line) in zip(sentence.tags, raw):
             if tag not in known:
-                raise NerDataError(f"{path}:{line}: tag {tag} is not among the train file's labels "
-                                   f"({', '.join(label_names)})")
+                raise NerDataError(f"{path}:{line}: tag {tag} is not in the label set ({', '.join(label_names)}; "
+                                   "from the train file, or --label-names)")
     return sentences, list(label_names)
 
 
@@ -439,10 +439,11 @@ def read(task: str, split: str, data_dir: str | Path | None = None, strict: bool
     return sentences
 
 
-def read_file(path: str | Path, tag_column: int = -1) -> list[Sentence]:
+def read_file(path: str | Path, tag_column: int = -1, label_names: list[str] | None = None) -> list[Sentence]:
     """Users' own data: a CoNLL column file (tags in `tag_column`, default the last) or JSONL
-    with `tokens` and `tags` (see `read_ner`)."""
-    sentences, _ = read_ner(path, tag_column=tag_column)
+    with `tokens` and `tags` (see `read_ner`). `label_names`, when given, is the tag set in id
+    order: it names JSONL integer tags, and a tag outside it is an error."""
+    sentences, _ = read_ner(path, label_names, tag_column=tag_column)
     return sentences
 
 
