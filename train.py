@@ -274,6 +274,12 @@ def task_family(args):
     return family_for(args.task)
 
 
+def training_loss(family, train_set):
+    """The family's loss for training: its `training_loss(train_set)` where it has one (NER weighs every
+    word alike across batches), else its `loss`."""
+    return family.training_loss(train_set) if hasattr(family, "training_loss") else family.loss
+
+
 def family_options(family, args) -> dict:
     """The family's own options (QA: --doc-stride, ...), as keyword arguments of its `encode`."""
     return family.options(args) if hasattr(family, "options") else {}
@@ -513,7 +519,7 @@ def run(argv=None) -> int:
         reporter = TensorBoardReporter(out_dir / "tensorboard") if args.report_to == "tensorboard" and rank == 0 else None
         try:
             records = fit(model, train_set, dev_set, cfg, out_dir, meta, tokenizer.pad_id, device, precision,
-                          resume=args.resume, loss=family.loss,
+                          resume=args.resume, loss=training_loss(family, train_set),
                           evaluate=functools.partial(family.evaluate, metric_names=metric_names),
                           main_metric=metric_names[0], on_epoch=reporter.log_epoch if reporter else None)
         except OSError as err:  # disk full, read-only folder: files already written stay intact

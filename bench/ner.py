@@ -33,8 +33,7 @@ from report import device_name, publish  # noqa: E402
 import train  # noqa: E402
 from ptuning.tasks import ner  # noqa: E402
 
-LR = {"prefix": 1e-2, "ptuning": 1e-2, "full": 5e-5}
-VIRTUAL_TOKENS = 16
+ANCHOR_LR = {"prefix": 1e-2, "full": 5e-5}  # transformers + peft: the anchor's learning rates
 BATCH, WARMUP, WEIGHT_DECAY = 16, 0.06, 0.01
 
 
@@ -42,15 +41,18 @@ def run_ours(method, seed, args) -> dict:
     out = Path(args.runs) / f"ner-{method}-s{seed}"
     argv = ["--task", "conll2003", "--data-dir", str(args.data_dir), "--model", args.model, "--method", method,
             "--seed", str(seed), "--max-train-samples", str(args.n), "--epochs", str(args.epochs),
-            "--batch-size", str(BATCH), "--lr", str(LR[method]), "--warmup-ratio", str(WARMUP),
+            "--batch-size", str(BATCH), "--warmup-ratio", str(WARMUP),
             "--weight-decay", str(WEIGHT_DECAY), "--output-dir", str(out), "--overwrite"]
-    if method != "full":
-        argv += ["--num-virtual-tokens", str(VIRTUAL_TOKENS)]
+    if method in args.lr_ours:  # else our NER recipe's (TOKEN_RECIPES), and its batch order
+        argv += ["--lr", str(args.lr_ours[method])]
     if args.n_dev:
         argv += ["--max-dev-samples", str(args.n_dev)]
     train.main(argv)
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    return {"side": "ours", "method": method, "seed": seed, "f1": last["f1"], "samples_s": last["samples_per_s"]}
+    config = json.loads((out / "adapter_config.json").read_text())
+    lr, tokens = config["train"]["lr"], config["method"].get("num_virtual_tokens")
+    return {"side": "ours", "method": method, "seed": seed, "lr": lr, "tokens": tokens, "f1": last["f1"],
+            "samples_s": last["samples_per_s"]}
 
 
 def run_peft(method, seed, args) -> dict:
@@ -83,9 +85,10 @@ def run_peft(method, seed, args) -> dict:
     if method == "prefix":
         from peft import PrefixTuningConfig, get_peft_model
 
-        model = get_peft_model(model, PrefixTuningConfig(task_type="TOKEN_CLS", num_virtual_tokens=VIRTUAL_TOKENS))
+        model = get_peft_model(model, PrefixTuningConfig(task_type="TOKEN_CLS", num_virtual_tokens=args.tokens_peft))
     steps = args.epochs * -(-len(train_rows) // BATCH)
-    training = TrainingArguments(output_dir=str(Path(args.runs) / f"ner-peft-{method}-s{seed}"), learning_rate=LR[method],
+    lr = args.lr_peft.get(method, ANCHOR_LR[method])
+    training = TrainingArguments(output_dir=str(Path(args.runs) / f"ner-peft-{method}-s{seed}"), learning_rate=lr,
                                  per_device_train_batch_size=BATCH, per_device_eval_batch_size=64,
                                  num_train_epochs=args.epochs, weight_decay=WEIGHT_DECAY, warmup_steps=int(WARMUP * steps),
                                  save_strategy="no", eval_strategy="no", report_to=[], disable_tqdm=True, seed=seed,
@@ -102,7 +105,8 @@ def run_peft(method, seed, args) -> dict:
         keep = row_labels != -100
         gold.append([labels[i] for i in row_labels[keep]])
         predicted.append([labels[i] for i in row_logits[keep]])
-    return {"side": "peft", "method": method, "seed": seed, "f1": f1_score(gold, predicted),
+    return {"side": "peft", "method": method, "seed": seed, "lr": lr,
+            "tokens": args.tokens_peft if method == "prefix" else None, "f1": f1_score(gold, predicted),
             "samples_s": len(train_rows) * args.epochs / seconds}
 
 
@@ -123,8 +127,18 @@ def main():
     p.add_argument("--runs", default="runs/bench")
     p.add_argument("--cuda", action="store_true", help="let transformers use the GPU too (ours uses it when present)")
     p.add_argument("--out", help="also append each run's result as a JSON line here")
+    p.add_argument("--lr-ours", nargs="+", default=[], metavar="METHOD=LR",
+                   help="ours at another lr (default: our NER recipe's, TOKEN_RECIPES)")
+    p.add_argument("--lr-peft", nargs="+", default=[], metavar="METHOD=LR",
+                   help=f"transformers + peft at another lr (default: the anchor's, {ANCHOR_LR})")
+    p.add_argument("--tokens-peft", type=int, default=16, help="peft's prefix length (default: the anchor's 16)")
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = p.parse_args()
+    for name in ("lr_ours", "lr_peft"):
+        try:
+            setattr(args, name, {m: float(v) for m, v in (pair.split("=") for pair in getattr(args, name))})
+        except ValueError:
+            p.error(f"--{name.replace('_', '-')}: write METHOD=LR, e.g. prefix=5e-2")
 
     results = []
     for seed in args.seeds:
@@ -142,14 +156,15 @@ def main():
         for method in methods:
             runs = [r for r in results if r["side"] == key and r["method"] == method]
             per_seed = ", ".join(f"{r['f1']:.3f}" for r in runs)
-            rows.append(f"| {side} | {method} | {LR[method]:g} | {summary([r['f1'] for r in runs])} | {per_seed} | "
+            rows.append(f"| {side} | {method} | {runs[0]['tokens'] or '–'} | {runs[0]['lr']:g} | {summary([r['f1'] for r in runs])} | {per_seed} | "
                         f"{statistics.mean(r['samples_s'] for r in runs):.1f} |")
-    table = ("| side | method | lr | entity F1, last epoch | per seed | train samples/s |\n|---|---|---|---|---|---|\n"
+    table = ("| side | method | virtual tokens | lr | entity F1, last epoch | per seed | train samples/s |\n"
+             "|---|---|---|---|---|---|---|\n"
              + "\n".join(rows))
     dev = f"first {args.n_dev} valid sentences" if args.n_dev else "all of valid.txt"
     note = (f"\n### NER (CoNLL-2003), {datetime.date.today()}, {device_name()}, model {args.model}, seeds {args.seeds}\n\n"
             f"First {args.n} train sentences, {args.epochs} epochs, batch {BATCH}, warm-up {WARMUP:.0%}, weight decay "
-            f"{WEIGHT_DECAY}, v1/v2 {VIRTUAL_TOKENS} virtual tokens; entity F1 on {dev}. "
+            f"{WEIGHT_DECAY}; entity F1 on {dev}. "
             f"`python bench/ner.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}`\n\n{table}\n")
     publish(note, args.write)
 

@@ -38,6 +38,7 @@ from ptuning.text.tokenizer import Tokenizer  # noqa: E402
 from ptuning.tasks.glue import loss  # noqa: E402
 from ptuning.tasks import ner, qa  # noqa: E402
 from ptuning.training.loop import autocast_for, make_optimizer  # noqa: E402
+from ptuning.training.recipes import TOKEN_RECIPES  # noqa: E402
 from ptuning.inference import to_device  # noqa: E402
 
 METHODS = {  # ours, and the peft config that is the same work
@@ -189,7 +190,7 @@ class Side:
         self.model.eval()
         sync(self.device)
         t = time.perf_counter()
-        for _, batch in eval_batches(dev, 64, self.pad_id) if self.grouped else random_eval(dev, 64, self.pad_id):
+        for _, batch in eval_batches(dev, 64, self.pad_id) if self.ours else random_eval(dev, 64, self.pad_id):
             batch = self.move(batch)
             with self.autocast():
                 if self.ours:
@@ -207,7 +208,8 @@ def random_eval(data, batch_size, pad_id):
 
 
 def measure(model_dir, method, device, precision, steps, block, data, dev, pad_id, batch_size, real_tokens,
-            compile=False):
+            compile=False, ours_grouped=True):
+    """ours_grouped: our training batches as our recipe orders them (length-grouped, or random as for NER)."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     sides = []
     builders = [("peft", peft_side), ("ours", ours_side)]
@@ -218,7 +220,7 @@ def measure(model_dir, method, device, precision, steps, block, data, dev, pad_i
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         side = Side(name, build(model_dir, method, device, dtype), data, pad_id, batch_size, device, precision,
-                    grouped=name != "peft")
+                    grouped=name != "peft" and ours_grouped)
         side.train_block(8 if "compiled" in name else 2)  # warm-up (and compiling), not timed
         side.evaluate(dev)
         side.seconds = side.samples = side.tokens = 0.0
@@ -336,7 +338,9 @@ def main_ner(args):
         data, dev = ner.encode(tok, train, ner.CONLL2003_LABELS), ner.encode(tok, valid, ner.CONLL2003_LABELS)
         real_tokens = sum(len(e.ids) + reserved for e in data.encoded)
         steps = args.steps or 48
-        r = measure(model_dir, method, device, precision, steps, args.block, data, dev, tok.pad_id, 16, real_tokens)
+        grouped = TOKEN_RECIPES[method].get("group_by_length", True)  # what train.py does for NER
+        r = measure(model_dir, method, device, precision, steps, args.block, data, dev, tok.pad_id, 16, real_tokens,
+                    ours_grouped=grouped)
         peft, ours = r["peft"], r["ours"]
         lines.append(f"| {method} | {peft['train_samples_s']:.1f} | {ours['train_samples_s']:.1f} | "
                      f"**{ours['train_samples_s'] / peft['train_samples_s']:.2f}×** | {peft['eval_samples_s']:.1f} | "
@@ -347,7 +351,8 @@ def main_ner(args):
     text = (f"\n### Speed, NER (CoNLL-2003), {datetime.date.today()}, {device_name()}, MiniLM, "
             f"{'bf16' if cuda else 'fp32'}, batch 16\n\ntorch {torch.__version__}, transformers "
             f"{transformers.__version__}, peft {peft_lib.__version__}; peft TOKEN_CLS (prefix 16 tokens, P_TUNING 16 "
-            f"tokens MLP 128, full fine-tuning), {steps} timed steps a side in alternating blocks of {args.block}. "
+            f"tokens MLP 128, full fine-tuning), {steps} timed steps a side in alternating blocks of {args.block}; "
+            f"our batches as our NER recipe orders them ({'random' if not grouped else 'length-grouped'}). "
             f"`python bench/speed.py {' '.join(sys.argv[1:])}`\n\n{header}\n" + "\n".join(lines) + "\n")
     publish(text, args.write)
 

@@ -5,9 +5,11 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from tokenizers import ByteLevelBPETokenizer, processors
 from tokenizers import Tokenizer as Backend
 
+from ptuning.tasks import ner
 from ptuning.tasks.ner import (IGNORE, NerDataError, encode_sentences, encode_words, merge_windows,
                                predicted_tags, read_conll, read_jsonl, read_ner, word_tokenizer)
 
@@ -312,3 +314,29 @@ def test_conll_dev_sentences_all_align(family, request):
         [window] = encode_words(ours, sentence.words, max_length=10_000, stride=0)
         assert window.ids == encoded["input_ids"][number], sentence.where
         assert window.word_ids == encoded.word_ids(number), sentence.where
+
+
+def test_training_loss_weighs_every_word_alike_across_batches():
+    """A batch of short sentences and one of long ones: HF's per-batch mean gives a word of the short
+    batch more weight; `training_loss` sums to the mean over every labelled word of the set."""
+    from ptuning.text.batches import EncodedSet
+
+    torch.manual_seed(0)
+    short = torch.tensor([[-100, 1, 0, -100], [-100, 2, -100, -100]])      # 3 labelled words in 2 rows
+    long_ = torch.tensor([[-100, 0, 1, 2, 0, 1, 0, -100], [-100, 1, 1, 0, 2, 2, 0, -100]])  # 12 in 2 rows
+    batches = [{"labels": labels} for labels in (short, long_)]
+    logits = [torch.randn(*b["labels"].shape, 3) for b in batches]
+    rows = [row.tolist() for b in batches for row in b["labels"]]
+    loss = ner.training_loss(EncodedSet([None] * 4, rows, 0))
+
+    flat_logits = torch.cat([lg.flatten(0, 1) for lg in logits])
+    flat_labels = torch.cat([b["labels"].flatten() for b in batches])
+    every_word = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100)   # the set's mean over words
+    summed = sum(loss(lg, b, reduction="sum") for lg, b in zip(logits, batches)) / 4
+    assert torch.allclose(summed, every_word)
+    per_batch_means = sum(ner.loss(lg, b) for lg, b in zip(logits, batches)) / 2  # what HF's mean adds up to
+    assert not torch.allclose(per_batch_means, every_word)
+    # One batch holding the whole set: the same number as HF's mean.
+    whole = {"labels": torch.cat([F.pad(short, (0, 4), value=-100), long_])}
+    whole_logits = torch.cat([F.pad(logits[0], (0, 0, 0, 4)), logits[1]])
+    assert torch.allclose(loss(whole_logits, whole), ner.loss(whole_logits, whole))

@@ -37,6 +37,9 @@ Optional, for a family with options of its own (QA: --doc-stride, --n-best, ...)
     add_options(parser)   adds the family's argparse group (train.py adds every family's)
     options(args) -> dict the keyword arguments train.py passes to `encode`; bad values raise OptionError
     MAX_LENGTH            --max-length when the user gives none (QA: 384, BERT's window)
+    training_loss(train_set) -> loss
+                          the loss `fit` trains with, when it is not `loss` (NER: a fixed
+                          normaliser, so that length-grouped batches weigh every word alike)
 A family that takes users' files in several formats offers `read_file(path, **options)` beside
 `read` (NER: CoNLL columns or JSONL; GLUE-like tables go through text/tables.py instead).
 
