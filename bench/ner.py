@@ -50,7 +50,7 @@ def run_ours(method, seed, args) -> dict:
     train.main(argv)
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     config = json.loads((out / "adapter_config.json").read_text())
-    lr, tokens = config["train"]["lr"], config["method"].get("num_virtual_tokens")
+    lr, tokens = config["train"]["lr"], config["method"].get("num_virtual_tokens") if method != "full" else None
     return {"side": "ours", "method": method, "seed": seed, "lr": lr, "tokens": tokens, "f1": last["f1"],
             "samples_s": last["samples_per_s"]}
 
