@@ -43,6 +43,8 @@ def run_ours(method, seed, args) -> dict:
             "--seed", str(seed), "--max-train-samples", str(args.n), "--epochs", str(args.epochs),
             "--batch-size", str(BATCH), "--warmup-ratio", str(WARMUP),
             "--weight-decay", str(WEIGHT_DECAY), "--output-dir", str(out), "--overwrite"]
+    if args.random_batches:  # HF Trainer's batch order, for a same-recipe comparison
+        argv += ["--no-group-by-length"]
     if method in args.lr_ours:  # else our NER recipe's (TOKEN_RECIPES), and its batch order
         argv += ["--lr", str(args.lr_ours[method])]
     if args.n_dev:
@@ -131,6 +133,7 @@ def main():
                    help="ours at another lr (default: our NER recipe's, TOKEN_RECIPES)")
     p.add_argument("--lr-peft", nargs="+", default=[], metavar="METHOD=LR",
                    help=f"transformers + peft at another lr (default: the anchor's, {ANCHOR_LR})")
+    p.add_argument("--random-batches", action="store_true", help="ours with random batches (default: length-grouped)")
     p.add_argument("--tokens-peft", type=int, default=16, help="peft's prefix length (default: the anchor's 16)")
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = p.parse_args()
