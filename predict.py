@@ -347,7 +347,9 @@ def run_qa(args, model, tokenizer, meta: AdapterConfig, device: torch.device) ->
         for start in range(0, len(examples), CHUNK_ROWS):  # bounded memory on big files
             chunk = examples[start:start + CHUNK_ROWS]
             pairs = [(e.text_a, e.text_b) for e in chunk]
-            for example, found in zip(chunk, qa.answer(model, tokenizer, pairs, args.batch_size, device, **settings)):
+            names = [f"{args.input} line {e.line}" for e in chunk]  # an error names the row's line, not its chunk place
+            for example, found in zip(chunk, qa.answer(model, tokenizer, pairs, args.batch_size, device, names=names,
+                                                       **settings)):
                 yield {"line": example.line, **found}
     write_records(args, records(), len(examples), skipped)
 

@@ -407,6 +407,9 @@ CASES = [
     C("qa-input-empty-lines-skipped", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.jsonl",
       "\n" + json.dumps({"question": "Who?", "context": CONTEXT}) + "\n\n\n" + json.dumps({"question": "Where?",
       "context": CONTEXT}) + "\n"), "--output", w.tmp / "pred.jsonl"), None, "ok", check=qa_answers),
+    C("qa-input-context-makes-no-tokens", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.jsonl",
+      json.dumps({"question": "Who?", "context": CONTEXT}) + "\n" + json.dumps({"question": "Who?",
+      "context": "\u200b\u200b"}) + "\n")), "in.jsonl line 2", INPUT),
     C("qa-input-only-empty-lines", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.jsonl",
       "\n\n")), "in.jsonl", INPUT),
     C("qa-input-tsv", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.tsv", "question\tcontext\n"

@@ -622,16 +622,16 @@ def evaluate(model, data: WindowSet, batch_size: int, pad_id: int, device, autoc
 
 
 def answer(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int = 64, device="cpu",
-           **settings) -> list[dict]:
+           names: list[str] | None = None, **settings) -> list[dict]:
     """Answers to (question, context) pairs, for predict.py. Long contexts are windowed (never cut)
     and decoded as in evaluation. Each answer: {"answer", "score" (start + end logit), "start",
     "end" (characters of the context), "declined" (v2.0: the null score won; the answer is "")},
-    and "null_score" for v2.0."""
+    and "null_score" for v2.0. `names` (e.g. "file:line") name the pairs in errors; default "pair N"."""
     import contextlib
 
     settings = Options(**settings)
-    questions = [Question(f"pair {number + 1}", question, context, ()) for number, (question, context) in
-                 enumerate(pairs)]
+    names = names or [f"pair {number + 1}" for number in range(len(pairs))]
+    questions = [Question(name, question, context, ()) for name, (question, context) in zip(names, pairs)]
     features = make_features(tokenizer, questions, tokenizer.max_length, settings.doc_stride)
     data = WindowSet([Encoded(f.input_ids, f.token_type_ids) for f in features], [None] * len(features), 0,
                      questions=questions, features=features, options=settings)
