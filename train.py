@@ -224,6 +224,11 @@ def task_name(text: str) -> str:
     raise argparse.ArgumentTypeError(f"unknown task {text!r}; known: {', '.join(FAMILIES)}")
 
 
+def given_label_names(args) -> tuple[str, ...] | None:
+    """--label-names as a tuple of stripped names (label_names_problems has checked them), or None."""
+    return tuple(name.strip() for name in args.label_names.split(",")) if args.label_names else None
+
+
 def label_names_problems(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",")]
     if not all(names):
@@ -301,9 +306,8 @@ def load_data(args):
     if family.HEAD == "token":  # NER: CoNLL-2003's folder, or users' CoNLL/JSONL files; labels from train
         if args.train_file:
             # --label-names names JSONL integer tags (HF datasets' ClassLabel ids, in id order).
-            names = [name.strip() for name in args.label_names.split(",")] if args.label_names else None
-            train = family.read_file(args.train_file, args.tag_column, names)
-            dev = family.read_file(args.dev_file, args.tag_column, names)
+            train = family.read_file(args.train_file, args.tag_column, given_label_names(args))
+            dev = family.read_file(args.dev_file, args.tag_column, given_label_names(args))
         else:
             # --data-dir, else $CONLL_DIR, else data/conll2003 beside train.py (`ner` has no folder: read says so)
             folder = dataset_folder("conll2003", args) if args.task == "conll2003" else args.data_dir
@@ -311,7 +315,7 @@ def load_data(args):
             dev = family.read(args.task, family.dev_split(args.task), folder, args.strict)
         return train, dev, family.label_names(args.task, train), family.metric_names(args.task)
     if args.train_file and family is glue:
-        names = tuple(name.strip() for name in args.label_names.split(",")) if args.label_names else None
+        names = given_label_names(args)
         train, names = read_table(args.train_file, args.text_a, args.text_b, args.label, names, args.strict,
                                   task_type=args.task_type)
         # Dev labels are read as the train file's: its classes, or scores when it is regression.

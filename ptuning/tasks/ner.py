@@ -503,6 +503,11 @@ def head(config, method, num_labels: int) -> TokenHead:
     return TokenHead(config.hidden_size, num_labels, head_dropout(config))
 
 
+def summed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B, T, L) logits, (B, T) labels -> the cross-entropy summed over the labelled positions."""
+    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum")
+
+
 def loss(logits: torch.Tensor, batch: dict, reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy over the labelled positions only (first sub-token of each owned word): special
     tokens, later sub-tokens, padding and prompts carry -100 (v1 prompts are not even in `logits`).
@@ -510,8 +515,7 @@ def loss(logits: torch.Tensor, batch: dict, reduction: str = "mean") -> torch.Te
     "mean" is HF's: the mean over the batch's labelled positions. "sum" is that mean times the
     rows, so that the training loop's division by the batch size gives the same number."""
     labels = batch["labels"]                                                       # (B, T)
-    total = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum")
-    mean = total / labels.ne(IGNORE).sum().clamp(min=1)  # a batch with no label gives 0, not NaN
+    mean = summed_cross_entropy(logits, labels) / labels.ne(IGNORE).sum().clamp(min=1)  # no label: 0, not NaN
     return mean if reduction == "mean" else mean * labels.shape[0]
 
 
@@ -530,10 +534,8 @@ def training_loss(train_set: EncodedSet):
     per_row = max(labelled, 1) / max(len(train_set), 1)
 
     def word_weighted_loss(logits: torch.Tensor, batch: dict, reduction: str = "mean") -> torch.Tensor:
-        labels = batch["labels"]
-        total = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE,
-                                reduction="sum") / per_row                      # "sum": the rows' losses
-        return total if reduction == "sum" else total / labels.shape[0]
+        total = summed_cross_entropy(logits, batch["labels"]) / per_row   # "sum": the rows' losses
+        return total if reduction == "sum" else total / batch["labels"].shape[0]
 
     return word_weighted_loss
 
