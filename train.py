@@ -171,8 +171,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             problems.append(f"--{name.replace('_', '-')} {getattr(args, name)} is absurd (at most {MAX_SIZE})")
     if args.label_names is not None:
         problems += label_names_problems(args.label_names)
-    if args.label_names is not None and not args.train_file:
-        problems.append("--label-names goes with --train-file (a known task knows its labels)")
+        if not args.train_file:
+            problems.append("--label-names goes with --train-file (a known task knows its labels)")
     if args.task_type and not args.train_file:
         problems.append("--task-type goes with --train-file (a GLUE task knows its type)")
     if problems:

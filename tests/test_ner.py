@@ -120,7 +120,7 @@ def test_jsonl_with_string_and_integer_tags(tmp_path):
     assert label_names == names
     assert [s.tags for s in sentences] == [["B-PER", "O", "O"], ["O", "B-LOC"]]
     assert [s.where for s in sentences] == [f"{path}:1", f"{path}:2"]
-    with pytest.raises(NerDataError, match=r"data.jsonl:2: integer tags need label_names"):
+    with pytest.raises(NerDataError, match=r"data.jsonl:2: integer tags need their names in id order"):
         read_jsonl(path)
 
 

@@ -121,7 +121,8 @@ def read_jsonl(path: str | Path, label_names: list[str] | None = None,
             raise NerDataError(f"{path}:{number}: every token must be a string")
         if any(isinstance(tag, int) for tag in tags):
             if label_names is None:
-                raise NerDataError(f"{path}:{number}: integer tags need label_names (the names in id order)")
+                raise NerDataError(f"{path}:{number}: integer tags need their names in id order "
+                                   "(train.py --label-names O,B-PER,I-PER,...)")
             if not all(isinstance(tag, int) and 0 <= tag < len(label_names) for tag in tags):
                 raise NerDataError(f"{path}:{number}: tags must all be ids in 0..{len(label_names) - 1}")
             tags = [label_names[tag] for tag in tags]
