@@ -118,7 +118,7 @@ def summary(values) -> str:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--methods", nargs="+", default=["prefix", "ptuning", "full"], help="ours")
+    p.add_argument("--methods", nargs="*", default=["prefix", "ptuning", "full"], help="ours (none: peft only)")
     p.add_argument("--peft-methods", nargs="*", default=["prefix", "full"], help="transformers + peft (none: ours only)")
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--n", type=int, default=4000, help="first N training sentences (default: 4000)")
