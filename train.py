@@ -28,7 +28,7 @@ from ptuning.config import KNOWN_SHAPES, EncoderConfig
 from ptuning.errors import OptionError, WriteError, add_debug_flag, finite_float, run_main
 from ptuning.fast import compile_layers
 from ptuning.model import METHODS, MethodConfig, build_model, load_model, parameter_report
-from ptuning.tasks import FAMILIES, family_for, glue
+from ptuning.tasks import FAMILIES, family_for, glue, ner
 from ptuning.text.download import data_dir, ensure_glue_task, existing_data_dir
 from ptuning.text.tables import read_table
 from ptuning.text.tokenizer import Tokenizer
@@ -173,6 +173,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         problems += label_names_problems(args.label_names)
         if not args.train_file:
             problems.append("--label-names goes with --train-file (a known task knows its labels)")
+        elif family is not None and family.HEAD == "token":  # NER label names are tags
+            problems += [f"--label-names: {name!r} is not an NER tag (O, B-X or I-X)"
+                         for name in given_label_names(args) if not ner.TAG.fullmatch(name)]
     if args.task_type and not args.train_file:
         problems.append("--task-type goes with --train-file (a GLUE task knows its type)")
     if problems:

@@ -185,7 +185,7 @@ def _opens_with_inside(tags: list[str], position: int) -> bool:
 def _lines(path):
     path = Path(path)
     if not path.is_file():
-        raise NerDataError(f"{path}: no such file")
+        raise NerDataError(f"{path}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
     # utf-8-sig drops a byte-order mark; universal newlines turn CRLF into LF. Read as bytes and decoded
     # per line, so that an undecodable byte is reported with its line.
     with open(path, "rb") as handle:
