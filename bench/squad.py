@@ -39,7 +39,6 @@ from ptuning.text.tokenizer import Tokenizer  # noqa: E402
 from ptuning.training.recipes import RECIPES  # noqa: E402
 from ptuning.weights import resolve_model_dir  # noqa: E402
 
-PREFIX_TOKENS = 20  # both sides; our recipe's length
 
 
 def recipe(method: str, args) -> dict:
@@ -55,6 +54,8 @@ def ours(method: str, seed: int, args) -> dict:
             "--epochs", str(r["epochs"]), "--lr", str(r["lr"]), "--batch-size", str(r["batch_size"]),
             "--max-length", str(args.max_length), "--doc-stride", str(args.doc_stride), "--max-train-samples", str(args.n), "--output-dir", str(out),
             "--overwrite"]
+    if method == "prefix":
+        argv += ["--num-virtual-tokens", str(args.prefix_tokens)]
     if args.n_dev:
         argv += ["--max-dev-samples", str(args.n_dev)]
     if args.data_dir:
@@ -75,7 +76,7 @@ def hf_run(method: str, seed: int, args, train_set, dev_set, pad_id: int) -> dic
     model = tf.AutoModelForQuestionAnswering.from_pretrained(args.model_dir)
     if method == "prefix":
         model = peft.get_peft_model(model, peft.PrefixTuningConfig(task_type="QUESTION_ANS",
-                                                                   num_virtual_tokens=PREFIX_TOKENS))
+                                                                   num_virtual_tokens=args.prefix_tokens))
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     no_decay = [p for n, p in named if n.endswith("bias") or "LayerNorm" in n]
     decay = [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)]
@@ -133,6 +134,8 @@ def main(argv=None):
     p.add_argument("--max-length", type=int, default=384, help="window length (default: 384)")
     p.add_argument("--doc-stride", type=int, default=128, help="default: 128")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--prefix-tokens", type=int, default=RECIPES["prefix"]["num_virtual_tokens"],
+                   help="virtual tokens of the prefix, both sides (default: our recipe's %(default)s)")
     p.add_argument("--lr-prefix", type=float, help=f"default: our recipe's {RECIPES['prefix']['lr']}")
     p.add_argument("--lr-full", type=float, help=f"default: our recipe's {RECIPES['full']['lr']}")
     p.add_argument("--runs", default="runs/bench-squad")
@@ -164,7 +167,7 @@ def main(argv=None):
     dev = f"first {args.n_dev} of dev.json" if args.n_dev else "dev.json"
     note = (f"\n### SQuAD v1.1, {datetime.date.today()}, {device_name()}, model {args.model}, seeds {args.seeds}\n\n"
             f"First {args.n} training questions, {dev}, windows of {args.max_length} (stride {args.doc_stride}), batch "
-            f"{args.batch_size}, prefix {PREFIX_TOKENS} tokens. "
+            f"{args.batch_size}, prefix {args.prefix_tokens} tokens. "
             f"`python bench/squad.py {' '.join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))}`"
             f"\n\n{header}\n" + "\n".join(rows) + "\n")
     publish(note, args.write)
