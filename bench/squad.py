@@ -40,7 +40,6 @@ from ptuning.training.recipes import RECIPES  # noqa: E402
 from ptuning.weights import resolve_model_dir  # noqa: E402
 
 
-
 def recipe(method: str, args) -> dict:
     """lr, batch size, epochs, warm-up shared by both sides: our recipe unless overridden."""
     return dict(lr=args.lr.get(method, RECIPES[method]["lr"]), batch_size=args.batch_size, epochs=args.epochs,
