@@ -35,7 +35,7 @@ import torch
 from ptuning.adapters.bank import load_bank
 from ptuning.adapters.files import AdapterConfig, atomic_write
 from ptuning.adapters.load import load_trained
-from ptuning.errors import DataError, OptionError, WriteError, add_debug_flag, finite_float, run_main
+from ptuning.errors import DataError, OptionError, WriteError, add_debug_flag, finite_float, is_unicode, run_main
 from ptuning.inference import predict_logits
 from ptuning.tasks import FAMILIES, glue, ner, qa
 from ptuning.tasks.glue import TASKS
@@ -152,10 +152,8 @@ def command_line_examples(texts: list[str]) -> list[Example]:
         which = f"the {'first' if position == 0 else 'second'} text (argument {position + 1})"
         if not text.strip():
             raise PredictError(f"{which} is empty")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # bytes the terminal's encoding could not decode (Python's surrogateescape)
-            raise PredictError(f"{which} is not valid UTF-8; set the terminal to UTF-8") from None
+        if not is_unicode(text):  # bytes the terminal's encoding could not decode (Python's surrogateescape)
+            raise PredictError(f"{which} is not valid UTF-8; set the terminal to UTF-8")
     return [Example(texts[0], texts[1] if len(texts) == 2 else None, None, 0)]
 
 
@@ -328,7 +326,10 @@ def run_qa(args, model, tokenizer, meta: AdapterConfig, device: torch.device) ->
         for name in ("question", "context"):
             if not getattr(args, name).strip():
                 raise PredictError(f"--{name} is empty")
-        found, = qa.answer(model, tokenizer, [(args.question, args.context)], 1, device, **settings)
+            if not is_unicode(getattr(args, name)):  # bytes the terminal's encoding could not decode
+                raise PredictError(f"--{name} is not valid UTF-8; set the terminal to UTF-8")
+        found, = qa.answer(model, tokenizer, [(args.question, args.context)], 1, device, names=["--context"],
+                           **settings)
         if found["declined"]:
             print(f"no answer (declined: null score {found['null_score']:.2f} beats the best span "
                   f"{found['answer'] or repr(args.context[found['start']:found['end']])}, score {found['score']:.2f})"
@@ -341,13 +342,19 @@ def run_qa(args, model, tokenizer, meta: AdapterConfig, device: torch.device) ->
         warnings.simplefilter("ignore")  # read_table's summary warning: we list the skipped lines ourselves
         examples, _ = read_table(args.input, "question", "context", label="__none__", strict=not args.skip_bad,
                                  report=skipped)
+    if args.skip_bad:  # rows that read well but cannot be windowed (a context of zero-width spaces) are bad rows too
+        problems = {e.line: qa.pair_problem(tokenizer, e.text_a, e.text_b) for e in examples}
+        skipped = sorted(skipped + [(line, problem) for line, problem in problems.items() if problem])
+        examples = [e for e in examples if not problems[e.line]]
+        if not examples:
+            raise DataError(f"{args.input}: every row is bad; the first, line {skipped[0][0]}: {skipped[0][1]}")
     report_skipped(args.input, skipped)
 
     def records():
         for start in range(0, len(examples), CHUNK_ROWS):  # bounded memory on big files
             chunk = examples[start:start + CHUNK_ROWS]
             pairs = [(e.text_a, e.text_b) for e in chunk]
-            names = [f"{args.input} line {e.line}" for e in chunk]  # an error names the row's line, not its chunk place
+            names = [f"{args.input}:{e.line}" for e in chunk]  # an error names the row's line, not its chunk place
             for example, found in zip(chunk, qa.answer(model, tokenizer, pairs, args.batch_size, device, names=names,
                                                        **settings)):
                 yield {"line": example.line, **found}

@@ -28,7 +28,7 @@ from ptuning.config import KNOWN_SHAPES, EncoderConfig
 from ptuning.errors import OptionError, WriteError, add_debug_flag, finite_float, run_main
 from ptuning.fast import compile_layers
 from ptuning.model import METHODS, MethodConfig, build_model, load_model, parameter_report
-from ptuning.tasks import FAMILIES, family_for, glue, ner
+from ptuning.tasks import FAMILIES, family_for, glue, ner, qa
 from ptuning.text.download import data_dir, ensure_glue_task, existing_data_dir
 from ptuning.text.tables import read_table
 from ptuning.text.tokenizer import Tokenizer
@@ -448,6 +448,16 @@ def check_positions(args, method: MethodConfig, config: EncoderConfig) -> None:
     if args.max_length is not None and args.max_length < needed:
         raise OptionError(f"--max-length {args.max_length} is too short: the special tokens and one token of each "
                           f"text need {needed}")
+    if FAMILIES.get(args.task) is qa:  # a QA window: special tokens, a question token, > --doc-stride context tokens
+        needed = 2 + sep_width + 1 + max(args.doc_stride, 0) + 1
+        room = config.max_tokens - method.positions_used
+        if room < needed:
+            taken = (f"--num-virtual-tokens {method.num_virtual_tokens} leaves {room} of the model's "
+                     f"{config.max_tokens} positions" if method.positions_used else
+                     f"the model has {config.max_tokens} positions")
+            raise OptionError(f"{taken} for a window; a window needs at least {needed} (special tokens, a question "
+                              f"token and more than --doc-stride {args.doc_stride} context tokens): lower "
+                              f"{'--num-virtual-tokens or ' if method.positions_used else ''}--doc-stride")
 
 
 def run(argv=None) -> int:

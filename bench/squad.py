@@ -112,7 +112,7 @@ def hf_scores(model, data, pad_id: int) -> dict:
         batch.pop("labels", None)
         out = model(**batch)
         decoder.add(indices, out.start_logits, out.end_logits)
-    scores = qa.squad_scores(decoder.predictions(), data.questions)
+    scores = qa.squad_scores(decoder.predictions(), data.questions, settings.version_2)
     return dict(f1=scores["f1"], exact=scores["exact"])
 
 

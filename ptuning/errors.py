@@ -26,6 +26,8 @@ import argparse
 import math
 import os
 import sys
+import warnings
+from pathlib import Path
 
 EXIT_OK, EXIT_INTERNAL, EXIT_OPTION, EXIT_INPUT, EXIT_IO, EXIT_STOPPED = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM, as shells report them
@@ -85,6 +87,21 @@ class TrainingStopped(PtuningError, RuntimeError):
             self.exit_code = exit_code
 
 
+def not_a_file(path) -> str:
+    """The message for a data path that is not a readable file: a folder, or nothing."""
+    return f"{path}: {'a folder, not a file' if Path(path).is_dir() else 'file not found'}"
+
+
+def is_unicode(text: str) -> bool:
+    """False for a string holding an unpaired surrogate (JSON's lone \\ud800 escape, or bytes the
+    terminal could not decode), which the tokenizers library refuses with a TypeError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def finite_float(text: str) -> float:
     """argparse type: a float that is not NaN or infinite (both pass every `x <= 0` check)."""
     try:
@@ -131,6 +148,10 @@ def run_main(prog: str, main_fn, argv=None, debug: bool | None = None) -> int:
     """
     if debug is None:
         debug = debug_requested(argv)
+    # A warning (skipped rows, misplaced SQuAD answers) reads as one line from the program, like its
+    # errors, not as Python's `file.py:539: UserWarning: ...` with a line of our source after it.
+    plain_format = warnings.formatwarning
+    warnings.formatwarning = lambda message, category, *_, **__: f"{prog}: warning: {message}\n"
     try:
         return main_fn(argv)
     except SystemExit:
@@ -143,3 +164,5 @@ def run_main(prog: str, main_fn, argv=None, debug: bool | None = None) -> int:
         # One line per error: a multi-line message (e.g. a list of mismatched tensors) is indented after it.
         print(f"{prog}: {first_line}" + "".join(f"\n  {line}" for line in rest), file=sys.stderr)
         raise SystemExit(status) from None
+    finally:
+        warnings.formatwarning = plain_format

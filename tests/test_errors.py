@@ -222,3 +222,17 @@ def test_non_utf8_prediction_file_names_file_and_line(tiny, tmp_path, capsys):
     code, _, err = run_predict(capsys, "--adapter", tiny[1], "--input", table, "--text-a", "a", "--text-b", "b",
                                "--skip-bad")  # a file that is not UTF-8 stops even with --skip-bad
     assert code == 3 and err.startswith(f"predict.py: {table}:3: not valid UTF-8 (byte 0xff at column 1)")
+
+
+def test_warnings_from_an_entry_point_read_as_one_line_of_the_program():
+    """Not Python's `qa.py:539: UserWarning: ...` followed by a line of our source (a subprocess: pytest
+    records warnings instead of printing them)."""
+    import subprocess
+    import sys
+    code = ("import warnings; from ptuning.errors import run_main; "
+            "run_main('train.py', lambda argv: warnings.warn('2 question(s) misplaced') or 0, []); "
+            "warnings.warn('after')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, *rest = result.stderr.splitlines()
+    assert first == "train.py: warning: 2 question(s) misplaced"
+    assert "train.py: warning" not in "".join(rest) and "UserWarning: after" in rest[0]  # restored on the way out

@@ -202,6 +202,26 @@ def qa_answers(w):
     assert len(records) == 2 and all("answer" in r for r in records), records
 
 
+def lines_1_and_3_answered(w):
+    records = [json.loads(line) for line in (w.tmp / "pred.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in records] == [1, 3] and all(r["answer"] for r in records), records
+
+
+def v2_metrics_logged(w):
+    record = json.loads((w.tmp / "out" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "HasAns_f1" in record and "f1" in record, record
+
+
+def three_rows(middle: str) -> str:
+    """JSONL of three QA rows; the middle one's context is `middle` (json.dumps escapes a lone surrogate)."""
+    return "".join(json.dumps({"question": "Who sat?", "context": c}) + "\n" for c in (CONTEXT, middle, CONTEXT))
+
+
+def nan_span_scores(w, mp):
+    from ptuning.heads import SpanHead
+    mp.setattr(SpanHead, "forward", lambda self, hidden: (torch.full(hidden.shape[:2], float("nan")),) * 2)
+
+
 # --- the cases ---------------------------------------------------------------------------------------
 
 CASES = [
@@ -239,11 +259,11 @@ CASES = [
     C("conll2003-default-folder-missing", "ner", T, lambda w: ["--task", "conll2003", "--model", w.model,
       "--output-dir", w.tmp / "o"], "neither --data-dir nor $CONLL_DIR is set", INPUT, patch=lambda w, mp: (mp.delenv("CONLL_DIR", raising=False),
       mp.setattr(train, "DATA_ROOT", w.tmp / "data"))),
-    C("squad-default-folder-missing", "qa", T, lambda w: ["--task", "squad", "--model", w.model, "--output-dir",
-      w.tmp / "o"], "neither --data-dir nor $SQUAD_DIR is set", INPUT, patch=lambda w, mp: (mp.delenv("SQUAD_DIR", raising=False),
+    C("squad-default-folder-missing", "qa", T, lambda w: ["--task", "squad", "--model", w.model, "--doc-stride", "16",
+      "--output-dir", w.tmp / "o"], "neither --data-dir nor $SQUAD_DIR is set", INPUT, patch=lambda w, mp: (mp.delenv("SQUAD_DIR", raising=False),
       mp.setattr(train, "DATA_ROOT", w.tmp / "data"))),
-    C("squad-env-folder-missing", "qa", T, lambda w: ["--task", "squad", "--model", w.model, "--output-dir",
-      w.tmp / "o"], "$SQUAD_DIR", INPUT, patch=lambda w, mp: mp.setenv("SQUAD_DIR", str(w.tmp / "nosquad"))),
+    C("squad-env-folder-missing", "qa", T, lambda w: ["--task", "squad", "--model", w.model, "--doc-stride", "16",
+      "--output-dir", w.tmp / "o"], "$SQUAD_DIR", INPUT, patch=lambda w, mp: mp.setenv("SQUAD_DIR", str(w.tmp / "nosquad"))),
 
     # NER data: JSONL ------------------------------------------------------------------------------------
     C("jsonl-lengths-differ", "ner", T, lambda w: JSONL_NER(w, [{"tokens": ["a", "b"], "tags": ["O"]}]),
@@ -286,9 +306,10 @@ CASES = [
     C("squad-non-utf8", "qa", T, lambda w: QA(w, raw=b'{"data": "\xff"}'), "train.json", INPUT),
     C("squad-train-without-dev", "qa", T, lambda w: QA(w)[:6] + QA(w)[8:], "--dev-file", OPT),
     C("squad-data-dir-missing", "qa", T, lambda w: ["--task", "squad", "--model", w.model, "--data-dir",
-      w.tmp / "nosquad", "--output-dir", w.tmp / "o"], "nosquad", INPUT),
+      w.tmp / "nosquad", "--doc-stride", "16", "--output-dir", w.tmp / "o"], "nosquad", INPUT),
     C("squad-v2-file-for-v1-task", "qa", T, lambda w: QA(w, squad_doc([{**qa_entry("imp", answers=()),
-      "is_impossible": True}], version="v2.0")), "imp", INPUT),
+      "is_impossible": True}], version="v2.0")), "(id imp): is_impossible is true in a v1.1 read; a SQuAD v2.0 file: "
+      "use --task squad_v2", INPUT),
 
     # QA options ------------------------------------------------------------------------------------
     C("doc-stride-equal-max-length", "qa", T, lambda w: QA(w, None, "--doc-stride", "48"), "--doc-stride", OPT),
@@ -413,7 +434,7 @@ CASES = [
       "context": CONTEXT}) + "\n"), "--output", w.tmp / "pred.jsonl"), None, "ok", check=qa_answers),
     C("qa-input-context-makes-no-tokens", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.jsonl",
       json.dumps({"question": "Who?", "context": CONTEXT}) + "\n" + json.dumps({"question": "Who?",
-      "context": "\u200b\u200b"}) + "\n")), "in.jsonl line 2", INPUT),
+      "context": "\u200b\u200b"}) + "\n")), "in.jsonl:2: the context makes no tokens", INPUT),
     C("qa-input-only-empty-lines", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.jsonl",
       "\n\n")), "in.jsonl", INPUT),
     C("qa-input-tsv", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.tsv", "question\tcontext\n"
@@ -429,6 +450,45 @@ CASES = [
     C("qa-output-is-input", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.jsonl",
       json.dumps({"question": "Who?", "context": CONTEXT}) + "\n"), "--output", w.tmp / "in.jsonl"), "--output",
       OPT, protect=lambda w: [w.tmp / "in.jsonl"]),
+
+    # QA, a second hostile pass (2026-12-02) ------------------------------------------------------------
+    C("qa-train-lone-surrogate-context", "qa", T, lambda w: QA(w, squad_doc(context="The cat \ud800 sat.")),
+      "train.json: data[0].paragraphs[0].context holds an unpaired surrogate", INPUT),
+    C("qa-train-negative-answer-start", "qa", T, lambda w: QA(w, squad_doc(qas=[qa_entry("n", answers=(
+      ("dog slept", -10),))])), "answers[0].answer_start is negative (-10)", INPUT),  # context[-10:-1] matches
+    C("qa-train-file-is-a-folder", "qa", T, lambda w: qa_args(w.model, w.tmp / "out", (w.tmp / "d").mkdir() or
+      w.tmp / "d", write(w.tmp / "dev.json", json.dumps(squad_doc()))), "d: a folder, not a file", INPUT),
+    C("qa-train-context-of-zero-width-spaces", "qa", T, lambda w: QA(w, squad_doc(context="\u200b\u200b", qas=[
+      qa_entry("z", answers=(("\u200b", 0),))])), "train.json: data[0].paragraphs[0].qas[0] (id z): the context "
+      "makes no tokens", INPUT),
+    C("qa-v1-prompts-fill-the-positions", "qa", T, lambda w: QA(w, None, "--method", "ptuning",
+      "--num-virtual-tokens", "50"), "--num-virtual-tokens 50 leaves 14", OPT),
+    C("qa-doc-stride-beyond-positions", "qa", T, lambda w: QA(w, None, "--doc-stride", "60"),
+      "the model has 64 positions for a window", OPT),
+    C("qa-v2-task-on-answerable-dev-set", "qa", T, lambda w: QA(w, None, task="squad_v2"), None, "ok",
+      check=v2_metrics_logged),
+    C("qa-context-not-utf8", "predict", P, lambda w: PRED(w.qa_adapter, "--question", "Who sat?", "--context",
+      "The cat \udcff sat."), "--context is not valid UTF-8", OPT),
+    C("qa-zero-width-context-argument", "predict", P, lambda w: PRED(w.qa_adapter, "--question", "Who sat?",
+      "--context", "\u200b\u200b"), "--context: the context makes no tokens", INPUT),
+    C("qa-input-lone-surrogate", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.jsonl",
+      three_rows("The cat \ud800 sat."))), "in.jsonl:2: field 'context' holds an unpaired surrogate", INPUT),
+    C("qa-input-lone-surrogate-skip-bad", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.jsonl",
+      three_rows("The cat \ud800 sat.")), "--skip-bad", "--output", w.tmp / "pred.jsonl"), None, "ok",
+      check=lines_1_and_3_answered),
+    C("qa-input-no-tokens-skip-bad", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.jsonl",
+      three_rows("\u200b\u200b")), "--skip-bad", "--output", w.tmp / "pred.jsonl"), None, "ok",
+      check=lines_1_and_3_answered),
+    C("qa-input-every-row-makes-no-tokens-skip-bad", "predict", P, lambda w: PRED(w.qa_adapter, "--input",
+      lines(w, "in.jsonl", json.dumps({"question": "Who?", "context": "\u200b"}) + "\n"), "--skip-bad"),
+      "in.jsonl: every row is bad", INPUT),
+    C("qa-input-is-a-folder", "predict", P, lambda w: PRED(w.qa_adapter, "--input", (w.tmp / "in").mkdir() or
+      w.tmp / "in"), "in: a folder, not a file", INPUT),
+    C("qa-nan-span-scores", "predict", P, lambda w: PRED(w.qa_adapter, "--question", "Who sat?", "--context",
+      CONTEXT), "NaN or infinite", INPUT, patch=nan_span_scores),
+    C("qa-nan-span-scores-input", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.jsonl",
+      three_rows(CONTEXT)), "--output", w.tmp / "pred.jsonl"), "in.jsonl:1: the model produced NaN", INPUT,
+      patch=nan_span_scores),
 
     # library API ---------------------------------------------------------------------------------------
     C("lib-load-trained-on-a-file", "lib", L, lambda w: lambda: lib_load_trained(write(w.tmp / "a.bin", "x")),

@@ -99,7 +99,7 @@ def test_bad_files_name_file_and_line(tmp_path, text, message):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(NerDataError, match="nothing.txt: no such file"):
+    with pytest.raises(NerDataError, match="nothing.txt: file not found"):
         read_conll(tmp_path / "nothing.txt")
 
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from ptuning.errors import DataError
-from ptuning.tasks.qa import (Decoder, Feature, Question, decode, make_features, normalize_answer, read_squad,
-                              squad_scores)
+from ptuning.tasks.qa import (Decoder, Feature, Question, decode, make_features, normalize_answer, pair_problem,
+                              read_squad, squad_scores)
 
 from conftest import data_folder
 
@@ -50,7 +50,7 @@ def test_read_v2_with_unanswerable(tmp_path):
     questions = read_squad(write(tmp_path, document))
     assert [q.is_impossible for q in questions] == [False, True]
     assert questions[1].answers == ()
-    with pytest.raises(DataError, match=r"qas\[1\].is_impossible is true .*id b.*version='2.0'"):
+    with pytest.raises(DataError, match=r"qas\[1\] \(id b\): is_impossible is true .*--task squad_v2.*version='2.0'"):
         read_squad(write(tmp_path, document), version="1.1")
 
 
@@ -222,11 +222,13 @@ def test_long_question_is_truncated_and_bad_sizes_are_explained(bert_tokenizers)
     question = Question("long", "why " * 300, "A short context.", (("short", 2),))
     features = make_features(backend, [question], max_length=128, doc_stride=32, training=True)
     assert len(features) == 1 and features[0].input_ids[1:65] == [backend.token_to_id("why")] * 64
+    assert features[0].question_cut  # counted as truncated by encode
+    assert not make_features(backend, [Question("short", "why?", "A short context.", ())])[0].question_cut
     assert features[0].start_position == 67  # [CLS] + 64 question tokens + [SEP], "a", then "short"
     # Less room: the question gives way so that a window holds doc_stride + 1 context tokens.
     features = make_features(backend, [question], max_length=48, doc_stride=8)
     assert features[0].input_ids.count(backend.token_to_id("why")) == 48 - 3 - 8 - 1
-    with pytest.raises(ValueError, match="max_length 36 - reserved 0 - 3 special tokens leaves no room .*stride 32"):
+    with pytest.raises(ValueError, match="windows of 36 tokens .3 of them special. leave no room .*doc_stride 32"):
         make_features(backend, [question], max_length=36, doc_stride=32)
     unanswerable = Question("none", "Who?", "Nobody here.", (), is_impossible=True)
     assert make_features(backend, [unanswerable], training=True)[0].start_position == 0
@@ -374,3 +376,68 @@ def test_scores_version_2():
     assert scores["NoAns_exact"] == 50.0 and scores["NoAns_f1"] == 50.0
     assert (scores["HasAns_total"], scores["NoAns_total"], scores["total"]) == (1, 2, 3)
     assert scores["exact"] == pytest.approx(100 / 3) and scores["f1"] == pytest.approx(100 * 1.8 / 3)
+
+
+def test_negative_answer_start_and_lone_surrogates_are_data_errors(tmp_path):
+    # context[-6:-1] == "Paris": Python's negative slice would pass the position check.
+    with pytest.raises(DataError, match=r"answers\[0\].answer_start is negative \(-6\)"):
+        read_squad(write(tmp_path, squad(qa("a", answers=[("Paris", -6)]))))
+    document = squad(qa("a"))
+    document["data"][0]["paragraphs"][0]["context"] = "The cat \ud800 sat."
+    with pytest.raises(DataError, match=r"paragraphs\[0\].context holds an unpaired surrogate"):
+        read_squad(write(tmp_path, document))
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(DataError, match=r"folder.json: a folder, not a file"):
+        read_squad(tmp_path / "folder.json")
+
+
+def test_context_without_tokens_names_where_it_was_read(tmp_path, bert_tokenizers):
+    backend, _ = bert_tokenizers
+    document = squad(qa("a"))
+    document["data"][0]["paragraphs"][0]["context"] = "\u200b\u200b"
+    document["data"][0]["paragraphs"][0]["qas"][0]["answers"] = [{"text": "\u200b", "answer_start": 0}]
+    questions = read_squad(write(tmp_path, document))
+    with pytest.raises(DataError, match=r"squad.json: data\[0\].paragraphs\[0\].qas\[0\] \(id a\): the context makes no tokens"):
+        make_features(backend, questions)
+    assert pair_problem(backend, "Who?", "\u200b") and pair_problem(backend, "Who \udcff?", "A cat.")
+    assert pair_problem(backend, "Who?", "A cat.") is None
+
+
+def test_windows_of_a_long_context_take_linear_time(bert_tokenizers):
+    """tokenizers.Encoding builds a new list on every .ids/.offsets read; reading them per window
+    position made a 4,000-word context take about a minute. Twice the context must cost about twice."""
+    import time
+    backend, _ = bert_tokenizers
+
+    def seconds(words):
+        question = Question("q", "Where?", " ".join(f"w{n % 97}" for n in range(words)), ())
+        started = time.perf_counter()
+        features = make_features(backend, [question], max_length=64, doc_stride=16)
+        return time.perf_counter() - started, len(features)
+    seconds(500)  # warm-up
+    (short, short_windows), (long, long_windows) = seconds(1500), seconds(6000)
+    assert long_windows > 3.5 * short_windows
+    assert long < 12 * short + 0.05  # linear: about 4x; the quadratic reading was about 16x
+
+
+def test_combining_mark_that_ends_an_answer(bert_tokenizers):
+    """An uncased BERT tokenizer strips accents; its offsets leave out a combining mark that ends a
+    word, so the answer 'José' (decomposed) would end in the next word's token, and a decoded span
+    would lose its accent."""
+    backend, _ = bert_tokenizers
+    context = "Jose\u0301 Mari\u0301a lives here."
+    question = Question("q", "Who?", context, (("Jose\u0301", 0),))
+    feature, = make_features(backend, [question], training=True)
+    start, end = feature.start_position, feature.end_position
+    assert context[feature.offsets[start][0]:feature.offsets[end][1]] == "Jose"
+    starts, ends = np.full((1, len(feature.input_ids)), -10.0), np.full((1, len(feature.input_ids)), -10.0)
+    starts[0, start], ends[0, end] = 5.0, 5.0
+    assert decode([question], [feature], [([0], starts, ends)]) == {"q": "Jose\u0301"}
+
+
+def test_squad_v2_task_scores_with_v2_rules_without_unanswerable_questions():
+    # The official v2.0 script: an empty prediction against a gold that normalises to nothing is F1 1.
+    question = [Question("q", "?", "the cat", (("the", 0),))]
+    assert squad_scores({"q": ""}, question)["f1"] == 0.0  # v1.1 rules: no shared word
+    scores = squad_scores({"q": ""}, question, version_2=True)
+    assert scores["f1"] == 100.0 and scores["HasAns_f1"] == 100.0 and "NoAns_f1" not in scores

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import EncoderConfig
+from ..errors import not_a_file
 from ..inference import predict_logits
 from ..model import MethodConfig, sequence_head
 from ..text.download import GET_GLUE, existing_data_dir
@@ -105,7 +106,7 @@ def read_glue(task: Task | str, split: str, data_dir: str | Path | None = None,
         raise DataError(f"{task.name} has no split {split!r}; it has: {', '.join(task.splits)}")
     path = find_data_dir(data_dir) / task.folder / task.splits[split]
     if not path.is_file():
-        raise DataError(f"{path}: file not found; {GET_GLUE}")
+        raise DataError(f"{not_a_file(path)}; {GET_GLUE}")
 
     rows = read_tsv(path)
     header = task.headerless_columns if split in task.headerless_splits else read_header(path, rows)

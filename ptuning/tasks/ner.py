@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer as Backend
 
-from ..errors import DataError
+from ..errors import DataError, not_a_file
 from ..heads import TokenHead
 from ..model import head_dropout
 from ..text.download import existing_data_dir
@@ -185,7 +185,7 @@ def _opens_with_inside(tags: list[str], position: int) -> bool:
 def _lines(path):
     path = Path(path)
     if not path.is_file():
-        raise NerDataError(f"{path}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
+        raise NerDataError(not_a_file(path))
     # utf-8-sig drops a byte-order mark; universal newlines turn CRLF into LF. Read as bytes and decoded
     # per line, so that an undecodable byte is reported with its line.
     with open(path, "rb") as handle:

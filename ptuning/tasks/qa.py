@@ -23,9 +23,10 @@ from __future__ import annotations
 import json
 import re
 import string
+import unicodedata
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer as Backend
 
-from ..errors import DataError, OptionError, finite_float
+from ..errors import DataError, OptionError, finite_float, is_unicode, not_a_file
 from ..heads import SpanHead
 from ..text.download import existing_data_dir
 from ..text.batches import EncodedSet, eval_batches
@@ -53,6 +54,11 @@ class Question:
     context: str
     answers: tuple[tuple[str, int], ...]   # (text, character start in context); () if unanswerable
     is_impossible: bool = False            # SQuAD v2.0: the context holds no answer
+    source: str = field(default="", compare=False)  # where it was read ("dev.json: data[0]...qas[3]"), for errors
+
+    @property
+    def where(self) -> str:
+        return self.source or f"question {self.id}"
 
 
 def read_squad(path: str | Path, version: str | None = None, strict: bool = False) -> list[Question]:
@@ -94,7 +100,7 @@ def read_squad(path: str | Path, version: str | None = None, strict: bool = Fals
 
 def _load_json(path: Path):
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(not_a_file(path))
     try:
         text = path.read_text(encoding="utf-8-sig")  # tolerate a byte-order mark
     except UnicodeDecodeError as error:
@@ -122,6 +128,9 @@ def _field(node, key: str, kind: type, node_path: str, path: Path):
     # bool is a subclass of int in Python; an answer_start of `true` is still wrong.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise DataError(f"{path}: {key_path} should be {_TYPE_NAMES[kind]}, found {type(value).__name__}")
+    if kind is str and not is_unicode(value):
+        raise DataError(f"{path}: {key_path} holds an unpaired surrogate (a lone \\ud800-\\udfff escape); "
+                        "not valid Unicode text")
     return value
 
 
@@ -148,21 +157,23 @@ def _read_question(entry, context: str, version: str, entry_path: str, path: Pat
         start = _field(answer, "answer_start", int, answer_path, path)
         if not answer_text:
             raise DataError(f"{path}: {answer_path}.text is empty (id {question_id})")
+        if start < 0:  # context[-6:] would silently match from the end
+            raise DataError(f"{path}: {answer_path}.answer_start is negative ({start}) (id {question_id})")
         answers.append((answer_text, start))
+    source = f"{path}: {entry_path} (id {question_id})"
     if version == "1.1":
+        v2 = "a SQuAD v2.0 file: use --task squad_v2 (library: read_squad(path, version='2.0'))"
         if entry.get("is_impossible"):
-            raise DataError(f"{path}: {entry_path}.is_impossible is true in a v1.1 read (id {question_id}); "
-                            "read with version='2.0'")
+            raise DataError(f"{source}: is_impossible is true in a v1.1 read; {v2}")
         if not answers:
-            raise DataError(f"{path}: {entry_path}.answers is empty (id {question_id}); a v1.1 question "
-                            "needs an answer (read with version='2.0' for unanswerable questions)")
-        return Question(question_id, text, context, tuple(answers))
+            raise DataError(f"{source}: answers is empty; a v1.1 question needs an answer ({v2})")
+        return Question(question_id, text, context, tuple(answers), source=source)
     impossible = _field(entry, "is_impossible", bool, entry_path, path) if "is_impossible" in entry else not answers
     if impossible == bool(answers):  # unanswerable with answers, or answerable without
         state = "has answers" if answers else "has no answers"
         raise DataError(f"{path}: {entry_path}: is_impossible is {str(impossible).lower()} but the "
                         f"question {state} (id {question_id})")
-    return Question(question_id, text, context, tuple(answers), impossible)
+    return Question(question_id, text, context, tuple(answers), impossible, source=source)
 
 
 def _report_misplaced(path: Path, ids: list[str], strict: bool) -> None:
@@ -190,6 +201,17 @@ class Feature:
     context_end: int
     start_position: int | None = None           # training labels (token positions); 0 = <s>/[CLS]: no answer here
     end_position: int | None = None
+    question_cut: bool = False                  # the question kept only its first max_question_length tokens
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """A tokenized (question, context) pair as plain lists. A `tokenizers.Encoding` builds a new list of
+    the whole pair each time one of these is read, so reading them per window position is quadratic."""
+    ids: list[int]
+    type_ids: list[int]
+    offsets: list[tuple[int, int]]
+    sequence_ids: list[int | None]
 
 
 def make_features(tokenizer, questions: list[Question], max_length: int = 384, doc_stride: int = 128,
@@ -207,21 +229,46 @@ def make_features(tokenizer, questions: list[Question], max_length: int = 384, d
     # The question gives way so that a window holds more than doc_stride context tokens.
     max_question_length = min(max_question_length, max_length - reserved - specials - doc_stride - 1)
     if doc_stride < 0 or max_question_length < 1:
-        raise OptionError(f"max_length {max_length} - reserved {reserved} - {specials} special tokens leaves no "
-                          f"room for a question and more than doc_stride {doc_stride} context tokens; raise "
-                          "max_length or lower doc_stride (--max-length, --doc-stride)")
+        raise OptionError(f"windows of {max_length - reserved} tokens ({specials} of them special) leave no room "
+                          f"for a question and more than doc_stride {doc_stride} context tokens; lower doc_stride "
+                          "(--doc-stride) or raise max_length (--max-length)")
     features = []
     for index, question in enumerate(questions):
-        # run_qa.py strips the question's leading white space: it only wastes window room.
-        joined = backend.encode(question.question.lstrip(), question.context)  # whole pair, specials added
-        if 1 not in joined.sequence_ids:
-            raise DataError(f"question {question.id}: its context makes no tokens")
-        for first, last in _windows(joined.sequence_ids, max_length - reserved, max_question_length, doc_stride):
-            feature = _window(joined, index, first, last, max_question_length)
+        pair = _encode_pair(backend, question)
+        for first, last in _windows(pair.sequence_ids, max_length - reserved, max_question_length, doc_stride):
+            feature = _window(pair, index, first, last, max_question_length)
             if training:
                 feature.start_position, feature.end_position = _labels(feature, question)
             features.append(feature)
     return features
+
+
+def _encode_pair(backend: Backend, question: Question) -> _Pair:
+    """The whole pair, special tokens added; a pair the model cannot read is a DataError naming it."""
+    problem = pair_problem(backend, question.question, question.context, encode=False)
+    if problem:
+        raise DataError(f"{question.where}: {problem}")
+    # run_qa.py strips the question's leading white space: it only wastes window room.
+    joined = backend.encode(question.question.lstrip(), question.context)
+    if 1 not in joined.sequence_ids:
+        raise DataError(f"{question.where}: {_NO_CONTEXT_TOKENS}")
+    return _Pair(joined.ids, joined.type_ids, joined.offsets, joined.sequence_ids)
+
+
+_NO_CONTEXT_TOKENS = "the context makes no tokens (it holds only characters the tokenizer drops)"
+
+
+def pair_problem(tokenizer, question: str, context: str, encode: bool = True) -> str | None:
+    """Why a (question, context) pair cannot be windowed, or None: text that is not valid Unicode, or a
+    context that makes no tokens (e.g. only zero-width spaces). predict.py skips such rows on --skip-bad."""
+    for name, text in (("question", question), ("context", context)):
+        if not is_unicode(text):
+            return f"the {name} holds an unpaired surrogate (bytes that are not UTF-8); not valid Unicode text"
+    if encode:
+        backend = getattr(tokenizer, "backend", tokenizer)
+        if not any(backend.encode(context, add_special_tokens=False).ids):
+            return _NO_CONTEXT_TOKENS
+    return None
 
 
 def _plain_copy(backend: Backend) -> Backend:
@@ -247,10 +294,10 @@ def _windows(sequence_ids: list, max_length: int, max_question_length: int, doc_
         first += room - doc_stride
 
 
-def _window(joined, example_index: int, first: int, last: int, max_question_length: int) -> Feature:
+def _window(pair: _Pair, example_index: int, first: int, last: int, max_question_length: int) -> Feature:
     """Keep the special tokens, the question's first `max_question_length` tokens, context tokens [first, last)."""
     keep, question_seen, context_seen = [], 0, 0
-    for position, sequence in enumerate(joined.sequence_ids):
+    for position, sequence in enumerate(pair.sequence_ids):
         if sequence == 0:
             question_seen += 1
             if question_seen <= max_question_length:
@@ -261,13 +308,14 @@ def _window(joined, example_index: int, first: int, last: int, max_question_leng
             context_seen += 1
         else:
             keep.append(position)
-    sequence_ids = [joined.sequence_ids[p] for p in keep]
+    sequence_ids = [pair.sequence_ids[p] for p in keep]
     context_start = sequence_ids.index(1)
     return Feature(example_index=example_index,
-                   input_ids=[joined.ids[p] for p in keep],
-                   token_type_ids=[joined.type_ids[p] for p in keep],
-                   offsets=[joined.offsets[p] if s == 1 else None for p, s in zip(keep, sequence_ids)],
-                   context_start=context_start, context_end=context_start + last - first)
+                   input_ids=[pair.ids[p] for p in keep],
+                   token_type_ids=[pair.type_ids[p] for p in keep],
+                   offsets=[pair.offsets[p] if s == 1 else None for p, s in zip(keep, sequence_ids)],
+                   context_start=context_start, context_end=context_start + last - first,
+                   question_cut=question_seen > max_question_length)
 
 
 def _labels(feature: Feature, question: Question) -> tuple[int, int]:
@@ -276,6 +324,10 @@ def _labels(feature: Feature, question: Question) -> tuple[int, int]:
         return 0, 0
     text, start_char = question.answers[0]
     end_char = start_char + len(text)
+    # An uncased BERT tokenizer strips accents, and its offsets leave out a combining mark that ends
+    # a word ("Jose\u0301"): without this the answer would end in the next word's token.
+    while start_char < end_char - 1 < len(question.context) and unicodedata.combining(question.context[end_char - 1]):
+        end_char -= 1
     context = range(feature.context_start, feature.context_end)
     offsets = feature.offsets
     if not (offsets[context[0]][0] <= start_char and offsets[context[-1]][1] >= end_char):
@@ -329,6 +381,9 @@ class Decoder:
                              f"and {end_logits.shape}")
         for row, feature_index in enumerate(_as_numpy(feature_indices).tolist()):
             feature = self.features[feature_index]
+            if not (np.isfinite(start_logits[row]).all() and np.isfinite(end_logits[row]).all()):
+                raise DataError(f"{self.questions[feature.example_index].where}: the model produced NaN or infinite "
+                                "start/end scores; its adapter or base weights are damaged")
             if start_logits.shape[1] < len(feature.input_ids):
                 raise ValueError(f"logits have {start_logits.shape[1]} positions, feature {feature_index} "
                                  f"{len(feature.input_ids)}")
@@ -349,6 +404,8 @@ class Decoder:
         rows, columns = np.nonzero(allowed)
         for start, end in zip(top_starts[rows, 0], top_ends[0, columns]):
             start_char, end_char = feature.offsets[first + start][0], feature.offsets[first + end][1]
+            while end_char < len(context) and unicodedata.combining(context[end_char]):
+                end_char += 1  # the marks an uncased tokenizer's offsets leave out (see _labels)
             found.append(Candidate(float(starts[start] + ends[end]), start_char, end_char,
                                    context[start_char:end_char]))
         self.candidates[question] = _best_unique(found, self.n_best)
@@ -447,12 +504,16 @@ def token_f1(prediction: str, gold: str, version_2: bool = False) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def squad_scores(predictions: dict[str, str], questions: list[Question]) -> dict[str, float]:
-    """Exact match and F1 in percent, each the best over a question's gold answers. With any
-    unanswerable question (v2.0) the v2.0 rules apply: gold answers that normalise to nothing are
-    dropped, an unanswerable question's gold is [""], and HasAns_* / NoAns_* are added.
-    A question without a prediction scores 0 (as v1.1's script) and is named in a warning."""
-    version_2 = any(q.is_impossible for q in questions)
+def squad_scores(predictions: dict[str, str], questions: list[Question],
+                 version_2: bool | None = None) -> dict[str, float]:
+    """Exact match and F1 in percent, each the best over a question's gold answers. With the v2.0
+    rules (`version_2`; None: when any question is unanswerable) gold answers that normalise to
+    nothing are dropped, an unanswerable question's gold is [""], and HasAns_* / NoAns_* are added.
+    The task decides, not the data: a squad_v2 dev set whose questions all have answers is still
+    scored as the v2.0 script scores it. A question without a prediction scores 0 (as v1.1's
+    script) and is named in a warning."""
+    if version_2 is None:
+        version_2 = any(q.is_impossible for q in questions)
     missing = [q.id for q in questions if q.id not in predictions]
     if missing:
         warnings.warn(f"{len(missing)} question(s) have no prediction and score 0, e.g. {missing[0]}", stacklevel=2)
@@ -570,7 +631,8 @@ def encode(tokenizer, examples: list[Question], **settings) -> WindowSet:
     features = make_features(tokenizer, examples, tokenizer.max_length, settings.doc_stride, training=True)
     encoded = [Encoded(f.input_ids, f.token_type_ids) for f in features]
     labels = [(f.start_position, f.end_position) for f in features]
-    return WindowSet(encoded, labels, 0, questions=examples, features=features, options=settings)
+    cut = sum(f.question_cut for f in features)  # windows whose question was cut (contexts never are)
+    return WindowSet(encoded, labels, cut, questions=examples, features=features, options=settings)
 
 
 def head(config, method, num_labels: int) -> SpanHead:
@@ -617,7 +679,8 @@ def decoded(model, data: WindowSet, batch_size: int, pad_id: int, device, autoca
 def evaluate(model, data: WindowSet, batch_size: int, pad_id: int, device, autocast,
              metric_names=("f1", "exact")) -> dict[str, float]:
     """EM and F1 (v2.0: also HasAns_* / NoAns_*) in percent over the set's questions."""
-    scores = squad_scores(decoded(model, data, batch_size, pad_id, device, autocast).predictions(), data.questions)
+    scores = squad_scores(decoded(model, data, batch_size, pad_id, device, autocast).predictions(), data.questions,
+                          data.options.version_2)
     return {name: scores[name] for name in metric_names if name in scores}
 
 
@@ -631,7 +694,7 @@ def answer(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int = 64,
 
     settings = Options(**settings)
     names = names or [f"pair {number + 1}" for number in range(len(pairs))]
-    questions = [Question(name, question, context, ()) for name, (question, context) in zip(names, pairs)]
+    questions = [Question(name, question, context, (), source=name) for name, (question, context) in zip(names, pairs)]
     features = make_features(tokenizer, questions, tokenizer.max_length, settings.doc_stride)
     data = WindowSet([Encoded(f.input_ids, f.token_type_ids) for f in features], [None] * len(features), 0,
                      questions=questions, features=features, options=settings)

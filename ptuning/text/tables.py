@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import DataError  # noqa: F401 - re-exported
+from ..errors import DataError, is_unicode, not_a_file  # noqa: F401 - DataError re-exported
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: 
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(not_a_file(path))
     rows, to_record = _table_source(path, text_a, text_b)
     regression = task_type == "regression"
     given = None if label_names is None or regression else tuple(canonical_label(str(n)) for n in label_names)
@@ -269,4 +269,6 @@ def text_field(record: dict, column: str | None) -> str | None:
         raise BadRow(f"field {column!r} is not text: {value!r}")
     if not value.strip():
         raise BadRow(f"empty text in column {column!r}")
+    if not is_unicode(value):  # JSON's lone \ud800 escape; the tokenizer would fail on it
+        raise BadRow(f"field {column!r} holds an unpaired surrogate; not valid Unicode text")
     return value
