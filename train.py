@@ -34,7 +34,7 @@ from ptuning.text.tables import read_table
 from ptuning.text.tokenizer import Tokenizer
 from ptuning.training.loop import TrainConfig, fit
 from ptuning.training.parallel import barrier, init_distributed
-from ptuning.training.recipes import COMMON, RECIPES, TOKEN_RECIPES
+from ptuning.training.recipes import COMMON, FAMILY_RECIPES, RECIPES
 from ptuning.training.report import ReportError, TensorBoardReporter, require_tensorboard
 from ptuning.weights import resolve_model_dir
 
@@ -132,8 +132,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.max_length is None and args.task in FAMILIES:
         args.max_length = getattr(FAMILIES[args.task], "MAX_LENGTH", None)
     family = FAMILIES.get(args.task)
-    token_task = family is not None and family.HEAD == "token"
-    for key, value in {**COMMON, **RECIPES[args.method], **(TOKEN_RECIPES[args.method] if token_task else {})}.items():
+    family_recipe = FAMILY_RECIPES.get(getattr(family, "HEAD", None), {}).get(args.method, {})
+    for key, value in {**COMMON, **RECIPES[args.method], **family_recipe}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     problems = []

@@ -36,14 +36,15 @@ from ptuning.config import EncoderConfig  # noqa: E402
 from ptuning.tasks import qa  # noqa: E402
 from ptuning.text.batches import make_batch  # noqa: E402
 from ptuning.text.tokenizer import Tokenizer  # noqa: E402
-from ptuning.training.recipes import RECIPES  # noqa: E402
+from ptuning.training.recipes import QA_RECIPES, RECIPES  # noqa: E402
 from ptuning.weights import resolve_model_dir  # noqa: E402
 
 
 def recipe(method: str, args) -> dict:
-    """lr, batch size, epochs, warm-up shared by both sides: our recipe unless overridden."""
-    return dict(lr=args.lr.get(method, RECIPES[method]["lr"]), batch_size=args.batch_size, epochs=args.epochs,
-                warmup_ratio=RECIPES[method]["warmup_ratio"], weight_decay=0.01)
+    """lr, batch size, epochs, warm-up shared by both sides: our QA recipe's lr unless overridden."""
+    ours = {**RECIPES[method], **QA_RECIPES[method]}
+    return dict(lr=args.lr.get(method, ours["lr"]), batch_size=args.batch_size, epochs=args.epochs,
+                warmup_ratio=ours["warmup_ratio"], weight_decay=0.01)
 
 
 def ours(method: str, seed: int, args) -> dict:
@@ -51,6 +52,7 @@ def ours(method: str, seed: int, args) -> dict:
     out = Path(args.runs) / f"squad-{method}-s{seed}"
     argv = ["--task", "squad", "--model", args.model, "--method", method, "--seed", str(seed),
             "--epochs", str(r["epochs"]), "--lr", str(r["lr"]), "--batch-size", str(r["batch_size"]),
+            "--warmup-ratio", str(r["warmup_ratio"]), "--weight-decay", str(r["weight_decay"]),
             "--max-length", str(args.max_length), "--doc-stride", str(args.doc_stride), "--max-train-samples", str(args.n), "--output-dir", str(out),
             "--overwrite"]
     if method == "prefix":
@@ -133,10 +135,10 @@ def main(argv=None):
     p.add_argument("--max-length", type=int, default=384, help="window length (default: 384)")
     p.add_argument("--doc-stride", type=int, default=128, help="default: 128")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--prefix-tokens", type=int, default=RECIPES["prefix"]["num_virtual_tokens"],
+    p.add_argument("--prefix-tokens", type=int, default=QA_RECIPES["prefix"]["num_virtual_tokens"],
                    help="virtual tokens of the prefix, both sides (default: our recipe's %(default)s)")
-    p.add_argument("--lr-prefix", type=float, help=f"default: our recipe's {RECIPES['prefix']['lr']}")
-    p.add_argument("--lr-full", type=float, help=f"default: our recipe's {RECIPES['full']['lr']}")
+    p.add_argument("--lr-prefix", type=float, help=f"default: our QA recipe's {QA_RECIPES['prefix']['lr']}")
+    p.add_argument("--lr-full", type=float, help=f"default: our QA recipe's {QA_RECIPES['full']['lr']}")
     p.add_argument("--runs", default="runs/bench-squad")
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = p.parse_args(argv)
