@@ -266,7 +266,7 @@ def pair_problem(tokenizer, question: str, context: str, encode: bool = True) ->
             return f"the {name} holds an unpaired surrogate (bytes that are not UTF-8); not valid Unicode text"
     if encode:
         backend = getattr(tokenizer, "backend", tokenizer)
-        if not any(backend.encode(context, add_special_tokens=False).ids):
+        if not any(backend.encode(context, add_special_tokens=False).attention_mask):  # a padded backend pads
             return _NO_CONTEXT_TOKENS
     return None
 
