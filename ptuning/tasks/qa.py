@@ -245,7 +245,7 @@ def make_features(tokenizer, questions: list[Question], max_length: int = 384, d
 
 def _encode_pair(backend: Backend, question: Question) -> _Pair:
     """The whole pair, special tokens added; a pair the model cannot read is a DataError naming it."""
-    problem = pair_problem(backend, question.question, question.context, encode=False)
+    problem = _text_problem(question.question, question.context)
     if problem:
         raise DataError(f"{question.where}: {problem}")
     # run_qa.py strips the question's leading white space: it only wastes window room.
@@ -258,16 +258,22 @@ def _encode_pair(backend: Backend, question: Question) -> _Pair:
 _NO_CONTEXT_TOKENS = "the context makes no tokens (it holds only characters the tokenizer drops)"
 
 
-def pair_problem(tokenizer, question: str, context: str, encode: bool = True) -> str | None:
+def pair_problem(tokenizer, question: str, context: str) -> str | None:
     """Why a (question, context) pair cannot be windowed, or None: text that is not valid Unicode, or a
     context that makes no tokens (e.g. only zero-width spaces). predict.py skips such rows on --skip-bad."""
+    problem = _text_problem(question, context)
+    if problem:
+        return problem
+    backend = getattr(tokenizer, "backend", tokenizer)
+    if not any(backend.encode(context, add_special_tokens=False).attention_mask):  # a padded backend pads
+        return _NO_CONTEXT_TOKENS
+    return None
+
+
+def _text_problem(question: str, context: str) -> str | None:
     for name, text in (("question", question), ("context", context)):
         if not is_unicode(text):
             return f"the {name} holds an unpaired surrogate (bytes that are not UTF-8); not valid Unicode text"
-    if encode:
-        backend = getattr(tokenizer, "backend", tokenizer)
-        if not any(backend.encode(context, add_special_tokens=False).attention_mask):  # a padded backend pads
-            return _NO_CONTEXT_TOKENS
     return None
 
 
@@ -379,11 +385,14 @@ class Decoder:
         if start_logits.shape != end_logits.shape or start_logits.ndim != 2:
             raise ValueError(f"start and end logits should both be (B, T); got {start_logits.shape} "
                              f"and {end_logits.shape}")
-        for row, feature_index in enumerate(_as_numpy(feature_indices).tolist()):
+        feature_indices = _as_numpy(feature_indices).tolist()
+        finite = np.isfinite(start_logits).all(axis=1) & np.isfinite(end_logits).all(axis=1)  # (B,)
+        if not finite.all():
+            feature = self.features[feature_indices[int(np.argmin(finite))]]
+            raise DataError(f"{self.questions[feature.example_index].where}: the model produced NaN or infinite "
+                            "start/end scores; its adapter or base weights are damaged")
+        for row, feature_index in enumerate(feature_indices):
             feature = self.features[feature_index]
-            if not (np.isfinite(start_logits[row]).all() and np.isfinite(end_logits[row]).all()):
-                raise DataError(f"{self.questions[feature.example_index].where}: the model produced NaN or infinite "
-                                "start/end scores; its adapter or base weights are damaged")
             if start_logits.shape[1] < len(feature.input_ids):
                 raise ValueError(f"logits have {start_logits.shape[1]} positions, feature {feature_index} "
                                  f"{len(feature.input_ids)}")
