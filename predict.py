@@ -147,13 +147,18 @@ def check_finite_logits(logits: np.ndarray, where: str) -> None:
                         "damaged (nothing was written)")
 
 
+def check_argument_text(which: str, text: str) -> None:
+    """A text given on the command line: not blank, and decodable (no bytes the terminal's encoding
+    could not decode, which Python keeps as lone surrogates)."""
+    if not text.strip():
+        raise PredictError(f"{which} is empty")
+    if not is_unicode(text):
+        raise PredictError(f"{which} is not valid UTF-8; set the terminal to UTF-8")
+
+
 def command_line_examples(texts: list[str]) -> list[Example]:
     for position, text in enumerate(texts):
-        which = f"the {'first' if position == 0 else 'second'} text (argument {position + 1})"
-        if not text.strip():
-            raise PredictError(f"{which} is empty")
-        if not is_unicode(text):  # bytes the terminal's encoding could not decode (Python's surrogateescape)
-            raise PredictError(f"{which} is not valid UTF-8; set the terminal to UTF-8")
+        check_argument_text(f"the {'first' if position == 0 else 'second'} text (argument {position + 1})", text)
     return [Example(texts[0], texts[1] if len(texts) == 2 else None, None, 0)]
 
 
@@ -324,10 +329,7 @@ def run_qa(args, model, tokenizer, meta: AdapterConfig, device: torch.device) ->
         raise PredictError("the adapter answers questions: give --question and --context (or --input FILE)")
     if args.input is None:
         for name in ("question", "context"):
-            if not getattr(args, name).strip():
-                raise PredictError(f"--{name} is empty")
-            if not is_unicode(getattr(args, name)):  # bytes the terminal's encoding could not decode
-                raise PredictError(f"--{name} is not valid UTF-8; set the terminal to UTF-8")
+            check_argument_text(f"--{name}", getattr(args, name))
         found, = qa.answer(model, tokenizer, [(args.question, args.context)], 1, device, names=["--context"],
                            **settings)
         if found["declined"]:
