@@ -25,7 +25,7 @@ import torch
 
 from ptuning.adapters import files
 from ptuning.config import KNOWN_SHAPES, EncoderConfig
-from ptuning.errors import OptionError, WriteError, add_debug_flag, finite_float, run_main
+from ptuning.errors import OptionError, WriteError, add_debug_flag, finite_float, is_unicode, run_main
 from ptuning.fast import compile_layers
 from ptuning.model import METHODS, MethodConfig, build_model, load_model, parameter_report
 from ptuning.tasks import FAMILIES, family_for, glue, ner, qa
@@ -40,7 +40,7 @@ from ptuning.weights import resolve_model_dir
 
 DATA_ROOT = Path(__file__).resolve().parent / "data"  # in the repository, git-ignored: data/glue, ...
 PROMPT_OPTIONS = ("num_virtual_tokens", "encoder_hidden_size", "reparam", "prefix_projection", "prefix_hidden_size",
-                  "prefix_dropout", "template")
+                  "prefix_dropout", "prefix_init", "prefix_text", "template")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -86,6 +86,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--prefix-projection", action=argparse.BooleanOptionalAction, help="v2 MLP reparam. (recipe: off)")
     g.add_argument("--prefix-hidden-size", type=int, help="v2 projection width (default: 512)")
     g.add_argument("--prefix-dropout", type=finite_float, help="v2 dropout on prefix entries (recipe: 0.0)")
+    g.add_argument("--prefix-init", choices=("random", "text"),
+                   help="v2 starting prefixes: random N(0, 1) as peft, or the keys/values of the words of "
+                        "--prefix-text (Li & Liang 2021, §7.4) (recipe: random)")
+    g.add_argument("--prefix-text", help="with --prefix-init text: the words (default: the task family's "
+                                         "description of the task, PREFIX_TEXT in its file)")
     g.add_argument("--prefix-position-shift", action="store_true",
                    help="v2: number text positions after the prefix, as transformers+peft (default: off)")
     g.add_argument("--head", choices=("auto", "roberta", "pooler"), help="default: auto (by family)")
@@ -155,6 +160,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         problems.append("--warmup-ratio must be between 0 and 1")
     if args.prefix_dropout is not None and not 0 <= args.prefix_dropout < 1:
         problems.append("--prefix-dropout must be in [0, 1)")
+    if args.prefix_text is not None and (not args.prefix_text.strip() or not is_unicode(args.prefix_text)):
+        problems.append("--prefix-text must hold words (UTF-8)")
     if args.resume and args.overwrite:
         problems.append("--resume and --overwrite contradict each other")
     if family is not None:
@@ -259,6 +266,16 @@ def method_config(args) -> MethodConfig:
         return MethodConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
     except ValueError as err:
         raise OptionError(f"--method {args.method}: {err}") from None
+
+
+def prefix_start_ids(tokenizer: Tokenizer, text: str, n: int) -> list[int]:
+    """--prefix-init text: the text's token ids (no special tokens), repeated until there are n."""
+    if not is_unicode(text):
+        raise OptionError("--prefix-text is not valid UTF-8; set the terminal to UTF-8")
+    ids = tokenizer.backend.encode(text, add_special_tokens=False).ids
+    if not ids:
+        raise OptionError(f"--prefix-text {text!r} has no tokens")
+    return (ids * (n // len(ids) + 1))[:n]
 
 
 def device_and_precision(requested: str) -> tuple[torch.device, str]:
@@ -506,6 +523,10 @@ def run(argv=None) -> int:
     labels = {"label_names": label_names} if family.HEAD == "token" else {}
     train_set = family.encode(tokenizer, train_examples, **labels, **options)
     dev_set = family.encode(tokenizer, dev_examples, **labels, **options)
+    if method.prefix_init == "text":  # a resumed run then loads its trained prefixes over these
+        if method.prefix_text is None:
+            method.prefix_text = family.PREFIX_TEXT  # the words are recorded in adapter_config.json
+        model.init_prefix_from_tokens(prefix_start_ids(tokenizer, method.prefix_text, method.num_virtual_tokens))
     say(f"{args.model}: {parameter_report(model)}")
     say(f"train {len(train_set)} examples ({train_set.truncated} truncated), dev {len(dev_set)} "
           f"({dev_set.truncated} truncated); {device}, {precision}")

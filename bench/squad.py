@@ -12,6 +12,10 @@ tests/test_qa.py) and are scored by the same decoder and official-script metric,
 models and training, not preprocessing. Differences that remain, by design: our prefix keeps the text's
 positions (transformers + peft shift them, README "Prefix positions"), and peft 0.21 drops BERT's
 token_type_ids for QA prompt methods (tests/test_qa_model.py), ours keeps them.
+
+With `--prefix-init text`, ours starts its prefix at the keys and values of `qa.PREFIX_TEXT` (README "Where the
+prefix starts"), and peft gets the same starting tensor copied into its prefix embedding (`--hf-prefix-init
+same`, the default; `random` leaves peft at its own N(0, 1) start).
 """
 from __future__ import annotations
 
@@ -56,7 +60,7 @@ def ours(method: str, seed: int, args) -> dict:
             "--max-length", str(args.max_length), "--doc-stride", str(args.doc_stride), "--max-train-samples", str(args.n), "--output-dir", str(out),
             "--overwrite"]
     if method == "prefix":
-        argv += ["--num-virtual-tokens", str(args.prefix_tokens)]
+        argv += ["--num-virtual-tokens", str(args.prefix_tokens), "--prefix-init", args.prefix_init]
     if args.n_dev:
         argv += ["--max-dev-samples", str(args.n_dev)]
     if args.data_dir:
@@ -78,6 +82,9 @@ def hf_run(method: str, seed: int, args, train_set, dev_set, pad_id: int) -> dic
     if method == "prefix":
         model = peft.get_peft_model(model, peft.PrefixTuningConfig(task_type="QUESTION_ANS",
                                                                    num_virtual_tokens=args.prefix_tokens))
+        if args.prefix_init == "text" and args.hf_prefix_init == "same":
+            with torch.no_grad():
+                model.prompt_encoder["default"].embedding.weight.copy_(text_prefix(args))
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     no_decay = [p for n, p in named if n.endswith("bias") or "LayerNorm" in n]
     decay = [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)]
@@ -100,6 +107,17 @@ def hf_run(method: str, seed: int, args, train_set, dev_set, pad_id: int) -> dic
             optimizer.zero_grad(set_to_none=True)
     seconds = (time.perf_counter() - started) / r["epochs"]
     return dict(**hf_scores(model, dev_set, pad_id), seconds=seconds)
+
+
+def text_prefix(args) -> torch.Tensor:
+    """The starting prefix train.py's --prefix-init text makes for SQuAD, to hand to peft (the same flat layout)."""
+    from ptuning.model import MethodConfig, load_model
+
+    method = MethodConfig(method="prefix", num_virtual_tokens=args.prefix_tokens, prefix_init="text")
+    model = load_model(args.model_dir, method, lambda c: qa.head(c, method, 1))
+    tokenizer = Tokenizer.from_folder(args.model_dir, model.encoder.config)
+    model.init_prefix_from_tokens(train.prefix_start_ids(tokenizer, qa.PREFIX_TEXT, args.prefix_tokens))
+    return model.prefix_encoder.embedding.weight.detach().clone()
 
 
 @torch.no_grad()
@@ -137,6 +155,11 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--prefix-tokens", type=int, default=QA_RECIPES["prefix"]["num_virtual_tokens"],
                    help="virtual tokens of the prefix, both sides (default: our recipe's %(default)s)")
+    p.add_argument("--prefix-init", choices=("random", "text"), default="random",
+                   help="ours: train.py --prefix-init (default: random, peft's start)")
+    p.add_argument("--hf-prefix-init", choices=("same", "random"), default="same",
+                   help="with --prefix-init text: peft starts from the same prefix (same, the default) "
+                        "or from its own random one")
     p.add_argument("--lr-prefix", type=float, help=f"default: our QA recipe's {QA_RECIPES['prefix']['lr']}")
     p.add_argument("--lr-full", type=float, help=f"default: our QA recipe's {QA_RECIPES['full']['lr']}")
     p.add_argument("--runs", default="runs/bench-squad")
@@ -168,7 +191,7 @@ def main(argv=None):
     dev = f"first {args.n_dev} of dev.json" if args.n_dev else "dev.json"
     note = (f"\n### SQuAD v1.1, {datetime.date.today()}, {device_name()}, model {args.model}, seeds {args.seeds}\n\n"
             f"First {args.n} training questions, {dev}, windows of {args.max_length} (stride {args.doc_stride}), batch "
-            f"{args.batch_size}, prefix {args.prefix_tokens} tokens. "
+            f"{args.batch_size}, prefix {args.prefix_tokens} tokens, prefix init {args.prefix_init}. "
             f"`python bench/squad.py {' '.join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))}`"
             f"\n\n{header}\n" + "\n".join(rows) + "\n")
     publish(note, args.write)

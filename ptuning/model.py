@@ -28,6 +28,7 @@ from .prompts import PrefixEncoder, PromptEncoder
 from .text.tokenizer import PROMPT_SLOT  # the id a template puts where a virtual token goes
 
 METHODS = ("ptuning", "prompt", "prefix", "full")
+PREFIX_INITS = ("random", "text")
 
 
 @dataclass
@@ -42,6 +43,8 @@ class MethodConfig:
     prefix_hidden_size: int = 512      # v2: that MLP's width
     prefix_dropout: float = 0.0        # v2: dropout on prefix entries (P-tuning-v2 repo: 0.1)
     prefix_position_shift: bool = False  # v2: number text positions after the prefix (HF+peft, v2 repo)
+    prefix_init: str = "random"        # v2: random (N(0, 1), as peft) | text: a text's keys and values
+    prefix_text: str | None = None     # v2, prefix_init "text": the words (train.py: the task family's)
     head: str = "auto"                 # auto (roberta for RoBERTa, pooler for BERT) | roberta | pooler
     head_token: str = "cls"            # cls: the real <s>/[CLS] | first: position 0 (peft's v1 choice)
     template: str | None = None        # v1 only; see text/tokenizer.py. None: prompts go in front (peft)
@@ -58,6 +61,13 @@ class MethodConfig:
             raise ValueError("num_virtual_tokens must be at least 1")
         if self.template is not None and not self.is_v1:
             raise ValueError("a template places v1 prompts; it needs --method ptuning or prompt")
+        if self.prefix_init == "text" and not self.is_prefix:
+            raise ValueError("prefix_init 'text' starts P-tuning v2's prefixes; it needs --method prefix")
+        if self.prefix_init == "text" and self.prefix_projection:
+            raise ValueError("prefix_init 'text' sets the prefixes themselves, so it needs prefix_projection off "
+                             "(--no-prefix-projection)")
+        if self.prefix_text is not None and self.prefix_init != "text":
+            raise ValueError("prefix_text is the start of prefix_init 'text' (--prefix-init text)")
 
     def check_types(self) -> None:
         """Each field's type and range (an adapter_config.json is hand-editable); ValueError names the field."""
@@ -74,11 +84,12 @@ class MethodConfig:
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"prefix_dropout must be a number in [0, 1), not {dropout!r}")
         for name, allowed in (("method", METHODS), ("reparam", ("mlp", "lstm", "none")),
-                              ("head", ("auto", "roberta", "pooler"))):
+                              ("head", ("auto", "roberta", "pooler")), ("prefix_init", PREFIX_INITS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
-        if self.template is not None and not isinstance(self.template, str):
-            raise ValueError(f"template must be text or null, not {self.template!r}")
+        for name in ("template", "prefix_text"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be text or null, not {getattr(self, name)!r}")
 
     @property
     def is_v1(self) -> bool:
@@ -202,6 +213,37 @@ class PromptModel(nn.Module):
         positions = default_position_ids(config, input_ids, *input_ids.shape, input_ids.device)
         real = input_ids.ne(config.pad_token_id) if config.family == "roberta" else 1
         return positions + self.method.num_virtual_tokens * real  # RoBERTa's padding stays at pad
+
+    @torch.no_grad()
+    def init_prefix_from_tokens(self, ids: list[int]) -> None:
+        """Start P-tuning v2 from real words: virtual token i gets the keys and values the frozen
+        encoder computes for token `ids[i]` in every layer (Li & Liang 2021, §7.4: better than a
+        random start, above all with little data). A random N(0, 1) prefix is as loud as the text's own
+        keys and values and takes much of each layer's attention before it has learnt anything.
+
+        `ids`: one token id per virtual token (train.py: a text describing the task), read as one text
+        (in pieces as long as the position table allows), positions from the first.
+        """
+        n, config = self.method.num_virtual_tokens, self.encoder.config
+        if not self.method.is_prefix or self.method.prefix_projection:
+            raise ValueError("init_prefix_from_tokens needs P-tuning v2 without the projection")
+        if len(ids) != n:
+            raise ValueError(f"init_prefix_from_tokens needs {n} token ids (one per virtual token), not {len(ids)}")
+        training, device = self.encoder.training, self.encoder.embeddings.word.weight.device
+        self.encoder.eval()
+        pieces = []
+        for start in range(0, n, config.max_tokens):
+            x = torch.tensor([ids[start:start + config.max_tokens]], device=device)  # (1, T)
+            T = x.shape[1]
+            x = self.encoder.embeddings(self.encoder.embeddings.word(x), torch.zeros_like(x),
+                                        default_position_ids(config, None, 1, T, device))
+            keys_values = []
+            for layer in self.encoder.layers:  # each layer's keys and values, then its output
+                keys_values += [layer.attention.key(x), layer.attention.value(x)]
+                x = layer(x, None)
+            pieces.append(torch.cat(keys_values, dim=-1)[0])  # (T, 2·L·h): [key 0 | value 0 | key 1 | …]
+        self.prefix_encoder.embedding.weight.copy_(torch.cat(pieces))
+        self.encoder.train(training)
 
     @property
     def head_dtype(self) -> torch.dtype:

@@ -27,6 +27,7 @@ names, found by convention (no registry, no base class):
                           takes `label_names=` and maps them to ids (None: unlabelled, for prediction)
     head(config, method, num_labels) -> nn.Module
                           a fresh head whose `reads` attribute is "cls" or "all" (heads.py)
+    PREFIX_TEXT           words describing the task: where --prefix-init text starts the prefix
     loss(outputs, batch, reduction="mean") -> tensor
                           from the model's outputs and the batch's labels; reduction="sum" sums the
                           rows' losses (the training loop divides by the global batch size)

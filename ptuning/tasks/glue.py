@@ -143,6 +143,9 @@ def _glue_label(raw: str, task: Task) -> int | float:
 
 # --- the task-family convention (tasks/__init__.py) -------------------------------------------
 HEAD = "sequence"  # one token per row -> (B, num_labels) logits; one logit: a regression score
+# --prefix-init text: the prefix starts at these words' keys and values (measured on SQuAD only, BENCHMARKS.md).
+PREFIX_TEXT = ("read the sentences and decide : do they mean the same , does one follow from the other , "
+               "is the sentence positive or negative , is it good english , how similar are they ?")
 
 
 def read(task: Task | str, split: str, data_dir: str | Path | None = None, strict: bool = False,

@@ -556,6 +556,10 @@ def _percentages(prefix: str, exact: list[float], f1: list[float]) -> dict[str, 
 HEAD = "span"               # start and end scores per text position, 2 x (B, T)
 TASKS = {"squad": "1.1", "squad_v2": "2.0"}
 MAX_LENGTH = 384            # --max-length when not given: BERT's and run_qa.py's window
+# --prefix-init text: the prefix starts at these words' keys and values (BENCHMARKS.md, SQuAD: better than
+# random, and better than the first tokens of the training text).
+PREFIX_TEXT = ("the answer to the question is found in the passage below . read the context and find the span "
+               "that answers the question : who , what , when , where , which , how many , why .")
 SPLIT_FILES = {"train": "train.json", "dev": "dev.json"}
 GET_SQUAD = "the official files are train-v1.1.json / dev-v1.1.json (v2.0: train-v2.0.json / dev-v2.0.json)"
 
