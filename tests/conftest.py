@@ -124,16 +124,3 @@ def glue_dir():
     """The GLUE root holding MRPC (downloaded if missing; see `data_folder`)."""
     return data_folder("glue")
 
-
-def randomize_norms_and_biases(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Every LayerNorm weight and every bias drawn at random (HF initialises them to 1 and 0, which
-    would hide a mapping that swaps or drops them). In place; returns the model."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.LayerNorm) and module.weight is not None:
-                module.weight.copy_(1 + torch.randn(module.weight.shape, generator=g) * 0.1)
-            bias = getattr(module, "bias", None)
-            if isinstance(bias, torch.nn.Parameter):
-                bias.copy_(torch.randn(bias.shape, generator=g) * 0.1)
-    return model

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import padded_batch, randomize_norms_and_biases, tiny_hf_model
+from conftest import padded_batch, randomize_biases_and_norms, tiny_hf_model
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -34,7 +34,7 @@ def hf_qa_model(family: str, seed: int = 0, **overrides):
     config = tiny_hf_model(family, task=False, **overrides).config
     torch.manual_seed(seed)
     cls = tf.RobertaForQuestionAnswering if family == "roberta" else tf.BertForQuestionAnswering
-    return randomize_norms_and_biases(cls(config), seed).eval()
+    return randomize_biases_and_norms(cls(config), seed).eval()
 
 
 @pytest.fixture(scope="module")
