@@ -36,7 +36,8 @@ from ptuning.adapters.bank import load_bank
 from ptuning.adapters.files import AdapterConfig, atomic_write
 from ptuning.adapters.load import load_trained
 from ptuning.errors import DataError, OptionError, WriteError, add_debug_flag, finite_float, is_unicode, run_main
-from ptuning.inference import predict_logits
+from ptuning.inference import inference_autocast, predict_logits
+from ptuning.precision import PRECISIONS, resolve
 from ptuning.tasks import FAMILIES, glue, ner, qa
 from ptuning.tasks.glue import TASKS
 from ptuning.text.batches import EncodedSet
@@ -75,6 +76,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=64, help="default: 64")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="default: cuda if available, else cpu")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="fp32, or bf16/fp16 under autocast on the CPU as on a GPU; auto: bf16 where the device "
+                        "has it natively, else as train.py (default: fp32, the exact scores)")
     add_debug_flag(p)
     args = p.parse_args(argv)
     if args.batch_size < 1:
@@ -202,14 +206,15 @@ def report_skipped(path: str, skipped: list[tuple[int, str]]) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
-def predict_chunks(model, tokenizer, examples: list[Example], batch_size: int, device: torch.device):
+def predict_chunks(model, tokenizer, examples: list[Example], batch_size: int, device: torch.device,
+                   precision: str = "fp32"):
     """Yield (example, logits) in input order, CHUNK_ROWS examples at a time."""
-    no_autocast = lambda: torch.autocast(device.type, enabled=False)  # noqa: E731
+    autocast = inference_autocast(device, precision)
     for start in range(0, len(examples), CHUNK_ROWS):
         chunk = examples[start:start + CHUNK_ROWS]
         encoded = tokenizer.encode_batch([(e.text_a, e.text_b) for e in chunk])
         data = EncodedSet(encoded, [None] * len(encoded), sum(e.truncated for e in encoded))
-        yield from zip(chunk, predict_logits(model, data, batch_size, tokenizer.pad_id, device, no_autocast))
+        yield from zip(chunk, predict_logits(model, data, batch_size, tokenizer.pad_id, device, autocast))
 
 
 def record(example: Example, logits: np.ndarray, names: list[str]) -> dict:
@@ -247,6 +252,7 @@ def write_records(args, records, count: int, skipped) -> None:
 def run_bank(args) -> None:
     """Several adapters over one backbone: each batch of arriving rows is one encoder pass."""
     device = check_device(args.device)
+    args.precision = resolve(args.precision, device)
     bank, tokenizers, metas = load_bank(args.adapter, args.model, device)
     check_output_target(args, [*args.adapter.values(), args.model,
                                *(m.base_model_path for m in metas.values())])
@@ -262,13 +268,16 @@ def run_bank(args) -> None:
     if any(e.label is None for e in examples):
         raise DataError(f"{args.input}: no column {args.adapter_column!r} (--adapter-column) naming each row's adapter")
     pad_id = next(iter(tokenizers.values())).pad_id
+    autocast = inference_autocast(device, args.precision)
 
     def records():
         for start in range(0, len(examples), args.batch_size):
             rows = examples[start:start + args.batch_size]
             adapters = [names[e.label] for e in rows]
             batch = collate([tokenizers[a].encode(e.text_a, e.text_b) for e, a in zip(rows, adapters)], pad_id)
-            logits = bank(*(batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")), adapters)
+            with autocast():
+                logits = bank(*(batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")),
+                              adapters)
             for e, a, row_logits in zip(rows, adapters, logits):
                 labels = metas[a].label_names or ["score"]
                 row_logits = row_logits.float().cpu().numpy()
@@ -281,6 +290,7 @@ def run(args) -> None:
     if isinstance(args.adapter, dict):
         return run_bank(args)
     device = check_device(args.device)
+    args.precision = resolve(args.precision, device)  # checked before anything is loaded
     examples = command_line_examples(args.texts) if args.texts else None
     model, tokenizer, meta = load_trained(args.adapter, args.model, device=device)
     check_output_target(args, [args.adapter, args.model, meta.base_model_path])
@@ -296,7 +306,7 @@ def run(args) -> None:
     names = meta.label_names or ["score"]
 
     if examples is not None:
-        (_, logits), = predict_chunks(model, tokenizer, examples, 1, device)
+        (_, logits), = predict_chunks(model, tokenizer, examples, 1, device, args.precision)
         check_finite_logits(logits, f"adapter {args.adapter}")
         probs = probabilities(logits[None])[0]
         for name, value in zip(names, probs):
@@ -305,7 +315,7 @@ def run(args) -> None:
 
     examples, skipped = read_input(args)
     report_skipped(args.input, skipped)
-    rows = predict_chunks(model, tokenizer, examples, args.batch_size, device)
+    rows = predict_chunks(model, tokenizer, examples, args.batch_size, device, args.precision)
 
     def records():
         for example, logits in rows:
@@ -331,7 +341,7 @@ def run_qa(args, model, tokenizer, meta: AdapterConfig, device: torch.device) ->
         for name in ("question", "context"):
             check_argument_text(f"--{name}", getattr(args, name))
         found, = qa.answer(model, tokenizer, [(args.question, args.context)], 1, device, names=["--context"],
-                           **settings)
+                           precision=args.precision, **settings)
         if found["declined"]:
             print(f"no answer (declined: null score {found['null_score']:.2f} beats the best span "
                   f"{found['answer'] or repr(args.context[found['start']:found['end']])}, score {found['score']:.2f})"
@@ -358,7 +368,7 @@ def run_qa(args, model, tokenizer, meta: AdapterConfig, device: torch.device) ->
             pairs = [(e.text_a, e.text_b) for e in chunk]
             names = [f"{args.input}:{e.line}" for e in chunk]  # an error names the row's line, not its chunk place
             for example, found in zip(chunk, qa.answer(model, tokenizer, pairs, args.batch_size, device, names=names,
-                                                       **settings)):
+                                                       precision=args.precision, **settings)):
                 yield {"line": example.line, **found}
     write_records(args, records(), len(examples), skipped)
 
@@ -376,7 +386,7 @@ def run_tagger(args, model, tokenizer, meta: AdapterConfig, device) -> None:
     if args.texts:
         for text in args.texts:
             words, _ = ner.split_words(text)
-            tags, = ner.tag_sentences(model, tokenizer, names, [words], 1, device)
+            tags, = ner.tag_sentences(model, tokenizer, names, [words], 1, device, args.precision)
             found = ner.entity_records(words, tags)
             if len(args.texts) > 1:
                 print(text)
@@ -394,7 +404,7 @@ def run_tagger(args, model, tokenizer, meta: AdapterConfig, device) -> None:
         for start in range(0, len(sentences), CHUNK_ROWS):
             chunk = sentences[start:start + CHUNK_ROWS]
             tagged = ner.tag_sentences(model, tokenizer, names, [words for _, words, _ in chunk], args.batch_size,
-                                       device)
+                                       device, args.precision)
             for (line, words, offsets), tags in zip(chunk, tagged):
                 yield {"line": line, "tags": tags, "entities": ner.entity_records(words, tags, offsets)}
     write_records(args, records(), len(sentences), skipped)

@@ -34,6 +34,7 @@ from ptuning.text.tables import read_table
 from ptuning.text.tokenizer import Tokenizer
 from ptuning.training.loop import TrainConfig, fit
 from ptuning.training.parallel import barrier, init_distributed
+from ptuning.precision import PRECISIONS, device_and_precision, storage_dtype
 from ptuning.training.recipes import COMMON, FAMILY_RECIPES, RECIPES
 from ptuning.training.report import ReportError, TensorBoardReporter, require_tensorboard
 from ptuning.weights import resolve_model_dir
@@ -108,8 +109,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--max-grad-norm", type=finite_float, help="gradient clipping, 0 = off (default: 1.0)")
     g.add_argument("--grad-accum", type=int, help="batches per optimizer step (default: 1)")
     g.add_argument("--seed", type=int, help="default: 42")
-    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="auto: bf16 (else fp16) on CUDA, fp32 on CPU")
+    g.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto: bf16 where the GPU or CPU computes it natively (else fp16 on a GPU, fp32 on a "
+                        "CPU); fp16 trains with a GradScaler (default: auto)")
     g.add_argument("--compile", action="store_true",
                    help="torch.compile the encoder (fuses the work between matmuls; the first steps compile)")
     g.add_argument("--group-by-length", action=argparse.BooleanOptionalAction,
@@ -278,18 +280,6 @@ def prefix_start_ids(tokenizer: Tokenizer, text: str, n: int) -> list[int]:
     return (ids * (n // len(ids) + 1))[:n]
 
 
-def device_and_precision(requested: str) -> tuple[torch.device, str]:
-    if torch.cuda.is_available():
-        if requested == "auto":
-            requested = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        if requested == "bf16" and not torch.cuda.is_bf16_supported():
-            raise OptionError("--precision bf16: this GPU has no bf16; use fp16 or fp32")
-        return torch.device("cuda"), requested
-    if requested in ("bf16", "fp16"):
-        raise OptionError(f"--precision {requested} needs a CUDA GPU; on CPU use fp32 (or auto)")
-    return torch.device("cpu"), "fp32"
-
-
 def task_family(args):
     """The module serving the task (tasks/__init__.py); users' own tables are sequence tasks, as GLUE,
     unless the task names another family (--task ner: CoNLL or JSONL files; squad: a SQuAD file)."""
@@ -395,6 +385,8 @@ def adopt_run_settings(args, out_dir: Path) -> dict:
     settings = {"task": old.task, "model": old.base_model, **(old.train or {}), **old.method.to_dict(),
                 "max_length": old.max_length, **(old.task_options or {}),
                 **{k: data.get(k) for k in ("train_file", "dev_file", "max_train_samples", "max_dev_samples")}}
+    if old.precision is not None:  # the remaining steps round as the first ones did (fp16: its GradScaler too)
+        settings["precision"] = old.precision
     differences = []
     for name, value in settings.items():
         if name in ("epochs", "stop_after_steps", "save_steps", "log_seconds", "eval_batch_size") or \
@@ -411,6 +403,8 @@ def adopt_run_settings(args, out_dir: Path) -> dict:
 
 
 def same_setting(name: str, given, recorded) -> bool:
+    if name == "precision":  # `auto` is what it resolves to on this machine
+        return device_and_precision(given)[1] == recorded
     if name in ("train_file", "dev_file", "model") and given is not None and recorded is not None:
         return Path(str(given)).resolve() == Path(str(recorded)).resolve() or str(given) == str(recorded)
     return given == recorded
@@ -507,10 +501,8 @@ def run(argv=None) -> int:
         dev_examples = dev_examples[:args.max_dev_samples]
     num_labels = 1 if label_names is None else len(label_names)
 
-    # The frozen backbone is stored in half precision on GPU; what trains stays fp32 (all of it, for full).
-    storage = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
-    if method.is_full:
-        storage = torch.float32
+    # The frozen backbone is stored in half precision; what trains stays fp32 (all of it, for full).
+    storage = storage_dtype(precision, method.is_full)
     family = task_family(args)
     model = load_model(model_dir, method, lambda c: family.head(c, method, num_labels), dtype=storage,
                        fused=args.attention == "sdpa", seed=args.seed).to(device)

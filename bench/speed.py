@@ -125,7 +125,7 @@ H100_BF16 = 800e12  # FLOP/s the issue's floor assumes (dense bf16 matmul on an 
 class Side:
     def __init__(self, name, model, data, pad_id, batch_size, device, precision, grouped):
         self.name, self.model, self.data, self.pad_id = name, model, data, pad_id
-        self.ours = name != "peft"
+        self.ours = name.startswith("ours")
         self.device, self.batch_size, self.grouped = device, batch_size, grouped
         self.autocast, _ = autocast_for(device, precision)
         self.optimizer = make_optimizer(model, 1e-4, 0.01)
@@ -208,18 +208,23 @@ def random_eval(data, batch_size, pad_id):
 
 
 def measure(model_dir, method, device, precision, steps, block, data, dev, pad_id, batch_size, real_tokens,
-            compile=False, ours_grouped=True):
-    """ours_grouped: our training batches as our recipe orders them (length-grouped, or random as for NER)."""
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+            compile=False, ours_grouped=True, versus="peft"):
+    """ours_grouped: our training batches as our recipe orders them (length-grouped, or random as for NER).
+    versus "peft": transformers + peft beside ours, both in `precision`; "fp32": ours in fp32 beside ours in
+    `precision` (the same work, to measure what mixed precision buys); the first side is keyed "peft"."""
     sides = []
-    builders = [("peft", peft_side), ("ours", ours_side)]
+    if versus == "fp32":
+        builders = [("ours fp32", ours_side, "fp32"), ("ours", ours_side, precision)]
+    else:
+        builders = [("peft", peft_side, precision), ("ours", ours_side, precision)]
     if compile:
-        builders.append(("ours compiled", lambda *a: ours_side(*a, compile=True)))
-    for name, build in builders:
+        builders.append(("ours compiled", lambda *a: ours_side(*a, compile=True), precision))
+    for name, build, side_precision in builders:
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-        side = Side(name, build(model_dir, method, device, dtype), data, pad_id, batch_size, device, precision,
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(side_precision, torch.float32)
+        side = Side(name, build(model_dir, method, device, dtype), data, pad_id, batch_size, device, side_precision,
                     grouped=name != "peft" and ours_grouped)
         side.train_block(8 if "compiled" in name else 2)  # warm-up (and compiling), not timed
         side.evaluate(dev)
@@ -242,7 +247,7 @@ def measure(model_dir, method, device, precision, steps, block, data, dev, pad_i
         rate = side.samples / side.seconds
         epoch_s = len(data) / rate
         flops = flops_floor(real_tokens, side.model, True)
-        results[side.name] = dict(train_samples_s=rate, epoch_s=epoch_s, eval_samples_s=side.evaluate(dev),
+        results["peft" if side is sides[0] else side.name] = dict(train_samples_s=rate, epoch_s=epoch_s, eval_samples_s=side.evaluate(dev),
                                   peak_gib=peak, tflops=flops / epoch_s / 1e12, floor_x=epoch_s / (flops / H100_BF16))
     return results
 
@@ -260,6 +265,12 @@ def main():
     p.add_argument("--block", type=int, default=4, help="steps per alternating block")
     p.add_argument("--data-dir")
     p.add_argument("--tokenizer", default="minilm", help="folder with tokenizer.json (default: the MiniLM package)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="both sides: autocast in this precision (ours stores the frozen backbone in it, as train.py; "
+                        "peft keeps fp32 weights, as Trainer's bf16=True) (default: cpu fp32, cuda bf16)")
+    p.add_argument("--versus", choices=("peft", "fp32"), default="peft",
+                   help="the other side: transformers + peft in the same precision (default), or ours in fp32 "
+                        "(what --precision bf16 buys on the same work)")
     p.add_argument("--compile", action="store_true", help="also time ours with torch.compile (train.py --compile)")
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = p.parse_args()
@@ -268,7 +279,7 @@ def main():
     if cuda and not torch.cuda.is_available():
         sys.exit("--config cuda needs a CUDA GPU")
     device = torch.device("cuda" if cuda else "cpu")
-    precision = "bf16" if cuda else "fp32"
+    precision = args.precision or ("bf16" if cuda else "fp32")
     methods = args.methods or (["ptuning", "prefix", "full"] if cuda else ["ptuning", "prefix"])
     tmp = Path(tempfile.mkdtemp())
     model_dir = roberta_large_dir(tmp) if cuda else resolve_model_dir("minilm")
@@ -299,7 +310,7 @@ def main():
         real_tokens = sum(len(e.ids) + reserved for e in data.encoded)
         steps = args.steps or (2 * math.ceil(len(data) / 32) if cuda else 24)
         r = measure(model_dir, method, device, precision, steps, args.block, data, dev, pad_id, 32, real_tokens,
-                    args.compile)
+                    args.compile, versus=args.versus)
         peft = r.pop("peft")
         for name, ours in r.items():
             mem = (f"{peft['peak_gib']:.2f} | {ours['peak_gib']:.2f} | {ours['peak_gib'] / peft['peak_gib']:.2f}"
@@ -313,9 +324,10 @@ def main():
                          f"{format(ours['floor_x'], '.1f') + '×' if cuda else '–'} |")
             print(lines[-1], flush=True)
     import transformers, peft as peft_lib  # noqa: E401
-    header = ("| method | peft train samples/s | ours | ratio | peft s/epoch | ours | peft eval samples/s | ours | "
-              "ratio | peft peak GiB | ours | ratio | peft TFLOP/s | ours | ours / floor |\n|" + "---|" * 15)
-    text = (f"\n### Speed, {datetime.date.today()}, {device_name()}, {'roberta-large shape, bf16' if cuda else 'MiniLM, fp32'}"
+    other = "peft" if args.versus == "peft" else "ours fp32"
+    header = (f"| method | {other} train samples/s | ours | ratio | {other} s/epoch | ours | {other} eval samples/s | "
+              f"ours | ratio | {other} peak GiB | ours | ratio | {other} TFLOP/s | ours | ours / floor |\n|" + "---|" * 15)
+    text = (f"\n### Speed, {datetime.date.today()}, {device_name()}, {'roberta-large shape' if cuda else 'MiniLM'}, {precision}"
             f"{', SQuAD windows of ' + str(args.max_length) if args.task == 'squad' else ', MRPC'}, batch 32\n\ntorch {torch.__version__}, transformers {transformers.__version__}, peft "
             f"{peft_lib.__version__}. `python bench/speed.py {' '.join(sys.argv[1:])}`\n\n{header}\n" + "\n".join(lines) + "\n")
     publish(text, args.write)
@@ -327,7 +339,7 @@ def main_ner(args):
     import peft as peft_lib
 
     cuda = torch.cuda.is_available() and args.config == "cuda"
-    device, precision = torch.device("cuda" if cuda else "cpu"), "bf16" if cuda else "fp32"
+    device, precision = torch.device("cuda" if cuda else "cpu"), args.precision or ("bf16" if cuda else "fp32")
     model_dir = resolve_model_dir("minilm")
     train = ner.read("conll2003", "train", args.data_dir)[:args.n]
     valid = ner.read("conll2003", "dev", args.data_dir)[:200]  # eval speed only
@@ -340,16 +352,17 @@ def main_ner(args):
         steps = args.steps or 48
         grouped = TOKEN_RECIPES[method].get("group_by_length", True)  # what train.py does for NER
         r = measure(model_dir, method, device, precision, steps, args.block, data, dev, tok.pad_id, 16, real_tokens,
-                    ours_grouped=grouped)
+                    ours_grouped=grouped, versus=args.versus)
         peft, ours = r["peft"], r["ours"]
         lines.append(f"| {method} | {peft['train_samples_s']:.1f} | {ours['train_samples_s']:.1f} | "
                      f"**{ours['train_samples_s'] / peft['train_samples_s']:.2f}×** | {peft['eval_samples_s']:.1f} | "
                      f"{ours['eval_samples_s']:.1f} | {ours['eval_samples_s'] / peft['eval_samples_s']:.2f}× |")
         print(lines[-1], flush=True)
-    header = ("| method | peft train samples/s | ours | ratio | peft eval samples/s | ours | ratio |\n|"
+    other = "peft" if args.versus == "peft" else "ours fp32"
+    header = (f"| method | {other} train samples/s | ours | ratio | {other} eval samples/s | ours | ratio |\n|"
               + "---|" * 7)
     text = (f"\n### Speed, NER (CoNLL-2003), {datetime.date.today()}, {device_name()}, MiniLM, "
-            f"{'bf16' if cuda else 'fp32'}, batch 16\n\ntorch {torch.__version__}, transformers "
+            f"{precision}, batch 16\n\ntorch {torch.__version__}, transformers "
             f"{transformers.__version__}, peft {peft_lib.__version__}; peft TOKEN_CLS (prefix 16 tokens, P_TUNING 16 "
             f"tokens MLP 128, full fine-tuning), {steps} timed steps a side in alternating blocks of {args.block}; "
             f"our batches as our NER recipe orders them ({'random' if not grouped else 'length-grouped'}). "

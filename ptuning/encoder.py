@@ -32,13 +32,24 @@ def default_position_ids(config: EncoderConfig, input_ids: torch.Tensor | None,
     return positions.expand(batch, length)
 
 
+class LayerNorm(nn.LayerNorm):
+    """`nn.LayerNorm`, in fp32 under autocast on every device: CUDA's autocast runs layer_norm in fp32
+    by itself, the CPU's leaves it in the input's dtype. Its fp32 output keeps the residual stream in
+    fp32 between the half-precision matrix products, as transformers + peft run on a GPU."""
+
+    def forward(self, x):
+        if torch.is_autocast_enabled(x.device.type):
+            return F.layer_norm(x.float(), self.normalized_shape, self.weight.float(), self.bias.float(), self.eps)
+        return super().forward(x)
+
+
 class Embeddings(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.word = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.position = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.norm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout_p = config.hidden_dropout_prob
 
     def forward(self, inputs_embeds, token_type_ids, position_ids):
@@ -106,9 +117,9 @@ class Layer(nn.Module):
     def __init__(self, config: EncoderConfig, fused: bool = True):
         super().__init__()
         self.attention = SelfAttention(config, fused)
-        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention_norm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.ffn = FeedForward(config)
-        self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.ffn_norm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout_p = config.hidden_dropout_prob
 
     def forward(self, x, mask, prefix: Prefix | None = None, only: int | None = None):

@@ -1,12 +1,11 @@
 """Logits for encoded examples, without the training loop: what predict.py and evaluation share."""
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 
 from .errors import OptionError, TokenizerError
+from .precision import autocast_for, resolve
 from .text.batches import EncodedSet, eval_batches
 
 
@@ -32,10 +31,18 @@ def predict_logits(model, data: EncodedSet, batch_size: int, pad_id: int, device
     return np.stack(out)
 
 
-def predict(model, tokenizer, texts, batch_size: int = 32) -> np.ndarray:
+def inference_autocast(device, precision: str = "fp32"):
+    """The autocast context factory prediction runs under: `precision` fp32, bf16, fp16 or auto
+    (`precision.resolve`), on any device."""
+    device = torch.device(device)
+    return autocast_for(device, resolve(precision, device))[0]
+
+
+def predict(model, tokenizer, texts, batch_size: int = 32, precision: str = "fp32") -> np.ndarray:
     """Logits (N, C) for `texts`: strings, or (text_a, text_b) pairs; rows in the order given.
 
-    The model's own device and dtype are used, without autocast; the model is left in eval mode.
+    The model's own device and dtype are used; `precision` "bf16" (or "fp16", "auto") runs it under
+    autocast, on the CPU as on a GPU. The model is left in eval mode.
     """
     if tokenizer is None:
         raise TokenizerError("predict(model, tokenizer, texts) needs a tokenizer to turn texts into ids; load it "
@@ -49,4 +56,4 @@ def predict(model, tokenizer, texts, batch_size: int = 32) -> np.ndarray:
     encoded = tokenizer.encode_batch(pairs)
     data = EncodedSet(encoded, [None] * len(encoded), sum(e.truncated for e in encoded))
     device = next(model.parameters()).device
-    return predict_logits(model, data, batch_size, tokenizer.pad_id, device, contextlib.nullcontext)
+    return predict_logits(model, data, batch_size, tokenizer.pad_id, device, inference_autocast(device, precision))

@@ -53,35 +53,40 @@ def assert_folder_usable(out):
         assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, glue_dir):
+@pytest.fixture(scope="module", params=["fp32", "bf16"])
+def uninterrupted(request, tmp_path_factory, glue_dir):
+    """(precision, metrics of an uninterrupted run): resumed runs must end bit-identical to it, in fp32
+    and in bf16 autocast alike."""
     out = tmp_path_factory.mktemp("whole") / "run"
-    assert train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)]) == 0
-    return metrics_of(out)
+    assert train.main([*ARGS, "--precision", request.param, "--data-dir", str(glue_dir), "--output-dir", str(out)]) == 0
+    return request.param, metrics_of(out)
 
 
 def test_sigkill_at_random_points_then_resume(tmp_path, uninterrupted, glue_dir):
+    precision, expected = uninterrupted
     out = tmp_path / "run"
     rng = random.Random(7)
     resume = []
     for _ in range(3):  # three kills at random points, each followed by --resume
-        proc = start(out, "--data-dir", str(glue_dir), *resume)
+        proc = start(out, "--precision", precision, "--data-dir", str(glue_dir), *resume)
         wait_for_saves(out, rng.randint(1, 4), proc)
         time.sleep(rng.uniform(0, 0.3))
         proc.kill()
         proc.wait()
         assert_folder_usable(out)
         resume = ["--resume"]
-    proc = start(out, "--data-dir", str(glue_dir), "--resume")
+    proc = start(out, "--data-dir", str(glue_dir), "--resume")  # the precision is the run's own
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
-    assert metrics_of(out) == uninterrupted
+    assert f"cpu, {precision}" in stdout
+    assert metrics_of(out) == expected
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_saves_state_and_exits_nonzero(sig, tmp_path, uninterrupted, glue_dir):
+    precision, expected = uninterrupted
     out = tmp_path / "run"
-    proc = start(out, "--data-dir", str(glue_dir))
+    proc = start(out, "--precision", precision, "--data-dir", str(glue_dir))
     wait_for_saves(out, 3, proc)  # the initial state, then two steps
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=300)
@@ -89,7 +94,7 @@ def test_signal_saves_state_and_exits_nonzero(sig, tmp_path, uninterrupted, glue
     assert "stopped by signal" in stderr and "--resume" in stderr
     assert_folder_usable(out)
     assert train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out), "--resume"]) == 0
-    assert metrics_of(out) == uninterrupted
+    assert metrics_of(out) == expected
 
 
 def test_nonfinite_loss_stops_naming_the_step_and_keeps_good_files(tmp_path, glue_dir, monkeypatch, capsys):
@@ -170,6 +175,7 @@ def test_read_only_folder_gives_a_clear_error_and_keeps_files(tmp_path, glue_dir
 
 
 def test_two_cpu_runs_with_the_same_seed_are_identical(tmp_path, uninterrupted, glue_dir):
+    precision, expected = uninterrupted
     out = tmp_path / "again"
-    assert train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)]) == 0
-    assert metrics_of(out) == uninterrupted
+    assert train.main([*ARGS, "--precision", precision, "--data-dir", str(glue_dir), "--output-dir", str(out)]) == 0
+    assert metrics_of(out) == expected

@@ -471,7 +471,7 @@ CASES = [
                                                           "--prefix-hidden-size", str(10**9)), "--prefix-hidden-size", OPT),
     C("virtual-tokens-absurd", "3", T, lambda w: DRY(w, "--num-virtual-tokens", str(10**6)), "--num-virtual-tokens",
       OPT),
-    C("precision-fp16-on-cpu", "3", T, lambda w: TRAIN(w, "--precision", "fp16"), "--precision", OPT),
+    C("precision-unknown", "3", T, lambda w: TRAIN(w, "--precision", "fp8"), "--precision", OPT),
     C("label-names-empty", "3", T, lambda w: OWN(w, GOOD_ROWS, GOOD_ROWS, "--label-names", ""), "--label-names", OPT),
     C("label-names-duplicate", "3", T, lambda w: OWN(w, GOOD_ROWS, GOOD_ROWS, "--label-names", "0,0"),
       "--label-names", OPT),

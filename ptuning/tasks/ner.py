@@ -31,6 +31,7 @@ from tokenizers import Tokenizer as Backend
 
 from ..errors import DataError, not_a_file
 from ..heads import TokenHead
+from ..inference import inference_autocast, to_device
 from ..model import head_dropout
 from ..text.download import existing_data_dir
 from ..text.batches import EncodedSet, eval_batches
@@ -550,7 +551,7 @@ def window_logits(model, data: EncodedSet, batch_size: int, pad_id: int, device,
     model.eval()
     out = [None] * len(data)
     for indices, batch in eval_batches(data, batch_size, pad_id):
-        batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        batch = to_device({k: v for k, v in batch.items() if k != "labels"}, device)
         with autocast():
             logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
         for i, row in zip(indices, logits.float().cpu()):
@@ -589,14 +590,15 @@ def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
 
 
 def tag_sentences(model, tokenizer, label_names: list[str], word_lists: list[list[str]], batch_size: int,
-                  device) -> list[list[str]]:
-    """Predicted IOB2 tags of each sentence (a list of words), one tag a word; [] for no words."""
+                  device, precision: str = "fp32") -> list[list[str]]:
+    """Predicted IOB2 tags of each sentence (a list of words), one tag a word; [] for no words.
+    `precision`: fp32, or bf16/fp16/auto under autocast (`inference.inference_autocast`)."""
     sentences = [Sentence(words, ["O"] * len(words), "input", 0) for words in word_lists if words]
     if not sentences:
         return [[] for _ in word_lists]
     data = encode(tokenizer, sentences)
-    no_autocast = lambda: torch.autocast(torch.device(device).type, enabled=False)  # noqa: E731
-    logits = window_logits(model, data, batch_size, tokenizer.pad_id, device, no_autocast)
+    autocast = inference_autocast(device, precision)
+    logits = window_logits(model, data, batch_size, tokenizer.pad_id, device, autocast)
     tags = iter(predicted_tags(merge_windows(data.windows, logits), label_names))
     return [next(tags) if words else [] for words in word_lists]
 

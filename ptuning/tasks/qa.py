@@ -36,6 +36,7 @@ from tokenizers import Tokenizer as Backend
 
 from ..errors import DataError, OptionError, finite_float, is_unicode, not_a_file
 from ..heads import SpanHead
+from ..inference import inference_autocast, to_device
 from ..text.download import existing_data_dir
 from ..text.batches import EncodedSet, eval_batches
 from ..text.tokenizer import Encoded
@@ -667,7 +668,6 @@ def decoded(model, data: WindowSet, batch_size: int, pad_id: int, device, autoca
     """Run the model over the windows and stream each batch's logits into a `Decoder`: only one
     batch of logits exists at a time. Under torchrun each process decodes a slice of the windows
     and the decoders' small states (n best per question) are merged."""
-    from ..inference import to_device
     from ..training.parallel import gather_objects, world
 
     rank, size = world()
@@ -698,20 +698,19 @@ def evaluate(model, data: WindowSet, batch_size: int, pad_id: int, device, autoc
 
 
 def answer(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int = 64, device="cpu",
-           names: list[str] | None = None, **settings) -> list[dict]:
+           names: list[str] | None = None, precision: str = "fp32", **settings) -> list[dict]:
     """Answers to (question, context) pairs, for predict.py. Long contexts are windowed (never cut)
     and decoded as in evaluation. Each answer: {"answer", "score" (start + end logit), "start",
     "end" (characters of the context), "declined" (v2.0: the null score won; the answer is "")},
-    and "null_score" for v2.0. `names` (e.g. "file:line") name the pairs in errors; default "pair N"."""
-    import contextlib
-
+    and "null_score" for v2.0. `names` (e.g. "file:line") name the pairs in errors; default "pair N".
+    `precision`: fp32, or bf16/fp16/auto under autocast (`inference.inference_autocast`)."""
     settings = Options(**settings)
     names = names or [f"pair {number + 1}" for number in range(len(pairs))]
     questions = [Question(name, question, context, (), source=name) for name, (question, context) in zip(names, pairs)]
     features = make_features(tokenizer, questions, tokenizer.max_length, settings.doc_stride)
     data = WindowSet([Encoded(f.input_ids, f.token_type_ids) for f in features], [None] * len(features), 0,
                      questions=questions, features=features, options=settings)
-    decoder = decoded(model, data, batch_size, tokenizer.pad_id, device, contextlib.nullcontext)
+    decoder = decoded(model, data, batch_size, tokenizer.pad_id, device, inference_autocast(device, precision))
     answers = []
     for index in range(len(questions)):
         best, declined = decoder.best(index)

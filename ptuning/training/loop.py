@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch.utils._foreach_utils import _get_fused_kernels_supported_devices  # where fused AdamW runs
 
 from ..adapters import files
 from ..errors import StateError, TrainingStopped  # noqa: F401 - re-exported
 from ..inference import to_device
 from ..text.batches import EncodedSet, batch_order, make_batch
 from .parallel import all_reduce_gradients, all_sum, gather_objects, world
+from ..precision import autocast_for  # noqa: F401 - re-exported: one AMP path for CPU and CUDA
 
 
 @dataclass
@@ -54,15 +56,6 @@ def stop_requests():
             signal.signal(sig, old)
 
 
-def autocast_for(device: torch.device, precision: str):
-    """(autocast context factory, GradScaler or None). CPU trains in fp32."""
-    if device.type != "cuda" or precision == "fp32":
-        return contextlib.nullcontext, None
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
-
-
 def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW over what trains; biases and LayerNorm weights get no decay (as HF Trainer)."""
     decay, no_decay = [], []
@@ -70,8 +63,14 @@ def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.AdamW:
         if p.requires_grad:
             (no_decay if name.endswith("bias") or "norm" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    fused = all(p.is_cuda for p in decay + no_decay)
-    return torch.optim.AdamW(groups, lr=lr, fused=fused or None)
+    return torch.optim.AdamW(groups, lr=lr, fused=fused_available(decay + no_decay) or None)
+
+
+def fused_available(params) -> bool:
+    """torch's fused AdamW (one kernel for every tensor's update) runs where torch has it for the
+    parameters' device and dtype: CUDA and, since torch 2.4, the CPU; floating-point tensors only."""
+    return bool(params) and all(p.device.type in _get_fused_kernels_supported_devices() and p.is_floating_point()
+                                for p in params)
 
 
 def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
