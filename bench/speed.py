@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import math
 import sys
 import tempfile
@@ -47,6 +48,8 @@ METHODS = {  # ours, and the peft config that is the same work
     "prefix": (dict(method="prefix", num_virtual_tokens=20, prefix_projection=True, prefix_hidden_size=512,
                     prefix_position_shift=True),
                ("PrefixTuningConfig", dict(num_virtual_tokens=20, prefix_projection=True, encoder_hidden_size=512))),
+    "prefix-noproj": (dict(method="prefix", num_virtual_tokens=20, prefix_position_shift=True),
+                      ("PrefixTuningConfig", dict(num_virtual_tokens=20))),
     "full": (dict(method="full"), None),
 }
 # NER (token classification, peft TOKEN_CLS): bench/ner.py's recipes, 16 virtual tokens.
@@ -65,12 +68,18 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def roberta_large_dir(tmp: Path) -> Path:
+SHAPES = {  # random RoBERTa shapes for --config cuda: the seeds' model, and a toy one for smoke runs
+    "roberta-large": dict(vocab_size=50265, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                          intermediate_size=4096),
+    "tiny": dict(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128),
+}
+
+
+def roberta_large_dir(tmp: Path, shape: str = "roberta-large") -> Path:
     """A roberta-large-shaped RobertaForSequenceClassification, random init, saved for both sides."""
     import transformers as tf
 
-    config = tf.RobertaConfig(vocab_size=50265, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                              intermediate_size=4096, max_position_embeddings=514, type_vocab_size=1, pad_token_id=1,
+    config = tf.RobertaConfig(**SHAPES[shape], max_position_embeddings=514, type_vocab_size=1, pad_token_id=1,
                               bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5, num_labels=2)
     torch.manual_seed(0)
     tf.RobertaForSequenceClassification(config).save_pretrained(tmp, safe_serialization=True)
@@ -252,6 +261,45 @@ def measure(model_dir, method, device, precision, steps, block, data, dev, pad_i
     return results
 
 
+def profile_step(model_dir, method, device, precision, data, pad_id, batch_size) -> str:
+    """Where one training step of ours spends its time (torch.profiler, top operators) and which matrix
+    products ran in which dtype (counted at dispatch: a bf16 run should show only bf16 products)."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    side = Side("ours", ours_side(model_dir, method, device, dtype), data, pad_id, batch_size, device, precision,
+                grouped=True)
+    side.train_block(2)  # warm-up
+    matmuls = ("mm", "addmm", "bmm", "baddbmm", "_scaled_dot_product_flash_attention_for_cpu",
+               "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
+               "_scaled_dot_product_cudnn_attention")
+    tally = {}
+
+    class CountMatmuls(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            if name in matmuls:
+                dtypes = tuple(sorted({str(a.dtype).removeprefix("torch.") for a in args
+                                       if isinstance(a, torch.Tensor) and a.is_floating_point()}))
+                tally[(name, dtypes)] = tally.get((name, dtypes), 0) + 1
+            return func(*args, **(kwargs or {}))
+
+    batch = side.next_batch()
+    with CountMatmuls():
+        side.step(batch)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        side.step(side.next_batch())
+        sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    lines = [f"## {method}, {precision}, {device_name()}: one training step of ours, batch {batch_size}",
+             "matrix products (forward + backward) by operator and input dtypes:"]
+    lines += [f"  {name} {'/'.join(dtypes)}: {count}" for (name, dtypes), count in sorted(tally.items())]
+    lines.append(prof.key_averages().table(sort_by=key, row_limit=15))
+    return "\n".join(lines)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", choices=("cpu", "cuda"), default="cpu")
@@ -272,17 +320,23 @@ def main():
                    help="the other side: transformers + peft in the same precision (default), or ours in fp32 "
                         "(what --precision bf16 buys on the same work)")
     p.add_argument("--compile", action="store_true", help="also time ours with torch.compile (train.py --compile)")
+    p.add_argument("--shape", choices=tuple(SHAPES), default="roberta-large",
+                   help="--config cuda: the random RoBERTa shape (tiny: a smoke run on any device)")
+    p.add_argument("--device", help="--config cuda on another device (cpu: a smoke run of the GPU benchmark)")
+    p.add_argument("--jsonl", help="also append each row's numbers as a JSON line to this file")
+    p.add_argument("--profile", help="write a torch.profiler table of one training step of ours per method, and "
+                                     "which matrix products ran in which dtype, to this file")
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = p.parse_args()
 
     cuda = args.config == "cuda"
-    if cuda and not torch.cuda.is_available():
-        sys.exit("--config cuda needs a CUDA GPU")
-    device = torch.device("cuda" if cuda else "cpu")
+    device = torch.device(args.device or ("cuda" if cuda else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("--config cuda needs a CUDA GPU (or --device cpu for a smoke run)")
     precision = args.precision or ("bf16" if cuda else "fp32")
     methods = args.methods or (["ptuning", "prefix", "full"] if cuda else ["ptuning", "prefix"])
     tmp = Path(tempfile.mkdtemp())
-    model_dir = roberta_large_dir(tmp) if cuda else resolve_model_dir("minilm")
+    model_dir = roberta_large_dir(tmp, args.shape) if cuda else resolve_model_dir("minilm")
     tok_dir = resolve_model_dir(args.tokenizer)  # roberta's tokenizer is not here: the cuda run uses BERT ids
     global TASK
     TASK = args.task
@@ -311,17 +365,25 @@ def main():
         steps = args.steps or (2 * math.ceil(len(data) / 32) if cuda else 24)
         r = measure(model_dir, method, device, precision, steps, args.block, data, dev, pad_id, 32, real_tokens,
                     args.compile, versus=args.versus)
+        if args.jsonl:
+            with open(args.jsonl, "a") as f:
+                f.write(json.dumps({"task": args.task, "method": method, "precision": precision, "versus": args.versus,
+                                    "device": device_name(), "shape": args.shape if cuda else "minilm",
+                                    "date": str(datetime.date.today()), "steps": steps, **r}) + "\n")
+        if args.profile:
+            with open(args.profile, "a") as f:
+                f.write(profile_step(model_dir, method, device, precision, data, pad_id, 32) + "\n")
         peft = r.pop("peft")
         for name, ours in r.items():
             mem = (f"{peft['peak_gib']:.2f} | {ours['peak_gib']:.2f} | {ours['peak_gib'] / peft['peak_gib']:.2f}"
-                   if cuda else "– | – | –")
+                   if device.type == "cuda" else "– | – | –")
             label = method + (", compiled" if "compiled" in name else "")
             lines.append(f"| {label} | {peft['train_samples_s']:.1f} | "
                          f"{ours['train_samples_s']:.1f} | **{ours['train_samples_s'] / peft['train_samples_s']:.2f}×**"
                          f" | {peft['epoch_s']:.2f} | {ours['epoch_s']:.2f} | {peft['eval_samples_s']:.1f} | "
                          f"{ours['eval_samples_s']:.1f} | {ours['eval_samples_s'] / peft['eval_samples_s']:.2f}× | "
                          f"{mem} | {peft['tflops']:.3g} | {ours['tflops']:.3g} | "
-                         f"{format(ours['floor_x'], '.1f') + '×' if cuda else '–'} |")
+                         f"{format(ours['floor_x'], '.1f') + '×' if device.type == 'cuda' else '–'} |")
             print(lines[-1], flush=True)
     import transformers, peft as peft_lib  # noqa: E401
     other = "peft" if args.versus == "peft" else "ours fp32"

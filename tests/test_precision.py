@@ -100,11 +100,11 @@ def peft_case(family, kind):
     return config, method, "prefix_encoder"
 
 
-def logits_and_grads(model, prompt_module, forward, autocast: bool):
+def logits_and_grads(model, prompt_module, forward, autocast: bool, device_type="cpu", dtype=torch.bfloat16):
     model.zero_grad(set_to_none=True)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    with torch.autocast(device_type, dtype=dtype, enabled=autocast):
         logits = forward()
-    labels = torch.arange(logits.shape[0]) % 2
+    labels = torch.arange(logits.shape[0], device=logits.device) % 2
     torch.nn.functional.cross_entropy(logits.float(), labels).backward()
     return logits.float().detach(), {n: p.grad.clone() for n, p in prompt_module.named_parameters()}
 

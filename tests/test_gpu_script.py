@@ -1,0 +1,28 @@
+"""bench/gpu.py --smoke: every step of the one prepared GPU command runs on the CPU at toy sizes, through
+the carry folder a lent machine gets, so that a typo cannot waste device time (15 minutes a task)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_script_smoke_runs_every_step(tmp_path, glue_dir):
+    carry, out = tmp_path / "carry", tmp_path / "out"
+    prepared = subprocess.run([sys.executable, "bench/gpu.py", "--prepare", str(carry), "--data-dir", str(glue_dir)],
+                              cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert prepared.returncode == 0, prepared.stderr[-3000:]
+    assert (carry / "minilm" / "model.fp16.safetensors").is_file() and (carry / "glue/MRPC/dev.tsv").is_file()
+    done = subprocess.run([sys.executable, "bench/gpu.py", "--smoke", "--carry", str(carry), "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-4000:]
+    steps = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [(s["step"], s["status"]) for s in steps] == [(name, "ok") for name in ("env", "tests", "speed", "accuracy")]
+    tests = steps[1]["summary"]
+    assert int(tests["tests"]) > 20 and tests["failures"] == tests["errors"] == tests["skipped"] == "0"
+    assert {row["method"] for row in steps[2]["summary"]} == {"ptuning", "prefix", "prefix-noproj", "full"}
+    assert len(steps[3]["summary"]) == 3  # v2, v1, full: one seed each
+    assert "matrix products" in (out / "profile.txt").read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["accuracy.jsonl", "gpu.log", "profile.txt", "results.jsonl",
+                                                      "speed.jsonl", "tests.xml"]  # the device tool brings back 8
