@@ -8,17 +8,18 @@ keeps what it finished):
     python bench/gpu.py --carry .gpu --out $OUT    # there (the device tool's run, carry [".gpu"])
     python bench/gpu.py --smoke --out /tmp/gpu     # any CPU: every step at toy sizes (a CI test runs it)
 
-Steps, in order, each with its own share of the time budget (--budget-s):
+Steps, each with its own share of the time budget (--budget-s). speed runs alone (its timings must not
+share the machine); then tests and accuracy run side by side (neither is timed against anything):
     env       torch / transformers / peft versions, the device
     tests     tests/test_cuda.py: parity with transformers + peft on CUDA (fp32 1e-5; bf16/fp16 within
               transformers' own error), fused vs written-out attention, train.py in fp32/bf16/fp16,
               --resume after SIGKILL, predict.py on the GPU
     speed     bench/speed.py --config cuda: roberta-large shape (random init), v1, v2 with and without
-              projection, full fine-tuning, bf16, two MRPC epochs a side beside transformers + peft:
+              projection, full fine-tuning, bf16, one MRPC epoch a side beside transformers + peft:
               samples/s, s/epoch, peak memory, ratios to peft and to the FLOP floor; a torch.profiler
               table of one step per method
     accuracy  bench/accuracy.py: MRPC at the recipes' full length on MiniLM (v2 20 epochs, v1 20, full
-              10), seeds 1 2 3, three runs at a time on the one GPU
+              10), seeds 1 2 3, five runs at a time on the one GPU
 
 Files under --out (the device tool brings back at most 8): gpu.log (everything printed), results.jsonl
 (a line per step: status, seconds, summary), tests.xml, speed.jsonl, profile.txt, accuracy.jsonl.
@@ -39,7 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CARRY_LIMIT = 64 * 2**20   # what the device tool carries in all
 # Seconds of an H200 each step is given at most (the smoke run takes what it needs on a CPU).
-STEP_BUDGET = {"env": 30, "tests": 120, "speed": 220, "accuracy": 200}
+STEP_BUDGET = {"env": 30, "speed": 200, "tests": 180, "accuracy": 220}
+TOGETHER = [["env"], ["speed"], ["tests", "accuracy"]]  # the order; steps in one list run at once
 
 
 def prepare(folder: Path, glue_dir: str | None) -> None:
@@ -91,12 +93,28 @@ class Runner:
         self.out, self.env, self.smoke = out, env, smoke
         self.deadline = time.monotonic() + budget
         self.log = open(out / "gpu.log", "a", buffering=1)
+        self.lock = threading.Lock()
 
     def say(self, text: str) -> None:
         print(text, flush=True)
         self.log.write(text + "\n")
 
-    def step(self, name: str, argv: list[str], summary=None) -> bool:
+    def together(self, steps: list[tuple[str, list[str], object]]) -> bool:
+        """Run these steps at once (threads, each its own process tree); True when all were ok."""
+        if len(steps) == 1:
+            return self.step(*steps[0])
+        results = [False] * len(steps)
+
+        def one(i):
+            results[i] = self.step(*steps[i], prefix=f"[{steps[i][0]}] ")
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(steps))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return all(results)
+
+    def step(self, name: str, argv: list[str], summary=None, prefix: str = "") -> bool:
         left = self.deadline - time.monotonic()
         limit = left if self.smoke else min(STEP_BUDGET[name], left)
         record = {"step": name, "command": " ".join(argv[1:])}
@@ -116,7 +134,7 @@ class Runner:
         timer.start()
         tail = []
         for line in proc.stdout:  # streamed into the log as it comes
-            self.log.write(line)
+            self.log.write(prefix + line)
             tail = (tail + [line.rstrip()])[-40:]
         proc.wait()
         timer.cancel()
@@ -132,7 +150,7 @@ class Runner:
         return self.record(record)
 
     def record(self, record: dict) -> bool:
-        with open(self.out / "results.jsonl", "a") as f:
+        with self.lock, open(self.out / "results.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         self.say(f"--- {record['step']}: {record['status']} {record.get('seconds', '')}")
         return record["status"] == "ok"
@@ -188,7 +206,7 @@ def main(argv=None) -> int:
                       side: {m: round(v, 3) if isinstance(v, float) else v for m, v in row[side].items()}
                       for side in ("peft", "ours")} for row in jsonl(out / "speed.jsonl")]),
         "accuracy": ([python, "bench/accuracy.py", "--tasks", "mrpc", "--methods", "prefix", "ptuning", "full",
-                      "--model", model, "--runs", "/tmp/ptuning-gpu-runs", "--jobs", "3",
+                      "--model", model, "--runs", "/tmp/ptuning-gpu-runs", "--jobs", "5",
                       "--jsonl", str(out / "accuracy.jsonl"),
                       *(["--seeds", "1", "--epochs", "1", "--extra", "--max-train-samples 16 --max-dev-samples 8"]
                         if args.smoke else ["--seeds", "1", "2", "3"])],
@@ -200,9 +218,10 @@ def main(argv=None) -> int:
             runner.say("no CUDA GPU here: use --smoke on a CPU")
             return 2
     ok = True
-    for name in args.steps:
-        command, summary = plan[name]
-        ok &= runner.step(name, command, summary)
+    for group in TOGETHER:
+        chosen = [(name, *plan[name]) for name in group if name in args.steps]
+        if chosen:
+            ok &= runner.together(chosen)
     runner.say(f"done: {'every step ok' if ok else 'some steps failed, see results.jsonl'}")
     return 0 if ok else 1
 

@@ -6,7 +6,7 @@ without Trainer's bookkeeping, which only flatters peft. Ours runs its real trai
 (`ptuning.training.loop`: length-grouped batches, frozen weights without gradient buffers).
 
     python bench/speed.py --config cpu     # MiniLM (real weights), v1 + v2, fp32, fixed steps
-    python bench/speed.py --config cuda    # roberta-large shape (random init), v1, v2, full, bf16, epochs
+    python bench/speed.py --config cuda    # roberta-large shape (random init), v1, v2, full, bf16, an epoch a side
     python bench/speed.py --task squad     # SQuAD windows of 384 (span head; peft task_type QUESTION_ANS)
     python bench/speed.py --task conll2003 # NER: MiniLM, token classification, batch 16 (bench/ner.py's budget)
 
@@ -141,6 +141,9 @@ class Side:
         self.seconds = self.samples = self.tokens = 0.0
         self.epoch = 0
         self.order = []
+        # CUDA memory: both sides live on the GPU at once, so a side's peak is its own persistent memory
+        # (weights, optimizer state: `own`, set by measure()) plus the most its blocks allocated on top.
+        self.own = self.peak = 0
 
     def next_batch(self):
         if not self.order:
@@ -186,11 +189,16 @@ class Side:
         self.model.train()
         batches = [self.next_batch() for _ in range(steps)]
         sync(self.device)
+        if self.device.type == "cuda":
+            start = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
         t = time.perf_counter()
         for batch in batches:
             self.step(batch)
         sync(self.device)
         self.seconds += time.perf_counter() - t
+        if self.device.type == "cuda":
+            self.peak = max(self.peak, self.own + torch.cuda.max_memory_allocated() - start)
         self.samples += sum(len(b["labels"]) for b in batches)
         self.tokens += sum(int(b["attention_mask"].sum()) for b in batches)
 
@@ -229,15 +237,15 @@ def measure(model_dir, method, device, precision, steps, block, data, dev, pad_i
     if compile:
         builders.append(("ours compiled", lambda *a: ours_side(*a, compile=True), precision))
     for name, build, side_precision in builders:
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated() if device.type == "cuda" else 0
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(side_precision, torch.float32)
         side = Side(name, build(model_dir, method, device, dtype), data, pad_id, batch_size, device, side_precision,
                     grouped=name != "peft" and ours_grouped)
         side.train_block(8 if "compiled" in name else 2)  # warm-up (and compiling), not timed
         side.evaluate(dev)
         side.seconds = side.samples = side.tokens = 0.0
+        if device.type == "cuda":  # weights and AdamW state (gradients are freed after each step)
+            side.own, side.peak = torch.cuda.memory_allocated() - before, 0
         sides.append(side)
     done = 0
     while done < steps:  # alternate blocks
@@ -247,12 +255,7 @@ def measure(model_dir, method, device, precision, steps, block, data, dev, pad_i
         done += n
     results = {}
     for side in sides:
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-            side.train_block(3)
-            peak = torch.cuda.max_memory_allocated() / 2**30
-        else:
-            peak = None
+        peak = side.peak / 2**30 if device.type == "cuda" else None
         rate = side.samples / side.seconds
         epoch_s = len(data) / rate
         flops = flops_floor(real_tokens, side.model, True)
@@ -309,7 +312,7 @@ def main():
     p.add_argument("--max-length", type=int, default=384, help="squad window length (default: 384)")
     p.add_argument("--n", type=int, default=4000, help="conll2003: first N train sentences to draw batches from")
     p.add_argument("--methods", nargs="+")
-    p.add_argument("--steps", type=int, help="timed training steps per side (cpu default 24; cuda: 2 epochs)")
+    p.add_argument("--steps", type=int, help="timed training steps per side (cpu default 24; cuda: one epoch)")
     p.add_argument("--block", type=int, default=4, help="steps per alternating block")
     p.add_argument("--data-dir")
     p.add_argument("--tokenizer", default="minilm", help="folder with tokenizer.json (default: the MiniLM package)")
@@ -362,7 +365,7 @@ def main():
                 e.ids = [i if i != 0 else 3 for i in e.ids]
                 e.type_ids = [0] * len(e.ids)  # RoBERTa has one token type
         real_tokens = sum(len(e.ids) + reserved for e in data.encoded)
-        steps = args.steps or (2 * math.ceil(len(data) / 32) if cuda else 24)
+        steps = args.steps or (math.ceil(len(data) / 32) if cuda else 24)  # cuda: one whole epoch a side
         r = measure(model_dir, method, device, precision, steps, args.block, data, dev, pad_id, 32, real_tokens,
                     args.compile, versus=args.versus)
         if args.jsonl:

@@ -17,12 +17,17 @@ def test_gpu_script_smoke_runs_every_step(tmp_path, glue_dir):
     done = subprocess.run([sys.executable, "bench/gpu.py", "--smoke", "--carry", str(carry), "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-4000:]
-    steps = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert [(s["step"], s["status"]) for s in steps] == [(name, "ok") for name in ("env", "tests", "speed", "accuracy")]
-    tests = steps[1]["summary"]
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in lines][:2] == ["env", "speed"]  # speed alone, then tests and accuracy at once
+    steps = {s["step"]: s for s in lines}
+    assert len(lines) == 4 and {name: s["status"] for name, s in steps.items()} == dict.fromkeys(
+        ("env", "speed", "tests", "accuracy"), "ok")
+    tests = steps["tests"]["summary"]
     assert int(tests["tests"]) > 20 and tests["failures"] == tests["errors"] == tests["skipped"] == "0"
-    assert {row["method"] for row in steps[2]["summary"]} == {"ptuning", "prefix", "prefix-noproj", "full"}
-    assert len(steps[3]["summary"]) == 3  # v2, v1, full: one seed each
+    assert {row["method"] for row in steps["speed"]["summary"]} == {"ptuning", "prefix", "prefix-noproj", "full"}
+    assert len(steps["accuracy"]["summary"]) == 3  # v2, v1, full: one seed each
+    log = (out / "gpu.log").read_text()
+    assert "[tests] " in log and "[accuracy] " in log  # the two side by side, told apart in the log
     assert "matrix products" in (out / "profile.txt").read_text()
     assert sorted(p.name for p in out.iterdir()) == ["accuracy.jsonl", "gpu.log", "profile.txt", "results.jsonl",
                                                       "speed.jsonl", "tests.xml"]  # the device tool brings back 8
