@@ -33,7 +33,7 @@ from ptuning.text.download import data_dir, ensure_glue_task, existing_data_dir
 from ptuning.text.tables import read_table
 from ptuning.text.tokenizer import Tokenizer
 from ptuning.training.loop import TrainConfig, fit
-from ptuning.training.parallel import barrier, init_distributed
+from ptuning.parallel import barrier, init_distributed
 from ptuning.precision import PRECISIONS, device_and_precision, storage_dtype
 from ptuning.training.recipes import COMMON, FAMILY_RECIPES, RECIPES
 from ptuning.training.report import ReportError, TensorBoardReporter, require_tensorboard

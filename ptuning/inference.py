@@ -1,10 +1,12 @@
-"""Logits for encoded examples, without the training loop: what predict.py and evaluation share."""
+"""The model over encoded examples, without the training loop: the one evaluation loop that every task
+family's evaluation and prediction share (`run_shard`, `gather_rows`), and `predict` for texts."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from .errors import OptionError, TokenizerError
+from .parallel import gather_objects, world
 from .precision import autocast_for, resolve
 from .text.batches import EncodedSet, eval_batches
 
@@ -18,17 +20,36 @@ def to_device(batch: dict, device) -> dict:
 
 
 @torch.no_grad()
-def predict_logits(model, data: EncodedSet, batch_size: int, pad_id: int, device, autocast) -> np.ndarray:
-    """Logits for every example, in the data's order."""
+def run_shard(model, data: EncodedSet, batch_size: int, pad_id: int, device, autocast):
+    """Yield (row indices into `data`, the model's outputs for those rows), batch by batch, over this
+    process's rows: every row alone, or under torchrun the slice rank::size. Batches hold rows of
+    similar lengths (`eval_batches`); the model is put in eval mode."""
+    rank, size = world()
+    mine = list(range(rank, len(data), size))
+    shard = EncodedSet([data.encoded[i] for i in mine], [None] * len(mine), 0)  # ids only: no labels
     model.eval()
-    out = [None] * len(data)
-    for indices, batch in eval_batches(data, batch_size, pad_id):
+    for indices, batch in eval_batches(shard, batch_size, pad_id):
         batch = to_device(batch, device)
         with autocast():
-            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-        for i, row in zip(indices, logits.float().cpu().numpy()):
-            out[i] = row
-    return np.stack(out)
+            outputs = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        yield [mine[i] for i in indices], outputs
+
+
+def gather_rows(rows: dict[int, object], count: int) -> list:
+    """Every process's {row index: value} (from `run_shard`) as one list in the data's order."""
+    merged = [None] * count
+    for part in gather_objects(rows):
+        for index, value in part.items():
+            merged[index] = value
+    return merged
+
+
+def predict_logits(model, data: EncodedSet, batch_size: int, pad_id: int, device, autocast) -> np.ndarray:
+    """Logits for every example, in the data's order (sequence heads: one row of logits each)."""
+    rows = {}
+    for indices, logits in run_shard(model, data, batch_size, pad_id, device, autocast):
+        rows.update(zip(indices, logits.float().cpu().numpy()))
+    return np.stack(gather_rows(rows, len(data)))
 
 
 def inference_autocast(device, precision: str = "fp32"):

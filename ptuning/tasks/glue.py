@@ -188,15 +188,6 @@ def loss(logits: torch.Tensor, batch: dict, reduction: str = "mean") -> torch.Te
 
 def evaluate(model, data: EncodedSet, batch_size: int, pad_id: int, device, autocast,
              metric_names=("accuracy",)) -> dict[str, float]:
-    """Metrics over the whole set; under torchrun each process scores a slice, then all gather."""
-    from ..training.parallel import gather_objects, world  # only training evaluates under torchrun
-
-    rank, size = world()
-    shard = EncodedSet(data.encoded[rank::size], data.labels[rank::size], 0)
-    logits = predict_logits(model, shard, batch_size, pad_id, device, autocast)
-    if size > 1:
-        parts = gather_objects(logits)
-        logits = np.empty((len(data), logits.shape[1]), dtype=logits.dtype)
-        for r, part in enumerate(parts):
-            logits[r::size] = part
+    """Metrics over the whole set (under torchrun each process scores a slice, then all gather)."""
+    logits = predict_logits(model, data, batch_size, pad_id, device, autocast)
     return compute_metrics(metric_names, logits, np.array(data.labels))

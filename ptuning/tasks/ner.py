@@ -31,10 +31,10 @@ from tokenizers import Tokenizer as Backend
 
 from ..errors import DataError, not_a_file
 from ..heads import TokenHead
-from ..inference import inference_autocast, to_device
+from ..inference import gather_rows, inference_autocast, run_shard
 from ..model import head_dropout
 from ..text.download import existing_data_dir
-from ..text.batches import EncodedSet, eval_batches
+from ..text.batches import EncodedSet
 from ..text.tokenizer import SPECIALS, Encoded
 
 IGNORE = -100  # label of positions the loss skips (torch's cross_entropy ignore_index default)
@@ -545,33 +545,19 @@ def training_loss(train_set: EncodedSet):
     return word_weighted_loss
 
 
-@torch.no_grad()
 def window_logits(model, data: EncodedSet, batch_size: int, pad_id: int, device, autocast) -> list[torch.Tensor]:
-    """(T_i, L) logits of every window, in the data's order, padding cut off."""
-    model.eval()
-    out = [None] * len(data)
-    for indices, batch in eval_batches(data, batch_size, pad_id):
-        batch = to_device({k: v for k, v in batch.items() if k != "labels"}, device)
-        with autocast():
-            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-        for i, row in zip(indices, logits.float().cpu()):
-            out[i] = row[:len(data.encoded[i].ids)]
-    return out
+    """(T_i, L) logits of every window, in the data's order, padding cut off (under torchrun each
+    process predicts a slice of the windows, then all gather)."""
+    rows = {}
+    for indices, logits in run_shard(model, data, batch_size, pad_id, device, autocast):
+        rows.update((i, row[:len(data.encoded[i].ids)]) for i, row in zip(indices, logits.float().cpu()))
+    return gather_rows(rows, len(data))
 
 
 def evaluate(model, data: WindowSet, batch_size: int, pad_id: int, device, autocast,
              metric_names=METRICS) -> dict[str, float]:
-    """Entity precision/recall/F1 over whole sentences: windows merged, one prediction a word.
-    Under torchrun each process predicts a slice of the windows, then all gather."""
-    from ..training.parallel import gather_objects, world  # only training evaluates under torchrun
-
-    rank, size = world()
-    shard = EncodedSet(data.encoded[rank::size], data.labels[rank::size], 0)
-    logits = window_logits(model, shard, batch_size, pad_id, device, autocast)
-    if size > 1:
-        parts, logits = gather_objects(logits), [None] * len(data)
-        for r, part in enumerate(parts):
-            logits[r::size] = part
+    """Entity precision/recall/F1 over whole sentences: windows merged, one prediction a word."""
+    logits = window_logits(model, data, batch_size, pad_id, device, autocast)
     predicted = predicted_tags(merge_windows(data.windows, logits), list(data.label_names))
     scores = entity_scores([sentence.tags for sentence in data.sentences], predicted)
     overall = scores.pop("overall")

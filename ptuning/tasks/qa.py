@@ -36,9 +36,10 @@ from tokenizers import Tokenizer as Backend
 
 from ..errors import DataError, OptionError, finite_float, is_unicode, not_a_file
 from ..heads import SpanHead
-from ..inference import inference_autocast, to_device
+from ..inference import inference_autocast, run_shard
+from ..parallel import gather_objects, world
 from ..text.download import existing_data_dir
-from ..text.batches import EncodedSet, eval_batches
+from ..text.batches import EncodedSet
 from ..text.tokenizer import Encoded
 
 VERSIONS = ("1.1", "2.0")
@@ -668,20 +669,12 @@ def decoded(model, data: WindowSet, batch_size: int, pad_id: int, device, autoca
     """Run the model over the windows and stream each batch's logits into a `Decoder`: only one
     batch of logits exists at a time. Under torchrun each process decodes a slice of the windows
     and the decoders' small states (n best per question) are merged."""
-    from ..training.parallel import gather_objects, world
-
-    rank, size = world()
     settings = data.options
     decoder = Decoder(data.questions, data.features, settings.n_best, settings.max_answer_length,
                       settings.version_2, settings.null_threshold)
-    mine = list(range(rank, len(data), size))
-    shard = EncodedSet([data.encoded[i] for i in mine], [None] * len(mine), 0)
-    model.eval()
-    for indices, batch in eval_batches(shard, batch_size, pad_id):
-        batch = to_device(batch, device)
-        with autocast():
-            start_logits, end_logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-        decoder.add([mine[i] for i in indices], start_logits, end_logits)
+    for indices, (start_logits, end_logits) in run_shard(model, data, batch_size, pad_id, device, autocast):
+        decoder.add(indices, start_logits, end_logits)
+    rank, size = world()
     if size > 1:
         for other_rank, state in enumerate(gather_objects(decoder.state())):
             if other_rank != rank:

@@ -22,7 +22,7 @@ from ..adapters import files
 from ..errors import StateError, TrainingStopped  # noqa: F401 - re-exported
 from ..inference import to_device
 from ..text.batches import EncodedSet, batch_order, make_batch
-from .parallel import all_reduce_gradients, all_sum, gather_objects, world
+from ..parallel import all_reduce_gradients, all_sum, gather_objects, world
 from ..precision import autocast_for  # noqa: F401 - re-exported: one AMP path for CPU and CUDA
 
 
