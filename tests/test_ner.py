@@ -10,8 +10,8 @@ from tokenizers import ByteLevelBPETokenizer, processors
 from tokenizers import Tokenizer as Backend
 
 from ptuning.tasks import ner
-from ptuning.tasks.ner import (IGNORE, NerDataError, encode_sentences, encode_words, merge_windows,
-                               predicted_tags, read_conll, read_jsonl, read_ner, word_tokenizer)
+from ptuning.tasks.ner import IGNORE, encode_sentences, encode_words, merge_windows, predicted_tags, word_tokenizer
+from ptuning.text.conll import NerDataError, read_conll, read_jsonl, read_ner
 
 from conftest import data_folder
 

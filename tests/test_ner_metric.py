@@ -9,7 +9,8 @@ import random
 import pytest
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 
-from ptuning.tasks.ner import entities, entity_scores, read_conll
+from ptuning.tasks.ner import entities, entity_scores
+from ptuning.text.conll import read_conll
 
 from conftest import data_folder
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from ptuning.errors import DataError
-from ptuning.tasks.qa import (Decoder, Feature, Question, decode, make_features, normalize_answer, pair_problem,
-                              read_squad, squad_scores)
+from ptuning.tasks.qa import Decoder, Feature, decode, make_features, normalize_answer, pair_problem, squad_scores
+from ptuning.text.squad import Question, read_squad
 
 from conftest import data_folder
 
