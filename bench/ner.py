@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from report import device_name, publish  # noqa: E402
 
-import train  # noqa: E402
+import train  # noqa: E402  (runs train.py in this process, as a user would)
+from ptuning.weights import resolve_model_dir  # noqa: E402
 from ptuning.tasks import ner  # noqa: E402
 
 ANCHOR_LR = {"prefix": 1e-2, "full": 5e-5}  # transformers + peft: the anchor's learning rates
@@ -45,7 +46,7 @@ def run_ours(method, seed, args) -> dict:
             "--weight-decay", str(WEIGHT_DECAY), "--output-dir", str(out), "--overwrite"]
     if args.random_batches:  # HF Trainer's batch order, for a same-recipe comparison
         argv += ["--no-group-by-length"]
-    if method in args.lr_ours:  # else our NER recipe's (TOKEN_RECIPES), and its batch order
+    if method in args.lr_ours:  # else our NER recipe's (ner.RECIPES), and its batch order
         argv += ["--lr", str(args.lr_ours[method])]
     if args.n_dev:
         argv += ["--max-dev-samples", str(args.n_dev)]
@@ -63,7 +64,7 @@ def run_peft(method, seed, args) -> dict:
     from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
                               Trainer, TrainingArguments, set_seed)
 
-    model_dir = str(train.resolve_model_dir(args.model))
+    model_dir = str(resolve_model_dir(args.model))
     train_sentences = ner.read("conll2003", "train", args.data_dir)[:args.n]
     dev_sentences = ner.read("conll2003", "dev", args.data_dir)[:args.n_dev or None]
     labels = list(ner.label_names("conll2003", train_sentences))
@@ -130,7 +131,7 @@ def main():
     p.add_argument("--cuda", action="store_true", help="let transformers use the GPU too (ours uses it when present)")
     p.add_argument("--out", help="also append each run's result as a JSON line here")
     p.add_argument("--lr-ours", nargs="+", default=[], metavar="METHOD=LR",
-                   help="ours at another lr (default: our NER recipe's, TOKEN_RECIPES)")
+                   help="ours at another lr (default: our NER recipe's, ner.RECIPES)")
     p.add_argument("--lr-peft", nargs="+", default=[], metavar="METHOD=LR",
                    help=f"transformers + peft at another lr (default: the anchor's, {ANCHOR_LR})")
     p.add_argument("--random-batches", action="store_true", help="ours with random batches (default: length-grouped)")

@@ -39,7 +39,6 @@ from ptuning.text.tokenizer import Tokenizer  # noqa: E402
 from ptuning.tasks.glue import loss  # noqa: E402
 from ptuning.tasks import ner, qa  # noqa: E402
 from ptuning.training.loop import autocast_for, make_optimizer  # noqa: E402
-from ptuning.training.recipes import TOKEN_RECIPES  # noqa: E402
 from ptuning.inference import to_device  # noqa: E402
 
 METHODS = {  # ours, and the peft config that is the same work
@@ -415,7 +414,7 @@ def main_ner(args):
         data, dev = ner.encode(tok, train, ner.CONLL2003_LABELS), ner.encode(tok, valid, ner.CONLL2003_LABELS)
         real_tokens = sum(len(e.ids) + reserved for e in data.encoded)
         steps = args.steps or 48
-        grouped = TOKEN_RECIPES[method].get("group_by_length", True)  # what train.py does for NER
+        grouped = ner.RECIPES[method].get("group_by_length", True)  # what train.py does for NER
         r = measure(model_dir, method, device, precision, steps, args.block, data, dev, tok.pad_id, 16, real_tokens,
                     ours_grouped=grouped, versus=args.versus)
         peft, ours = r["peft"], r["ours"]

@@ -35,18 +35,19 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from report import device_name, publish  # noqa: E402
 
-import train  # noqa: E402
+import train  # noqa: E402  (runs train.py in this process, as a user would)
 from ptuning.config import EncoderConfig  # noqa: E402
 from ptuning.tasks import qa  # noqa: E402
 from ptuning.text.batches import make_batch  # noqa: E402
 from ptuning.text.tokenizer import Tokenizer  # noqa: E402
-from ptuning.training.recipes import QA_RECIPES, RECIPES  # noqa: E402
+from ptuning.training.recipes import RECIPES  # noqa: E402
+from ptuning.training.run import prefix_start_ids  # noqa: E402
 from ptuning.weights import resolve_model_dir  # noqa: E402
 
 
 def recipe(method: str, args) -> dict:
     """lr, batch size, epochs, warm-up shared by both sides: our QA recipe's lr unless overridden."""
-    ours = {**RECIPES[method], **QA_RECIPES[method]}
+    ours = {**RECIPES[method], **qa.RECIPES[method]}
     return dict(lr=args.lr.get(method, ours["lr"]), batch_size=args.batch_size, epochs=args.epochs,
                 warmup_ratio=ours["warmup_ratio"], weight_decay=0.01)
 
@@ -116,7 +117,7 @@ def text_prefix(args) -> torch.Tensor:
     method = MethodConfig(method="prefix", num_virtual_tokens=args.prefix_tokens, prefix_init="text")
     model = load_model(args.model_dir, method, lambda c: qa.head(c, method, 1))
     tokenizer = Tokenizer.from_folder(args.model_dir, model.encoder.config)
-    model.init_prefix_from_tokens(train.prefix_start_ids(tokenizer, qa.PREFIX_TEXT, args.prefix_tokens))
+    model.init_prefix_from_tokens(prefix_start_ids(tokenizer, qa.PREFIX_TEXT, args.prefix_tokens))
     return model.prefix_encoder.embedding.weight.detach().clone()
 
 
@@ -153,15 +154,15 @@ def main(argv=None):
     p.add_argument("--max-length", type=int, default=384, help="window length (default: 384)")
     p.add_argument("--doc-stride", type=int, default=128, help="default: 128")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--prefix-tokens", type=int, default=QA_RECIPES["prefix"]["num_virtual_tokens"],
+    p.add_argument("--prefix-tokens", type=int, default=qa.RECIPES["prefix"]["num_virtual_tokens"],
                    help="virtual tokens of the prefix, both sides (default: our recipe's %(default)s)")
     p.add_argument("--prefix-init", choices=("random", "text"), default="random",
                    help="ours: train.py --prefix-init (default: random, peft's start)")
     p.add_argument("--hf-prefix-init", choices=("same", "random"), default="same",
                    help="with --prefix-init text: peft starts from the same prefix (same, the default) "
                         "or from its own random one")
-    p.add_argument("--lr-prefix", type=float, help=f"default: our QA recipe's {QA_RECIPES['prefix']['lr']}")
-    p.add_argument("--lr-full", type=float, help=f"default: our QA recipe's {QA_RECIPES['full']['lr']}")
+    p.add_argument("--lr-prefix", type=float, help=f"default: our QA recipe's {qa.RECIPES['prefix']['lr']}")
+    p.add_argument("--lr-full", type=float, help=f"default: our QA recipe's {qa.RECIPES['full']['lr']}")
     p.add_argument("--runs", default="runs/bench-squad")
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = p.parse_args(argv)

@@ -9,7 +9,7 @@ numpy, tokenizers and safetensors only: plotting and TensorBoard (training/repor
 where they are used.
 """
 from .adapters.bank import AdapterBank, load_bank
-from .adapters.files import AdapterConfig, read_adapter, save_adapter
+from .adapters.files import AdapterConfig, RunFolder, read_adapter, save_adapter
 from .adapters.load import load_trained
 from .config import EncoderConfig
 from .inference import predict, predict_logits
@@ -17,10 +17,11 @@ from .model import (MethodConfig, PromptModel, build_classifier, build_model, lo
                     mark_trainable, parameter_report)
 from .tasks import family_for
 from .text.tokenizer import Tokenizer
-from .training.loop import TrainConfig, fit
+from .training.loop import Scoring, TrainConfig, fit
 from .weights import load_encoder
 
-__all__ = ["AdapterBank", "AdapterConfig", "EncoderConfig", "MethodConfig", "PromptModel", "TrainConfig", "Tokenizer",
+__all__ = ["AdapterBank", "AdapterConfig", "EncoderConfig", "MethodConfig", "PromptModel", "RunFolder", "Scoring",
+           "TrainConfig", "Tokenizer",
            "build_classifier", "build_model", "family_for", "fit", "load_bank", "load_classifier", "load_encoder",
            "load_model", "load_trained", "mark_trainable", "parameter_report", "predict", "predict_logits",
            "read_adapter", "save_adapter"]

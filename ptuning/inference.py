@@ -52,6 +52,41 @@ def predict_logits(model, data: EncodedSet, batch_size: int, pad_id: int, device
     return np.stack(gather_rows(rows, len(data)))
 
 
+CHUNK_ROWS = 4096   # rows tokenized and predicted at a time: a big file streams out in bounded memory
+
+
+def predict_chunks(model, tokenizer, examples, batch_size: int, device, precision: str = "fp32"):
+    """Yield (example, logits) in input order, CHUNK_ROWS examples (`.text_a`, `.text_b`) at a time."""
+    autocast = inference_autocast(device, precision)
+    for start in range(0, len(examples), CHUNK_ROWS):
+        chunk = examples[start:start + CHUNK_ROWS]
+        encoded = tokenizer.encode_batch([(e.text_a, e.text_b) for e in chunk])
+        data = EncodedSet(encoded, [None] * len(encoded), sum(e.truncated for e in encoded))
+        yield from zip(chunk, predict_logits(model, data, batch_size, tokenizer.pad_id, device, autocast))
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis; a single logit (regression) is the score itself."""
+    if logits.shape[-1] == 1:
+        return logits
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def logits_record(line: int, logits: np.ndarray, names: list[str]) -> dict:
+    """A prediction of a sequence head as predict.py writes it: the row's line, the label and its
+    probabilities (regression: "score"), and the logits."""
+    probs = probabilities(logits[None])[0]
+    out = {"line": line}
+    if len(names) > 1:
+        out["label"] = names[int(probs.argmax())]
+        out["probabilities"] = dict(zip(names, map(float, probs)))
+    else:
+        out["score"] = float(probs[0])
+    out["logits"] = [float(x) for x in logits]
+    return out
+
+
 def inference_autocast(device, precision: str = "fp32"):
     """The autocast context factory prediction runs under: `precision` fp32, bf16, fp16 or auto
     (`precision.resolve`), on any device."""

@@ -22,8 +22,9 @@ from torch import nn
 
 from .config import EncoderConfig
 from .encoder import Encoder, default_position_ids
-from .errors import OptionError
+from .errors import OptionError, is_unicode
 from .heads import READS, build_head
+from .options import at_least, option, sane_size
 from .prompts import PrefixEncoder, PromptEncoder
 from .text.tokenizer import PROMPT_SLOT  # the id a template puts where a virtual token goes
 
@@ -31,23 +32,46 @@ METHODS = ("ptuning", "prompt", "prefix", "full")
 PREFIX_INITS = ("random", "text")
 
 
+V1, PROMPTS = ("ptuning", "prompt"), ("ptuning", "prompt", "prefix")  # methods with v1 prompts; with any prompts
+
+
 @dataclass
 class MethodConfig:
-    """What is trained and how; saved with every adapter. Defaults: the P-tuning guide's v1."""
-    method: str = "ptuning"            # ptuning (v1) | prompt (v1 without reparam.) | prefix (v2) | full
-    num_virtual_tokens: int = 20
-    encoder_hidden_size: int = 128     # v1 prompt-encoder width
-    reparam: str = "mlp"               # v1: mlp | lstm | none
-    lstm_layers: int = 2
-    prefix_projection: bool = False    # v2: reparameterize the prefix through an MLP
-    prefix_hidden_size: int = 512      # v2: that MLP's width
-    prefix_dropout: float = 0.0        # v2: dropout on prefix entries (P-tuning-v2 repo: 0.1)
-    prefix_position_shift: bool = False  # v2: number text positions after the prefix (HF+peft, v2 repo)
-    prefix_init: str = "random"        # v2: random (N(0, 1), as peft) | text: a text's keys and values
-    prefix_text: str | None = None     # v2, prefix_init "text": the words (train.py: the task family's)
-    head: str = "auto"                 # auto (roberta for RoBERTa, pooler for BERT) | roberta | pooler
-    head_token: str = "cls"            # cls: the real <s>/[CLS] | first: position 0 (peft's v1 choice)
-    template: str | None = None        # v1 only; see text/tokenizer.py. None: prompts go in front (peft)
+    """What is trained and how; saved with every adapter. Defaults: the P-tuning guide's v1.
+
+    Each field is also train.py's option of the same name (`options.option`): `recipe=True` fields left
+    unset take the recipe's value (training/recipes.py, and the task family's RECIPES)."""
+    method: str = option("ptuning", "ptuning (v1), prompt (v1 without reparameterization), prefix (P-tuning "
+                         "v2) or full fine-tuning", choices=METHODS, group="model")
+    num_virtual_tokens: int = option(20, "prompt/prefix length", recipe=True, methods=PROMPTS,
+                                     checks=[at_least(1), sane_size()], group="model")
+    encoder_hidden_size: int = option(128, "v1 prompt-encoder width", recipe=True, methods=PROMPTS,
+                                      checks=[at_least(1), sane_size()], group="model")
+    reparam: str = option("mlp", "v1 prompt encoder", choices=("mlp", "lstm", "none"), recipe=True,
+                          methods=PROMPTS, group="model")
+    lstm_layers: int = option(2, cli=False)  # v1 with reparam lstm
+    prefix_projection: bool = option(False, "v2 MLP reparameterization", recipe=True, negatable=True,
+                                     methods=PROMPTS, group="model")
+    prefix_hidden_size: int = option(512, "v2 projection width", methods=PROMPTS, checks=[at_least(1), sane_size()],
+                                     group="model")
+    prefix_dropout: float = option(0.0, "v2 dropout on prefix entries (P-tuning-v2 repo: 0.1)", recipe=True,
+                                   methods=PROMPTS, checks=[((lambda v: 0 <= v < 1), "{flag} must be in [0, 1)")], group="model")
+    prefix_position_shift: bool = option(False, "v2: number text positions after the prefix, as transformers + "
+                                         "peft and the P-tuning-v2 repo", group="model")
+    prefix_init: str = option("random", "v2 starting prefixes: random N(0, 1) as peft, or the keys/values of "
+                              "the words of --prefix-text (Li & Liang 2021, §7.4)", choices=PREFIX_INITS,
+                              recipe=True, methods=PROMPTS, group="model")
+    prefix_text: str | None = option(None, "with --prefix-init text: the words (default: the task family's "
+                                     "description of the task, PREFIX_TEXT in its file)", methods=PROMPTS,
+                                     checks=[((lambda v: bool(v.strip()) and is_unicode(v)),
+                                              "{flag} must hold words (UTF-8)")], group="model")
+    head: str = option("auto", "classification head: auto (roberta for RoBERTa, pooler for BERT), roberta or "
+                       "pooler", choices=("auto", "roberta", "pooler"), heads=("sequence",), group="model")
+    head_token: str = option("cls", "v1: read <s>/[CLS] (cls) or position 0 like peft (first)",
+                             choices=("cls", "first"), recipe=True, heads=("sequence",), group="model")
+    template: str | None = option(None, 'v1 prompt placement, e.g. "[P*10] {a} [SEP] {b} [P*10]" '
+                                  "(ptuning/text/tokenizer.py); none: prompts in front, as peft", methods=PROMPTS,
+                                  heads=("sequence",), group="model")
 
     def __post_init__(self):
         self.check_types()

@@ -274,7 +274,7 @@ def train_on_served_mrpc(server, tmp_path, monkeypatch, minilm_dir, *extra, caps
     server.files.update(mrpc_files())
     monkeypatch.setenv(download.URL_VARIABLE, server.url)
     monkeypatch.delenv("GLUE_DIR", raising=False)
-    monkeypatch.setattr(train, "DATA_ROOT", tmp_path / "data")   # the repository's data/ in real use
+    monkeypatch.setattr(download, "DATA_ROOT", tmp_path / "data")   # the repository's data/ in real use
     model_dir = make_tiny_bert(tmp_path / "model", minilm_dir)
     if capsys is not None:
         capsys.readouterr()   # transformers' own progress bars while saving the tiny model

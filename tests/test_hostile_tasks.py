@@ -24,6 +24,7 @@ from test_predict import make_tiny_bert
 
 import train
 from ptuning import cli
+from ptuning.text import download
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PLOT = "ptuning plot"
@@ -258,10 +259,10 @@ CASES = [
 
     C("conll2003-default-folder-missing", "ner", T, lambda w: ["--task", "conll2003", "--model", w.model,
       "--output-dir", w.tmp / "o"], "neither --data-dir nor $CONLL_DIR is set", INPUT, patch=lambda w, mp: (mp.delenv("CONLL_DIR", raising=False),
-      mp.setattr(train, "DATA_ROOT", w.tmp / "data"))),
+      mp.setattr(download, "DATA_ROOT", w.tmp / "data"))),
     C("squad-default-folder-missing", "qa", T, lambda w: ["--task", "squad", "--model", w.model, "--doc-stride", "16",
       "--output-dir", w.tmp / "o"], "neither --data-dir nor $SQUAD_DIR is set", INPUT, patch=lambda w, mp: (mp.delenv("SQUAD_DIR", raising=False),
-      mp.setattr(train, "DATA_ROOT", w.tmp / "data"))),
+      mp.setattr(download, "DATA_ROOT", w.tmp / "data"))),
     C("squad-env-folder-missing", "qa", T, lambda w: ["--task", "squad", "--model", w.model, "--doc-stride", "16",
       "--output-dir", w.tmp / "o"], "$SQUAD_DIR", INPUT, patch=lambda w, mp: mp.setenv("SQUAD_DIR", str(w.tmp / "nosquad"))),
 

@@ -73,15 +73,15 @@ def test_fit_switches_to_training_mode(tiny_dirs, tmp_path):
         modes.append(model.training)
         return glue.loss(outputs, batch, reduction)
 
-    def evaluate(model, data, batch_size, pad_id, device, autocast):
+    def evaluate(model, data, batch_size, pad_id, device, autocast, metric_names):
         modes.append(model.training)
         return {"accuracy": 0.5}
 
     meta = ptuning.AdapterConfig(method, 2)
     (tmp_path / "run").mkdir()   # fit writes into an existing folder (train.py makes it)
     config = ptuning.TrainConfig(epochs=1, batch_size=2, log_seconds=0.0)
-    ptuning.fit(model, data, data, config, tmp_path / "run", meta, 0, torch.device("cpu"), loss=loss,
-                evaluate=evaluate, main_metric="accuracy")
+    ptuning.fit(model, data, data, config, ptuning.RunFolder(tmp_path / "run", meta),
+                ptuning.Scoring(loss, evaluate, ("accuracy",)))
     assert modes[:2] == [True, True]
 
 

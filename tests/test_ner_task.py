@@ -15,7 +15,6 @@ from ptuning.model import MethodConfig, load_model
 from ptuning.tasks import family_for, ner
 from ptuning.text.batches import make_batch
 from ptuning.text.tokenizer import Tokenizer
-from ptuning.training.recipes import TOKEN_RECIPES
 
 LABELS = 5
 N = 4
@@ -125,7 +124,7 @@ def test_train_conll2003_writes_entity_metrics(trained):
     assert {"f1", "precision", "recall", "f1_PER"} <= set(record)
     config = json.loads((trained / "adapter_config.json").read_text())
     assert config["task"] == "conll2003" and config["label_names"] == list(ner.CONLL2003_LABELS)
-    recipe = TOKEN_RECIPES["prefix"]  # the NER recipe, not the GLUE one (20 tokens, batch 32, lr 1e-2)
+    recipe = ner.RECIPES["prefix"]  # the NER recipe, not the GLUE one (20 tokens, batch 32, lr 1e-2)
     assert (config["method"]["num_virtual_tokens"], config["train"]["batch_size"], config["train"]["lr"]) == \
         (recipe["num_virtual_tokens"], recipe["batch_size"], recipe["lr"]) == (64, 16, 5e-2)
 

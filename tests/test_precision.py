@@ -178,8 +178,9 @@ def test_fp16_grad_scaler_skips_an_overflowing_step_and_the_run_goes_on(tiny_dir
     out = tmp_path / "run"
     out.mkdir()
     config = ptuning.TrainConfig(epochs=2, batch_size=4, lr=1e-2, log_seconds=60)
-    records = ptuning.fit(model, data, data, config, out, ptuning.AdapterConfig(method, 2), 0, CPU, "fp16",
-                          loss=loss, evaluate=lambda *a: {"accuracy": 0.5}, main_metric="accuracy")
+    run = ptuning.RunFolder(out, ptuning.AdapterConfig(method, 2, precision="fp16"))
+    records = ptuning.fit(model, data, data, config, run, ptuning.Scoring(loss, lambda *a: {"accuracy": 0.5},
+                                                                          ("accuracy",)))
     assert [r["epoch"] for r in records] == [1, 2]  # it went on
     torch.testing.assert_close(snapshots[3], snapshots[2], rtol=0, atol=0)  # step 2 changed nothing
     assert not torch.equal(snapshots[4], snapshots[3])                       # step 3 did

@@ -26,6 +26,7 @@ from ptuning.text.batches import encode_examples  # noqa: E402
 from ptuning.adapters.files import ADAPTER_CONFIG  # noqa: E402
 from ptuning.adapters.load import load_trained  # noqa: E402
 from ptuning.text.tables import Example  # noqa: E402
+from ptuning import inference  # noqa: E402
 from ptuning.inference import predict_logits  # noqa: E402
 
 
@@ -174,7 +175,7 @@ def test_errors_print_one_line_without_traceback(tmp_path):
 
 def test_thousands_of_rows_in_batches_in_order(tiny, tmp_path, capsys, monkeypatch):
     model_dir, adapter = tiny
-    monkeypatch.setattr(predict, "CHUNK_ROWS", 1000)  # three chunks, each in batches of 64
+    monkeypatch.setattr(inference, "CHUNK_ROWS", 1000)  # three chunks, each in batches of 64
     rows = [(f"row {i} " + "word " * (i % 7), f"other {i % 13}") for i in range(3000)]
     tsv = tmp_path / "many.tsv"
     tsv.write_text("a\tb\n" + "".join(f"{a}\t{b}\n" for a, b in rows))

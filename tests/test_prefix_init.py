@@ -17,6 +17,7 @@ from ptuning.model import MethodConfig, load_classifier  # noqa: E402
 from ptuning.config import EncoderConfig  # noqa: E402
 from ptuning.tasks import glue, ner, qa  # noqa: E402
 from ptuning.text.tokenizer import Tokenizer  # noqa: E402
+from ptuning.training import run  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -93,11 +94,11 @@ def test_prefix_start_ids_are_the_text_without_special_tokens_repeated(minilm_di
     tokenizer = Tokenizer.from_folder(minilm_dir, EncoderConfig.from_json(minilm_dir))
     words = tokenizer.backend.encode("find the answer", add_special_tokens=False).ids
     assert len(words) == 3 and 101 not in words and 102 not in words
-    assert train.prefix_start_ids(tokenizer, "find the answer", 2) == words[:2]
-    assert train.prefix_start_ids(tokenizer, "find the answer", 8) == words * 2 + words[:2]
+    assert run.prefix_start_ids(tokenizer, "find the answer", 2) == words[:2]
+    assert run.prefix_start_ids(tokenizer, "find the answer", 8) == words * 2 + words[:2]
     for text, message in (("", "has no tokens"), ("  \n", "has no tokens"), ("caf\udce9", "not valid UTF-8")):
         with pytest.raises(OptionError, match=message):
-            train.prefix_start_ids(tokenizer, text, 4)
+            run.prefix_start_ids(tokenizer, text, 4)
 
 
 def test_every_family_describes_its_task():
@@ -112,7 +113,7 @@ def test_every_family_describes_its_task():
 ])
 def test_train_refuses_bad_prefix_init(argv, message, capsys):
     with pytest.raises(SystemExit):
-        train.parse_args(["--task", "mrpc", *argv])
+        run.parse_args(["--task", "mrpc", *argv])
     assert message in capsys.readouterr().err
 
 
@@ -152,7 +153,7 @@ def test_train_starts_from_the_text(text, glue_dir, minilm_dir, tmp_path, monkey
     ids, start = started
     words = text or glue.PREFIX_TEXT
     tokenizer = Tokenizer.from_folder(minilm_dir, EncoderConfig.from_json(minilm_dir))
-    assert ids == train.prefix_start_ids(tokenizer, words, 6)
+    assert ids == run.prefix_start_ids(tokenizer, words, 6)
     recorded = json.loads((out / "adapter_config.json").read_text())["method"]
     assert recorded["prefix_init"] == "text" and recorded["prefix_text"] == words
     from safetensors.torch import load_file
@@ -180,5 +181,5 @@ def test_resume_keeps_the_runs_start_and_refuses_another(glue_dir, minilm_dir, t
 @pytest.mark.parametrize("text", ["", "  \t", "caf\udce9"])
 def test_train_refuses_a_blank_or_undecodable_prefix_text_before_reading_data(text, capsys):
     with pytest.raises(SystemExit):
-        train.parse_args(["--task", "squad", "--method", "prefix", "--prefix-init", "text", "--prefix-text", text])
+        run.parse_args(["--task", "squad", "--method", "prefix", "--prefix-init", "text", "--prefix-text", text])
     assert "--prefix-text must hold words" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from ptuning.model import MethodConfig, load_model  # noqa: E402
 from ptuning.tasks import family_for, qa  # noqa: E402
 from ptuning.text.batches import make_batch  # noqa: E402
 from ptuning.text.tokenizer import Tokenizer  # noqa: E402
+from ptuning.training import run  # noqa: E402
 
 N = 5  # virtual tokens
 SQUAD_DIR = Path(__import__("os").environ.get("SQUAD_DIR", REPO.parent / "shared" / "data" / "squad"))
@@ -296,30 +297,31 @@ def test_train_squad_writes_metrics_and_options(squad_run):
 
 
 def test_max_length_defaults_to_384_for_qa_only():
-    assert train.parse_args(["--task", "squad"]).max_length == 384
-    assert train.parse_args(["--task", "mrpc"]).max_length is None
+    assert run.parse_args(["--task", "squad"]).max_length == 384
+    assert run.parse_args(["--task", "mrpc"]).max_length is None
 
 
 def test_qa_recipes_fill_unset_options_for_qa_only():
     """SQuAD's ~88k questions take run_qa.py's 2 epochs (full) and the P-tuning-v2 repo's SQuAD script
     (prefix), not GLUE's 10 and 20 epochs; given options still win; v1 keeps the GLUE recipe."""
-    from ptuning.training.recipes import QA_RECIPES, RECIPES
-    full, prefix = (train.parse_args(["--task", "squad_v2", "--method", m]) for m in ("full", "prefix"))
-    assert (full.lr, full.epochs, full.batch_size) == (3e-5, 2, 12) == tuple(QA_RECIPES["full"].values())
+    from ptuning.tasks import qa
+    from ptuning.training.recipes import RECIPES
+    full, prefix = (run.parse_args(["--task", "squad_v2", "--method", m]) for m in ("full", "prefix"))
+    assert (full.lr, full.epochs, full.batch_size) == (3e-5, 2, 12) == tuple(qa.RECIPES["full"].values())
     assert (prefix.lr, prefix.epochs, prefix.batch_size, prefix.num_virtual_tokens) == (5e-3, 30, 8, 16)
     assert prefix.warmup_ratio == RECIPES["prefix"]["warmup_ratio"]  # the method's, where the QA recipe is silent
-    given = train.parse_args(["--task", "squad", "--method", "prefix", "--lr", "5e-2", "--num-virtual-tokens", "64"])
+    given = run.parse_args(["--task", "squad", "--method", "prefix", "--lr", "5e-2", "--num-virtual-tokens", "64"])
     assert (given.lr, given.num_virtual_tokens, given.epochs) == (5e-2, 64, 30)
-    glue_prefix = train.parse_args(["--task", "mrpc", "--method", "prefix"])
+    glue_prefix = run.parse_args(["--task", "mrpc", "--method", "prefix"])
     assert (glue_prefix.lr, glue_prefix.epochs, glue_prefix.batch_size) == (1e-2, 20, 32)
-    v1 = train.parse_args(["--task", "squad", "--method", "ptuning"])
+    v1 = run.parse_args(["--task", "squad", "--method", "ptuning"])
     assert (v1.lr, v1.epochs, v1.batch_size) == (1e-3, 20, 32)
 
 
 @pytest.mark.parametrize("option", ["--doc-stride=-1", "--n-best=0", "--max-answer-length=0"])
 def test_bad_qa_options_are_named(option, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        train.parse_args(["--task", "squad", option])
+        run.parse_args(["--task", "squad", option])
     assert exit_info.value.code == 2 and option.split("=")[0] in capsys.readouterr().err
 
 

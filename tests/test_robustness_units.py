@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-import train
+from ptuning import tasks
 from ptuning.adapters import files
 from ptuning.errors import StateError, finite_float
 from ptuning.text.tables import canonical_label, read_table
@@ -24,14 +24,14 @@ def test_finite_float_refuses_non_finite_and_text(text):
 
 @pytest.mark.parametrize("given, known", [("MRPC", "mrpc"), ("SST-2", "sst2"), ("sts-b", "stsb"), ("CoLA", "cola")])
 def test_task_names_in_glue_spellings(given, known):
-    assert train.task_name(given) == known
+    assert tasks.task_name(given) == known
 
 
 def test_output_dir_template_errors_name_the_field():
-    assert train.output_dir_from_template("runs/{task}-{method}", task="rte", method="prefix") == "runs/rte-prefix"
+    assert files.output_dir_from_template("runs/{task}-{method}", task="rte", method="prefix") == "runs/rte-prefix"
     for bad, said in (("runs/{model}", "{model}"), ("runs/{}", "{}"), ("runs/{task", "'}'")):
         with pytest.raises(ValueError, match=said.replace("{", r"\{").replace("}", r"\}")):
-            train.output_dir_from_template(bad, task="rte", method="prefix")
+            files.output_dir_from_template(bad, task="rte", method="prefix")
 
 
 def test_labels_are_values(tmp_path):

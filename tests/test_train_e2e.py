@@ -1,5 +1,4 @@
 """End to end on 64 MRPC rows with the real MiniLM checkpoint: train, save, predict, resume."""
-import functools
 import json
 import sys
 from pathlib import Path
@@ -67,7 +66,8 @@ def test_in_memory_model_equals_reloaded_adapter(tmp_path, glue_dir):
     from ptuning.model import MethodConfig, load_classifier
     from ptuning.tasks import glue
     from ptuning.text.tokenizer import Tokenizer
-    from ptuning.training.loop import TrainConfig, fit
+    from ptuning.adapters.files import RunFolder
+    from ptuning.training.loop import Scoring, TrainConfig, fit
     from ptuning.weights import resolve_model_dir
 
     model_dir = resolve_model_dir("minilm")
@@ -78,9 +78,8 @@ def test_in_memory_model_equals_reloaded_adapter(tmp_path, glue_dir):
     dev_set = encode_examples(tok, read_glue("mrpc", "dev", glue_dir)[:16])
     meta = AdapterConfig(method, 2, base_model_path=str(model_dir), base_model="minilm",
                          label_names=["not_equivalent", "equivalent"])
-    evaluate = functools.partial(glue.evaluate, metric_names=("accuracy", "f1"))
-    fit(model, train_set, dev_set, TrainConfig(epochs=1, batch_size=16), tmp_path, meta, tok.pad_id,
-        torch.device("cpu"), loss=glue.loss, evaluate=evaluate, main_metric="accuracy")
+    fit(model, train_set, dev_set, TrainConfig(epochs=1, batch_size=16), RunFolder(tmp_path, meta),
+        Scoring(glue.loss, glue.evaluate, ("accuracy", "f1")))
     no_amp = lambda: torch.autocast("cpu", enabled=False)
     in_memory = predict_logits(model, dev_set, 16, tok.pad_id, torch.device("cpu"), no_amp)
     reloaded, _, _ = load_trained(tmp_path)

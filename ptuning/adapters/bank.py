@@ -144,3 +144,25 @@ def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None 
         tokenizers[name] = Tokenizer.from_folder(model_dir, encoder.config, method.positions_used, None,
                                                  config.max_length)
     return AdapterBank(adapters).to(device).eval(), tokenizers, {n: c for n, (c, _) in configs.items()}
+
+
+def bank_records(bank: AdapterBank, tokenizers: dict, metas: dict, examples, names: list[str], args):
+    """predict.py's records for rows that each name their adapter (`example.label`: its index in `names`):
+    each batch of arriving rows is one encoder pass, whatever adapters its rows use."""
+    from ..inference import inference_autocast, logits_record
+    from ..prediction import check_finite_logits
+    from ..text.tokenizer import collate
+
+    pad_id = next(iter(tokenizers.values())).pad_id
+    autocast = inference_autocast(args.device, args.precision)
+    for start in range(0, len(examples), args.batch_size):
+        rows = examples[start:start + args.batch_size]
+        adapters = [names[e.label] for e in rows]
+        batch = collate([tokenizers[a].encode(e.text_a, e.text_b) for e, a in zip(rows, adapters)], pad_id)
+        with autocast():
+            logits = bank(*(batch[k].to(args.device) for k in ("input_ids", "attention_mask", "token_type_ids")),
+                          adapters)
+        for e, a, row_logits in zip(rows, adapters, logits):
+            row_logits = row_logits.float().cpu().numpy()
+            check_finite_logits(row_logits, f"{args.input}:{e.line} (adapter {a!r})")
+            yield {"adapter": a, **logits_record(e.line, row_logits, metas[a].label_names or ["score"])}

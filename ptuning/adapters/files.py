@@ -17,6 +17,7 @@ import os
 import contextlib
 import math
 import shutil
+import string
 import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -24,8 +25,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import AdapterError, StateError  # noqa: F401 - re-exported
+from ..errors import AdapterError, OptionError, StateError, WriteError  # noqa: F401 - re-exported
 from ..model import MethodConfig
+from ..precision import device_and_precision
 
 ADAPTER_CONFIG, ADAPTER_WEIGHTS, STATE, METRICS = (
     "adapter_config.json", "adapter_model.safetensors", "training_state.pt", "metrics.jsonl")
@@ -87,10 +89,10 @@ class AdapterConfig:
             raise AdapterError(f"{source}: field 'label_names' has {len(names)} names but 'num_labels' is "
                                f"{config.num_labels}")
         if config.task is not None:
-            from ..tasks import FAMILIES  # here, not at the top: tasks import model code that imports us
-            if config.task not in FAMILIES:
+            from ..tasks import families  # here, not at the top: tasks import model code that imports us
+            if config.task not in families():
                 raise AdapterError(f"{source}: field 'task' {config.task!r} is not a known task "
-                                   f"({', '.join(FAMILIES)})")
+                                   f"({', '.join(families())})")
         return config
 
     def to_dict(self) -> dict:
@@ -121,6 +123,15 @@ FIELD_CHECKS = {
     "precision": lambda v: None if v in ("fp32", "bf16", "fp16") else "must be fp32, bf16 or fp16",
     "train": _mapping, "dev_metrics": _mapping, "peft_config": _mapping, "data": _mapping,
 }
+
+
+@dataclass
+class RunFolder:
+    """A run folder that `fit` writes: where it is, the adapter config its adapters are saved with (which
+    also records the run's precision), and whether a run already there is continued (--resume)."""
+    path: Path
+    config: AdapterConfig
+    resume: bool = False
 
 
 def atomic_write(path: str | Path, write) -> None:
@@ -326,3 +337,82 @@ def replacing_run(run_dir: Path, enabled: bool = True):
             shutil.rmtree(aside, ignore_errors=True)
         raise
     shutil.rmtree(aside, ignore_errors=True)
+
+
+# --- the rules of a run folder: which folder, may it be written, and is it the same run ---------------
+
+def output_dir_from_template(template: str, **fields) -> str:
+    """`template` with {task} and {method} filled; a ValueError names what is wrong with it."""
+    for _, name, _, _ in string.Formatter().parse(template):  # raises ValueError on an unclosed brace
+        if name is not None and name not in fields:
+            shown = "{" + name + "}" if name else "{}"
+            raise ValueError(f"unknown field {shown}; the template may use {', '.join('{' + f + '}' for f in fields)}")
+    return template.format(**fields)
+
+
+def check_output_dir(out_dir: Path, args, model_dir: Path | None) -> None:
+    """Refuse an --output-dir whose replacement would delete what the user owns."""
+    blocker = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise WriteError(f"--output-dir {out_dir}: {blocker} is a file, not a folder")
+    owned = [("--model", model_dir), ("--data-dir", args.data_dir), ("--train-file", args.train_file),
+             ("--dev-file", args.dev_file)]
+    for option, path in owned:
+        if path is None:
+            continue
+        path = Path(path).resolve()
+        if path == out_dir.resolve() or out_dir.resolve() in path.parents:
+            raise OptionError(f"--output-dir {out_dir} holds {option} {path}; choose an empty or new folder")
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    foreign = foreign_files(out_dir)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+        raise OptionError(f"--output-dir {out_dir} holds files that are not a ptuning run's ({shown}); "
+                          "--overwrite only ever replaces a run of train.py: choose another --output-dir")
+    if not (args.resume or args.overwrite):
+        raise OptionError(f"{out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
+
+
+# Settings that may differ when a run is resumed: a longer schedule, and how often it saves or logs.
+RESUMABLE_CHANGES = ("epochs", "stop_after_steps", "save_steps", "log_seconds", "eval_batch_size")
+
+
+def adopt_run_settings(args, out_dir: Path) -> dict:
+    """--resume: options not given take the run's values; given ones must match it (--epochs may grow).
+
+    Returns the run's resumable state (validated by `load_state`).
+    """
+    state = load_state(out_dir)
+    previous = state.get("adapter_config")
+    if previous is None:  # a state saved before runs recorded their settings: nothing to compare
+        return state
+    old = AdapterConfig.from_dict(previous, str(out_dir / STATE))
+    # Everything that decides the training set and its batches: a different value would resume at
+    # batch k of another batch list.
+    data = old.data or {}
+    settings = {"task": old.task, "model": old.base_model, **(old.train or {}), **old.method.to_dict(),
+                "max_length": old.max_length, **(old.task_options or {}),
+                **{k: data.get(k) for k in ("train_file", "dev_file", "max_train_samples", "max_dev_samples")}}
+    if old.precision is not None:  # the remaining steps round as the first ones did (fp16: its GradScaler too)
+        settings["precision"] = old.precision
+    differences = []
+    for name, value in settings.items():
+        if name in RESUMABLE_CHANGES or not hasattr(args, name):
+            continue
+        if name not in args.given:
+            setattr(args, name, value)
+        elif same_setting(name, getattr(args, name), value) is False:
+            differences.append(f"--{name.replace('_', '-')} {getattr(args, name)} (the run used {value})")
+    if differences:
+        raise OptionError(f"--resume: {out_dir} holds a different run: " + "; ".join(differences) +
+                          ". Continue it with its own settings, or start a new run in another --output-dir")
+    return state
+
+
+def same_setting(name: str, given, recorded) -> bool:
+    if name == "precision":  # `auto` is what it resolves to on this machine
+        return device_and_precision(given)[1] == recorded
+    if name in ("train_file", "dev_file", "model") and given is not None and recorded is not None:
+        return Path(str(given)).resolve() == Path(str(recorded)).resolve() or str(given) == str(recorded)
+    return given == recorded

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from ..model import load_model
-from ..tasks import FAMILIES, glue
+from ..tasks import family_of_adapter
 from ..text.tokenizer import Tokenizer
 from ..weights import CheckpointError, resolve_model_dir
 from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, AdapterError, load_adapter_weights, read_adapter, \
@@ -40,7 +40,7 @@ def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, d
     if check_fingerprint and config.fingerprint and weights_fingerprint(model_dir) != config.fingerprint:
         raise AdapterError(f"{adapter_dir} was trained on other weights than {model_dir} "
                            f"(fingerprint {config.fingerprint} vs {weights_fingerprint(model_dir)})")
-    method, family = config.method, FAMILIES.get(config.task or "", glue)
+    method, family = config.method, family_of_adapter(config)
     try:
         model = load_model(model_dir, method, lambda c: family.head(c, method, config.num_labels), dtype=dtype)
     except ValueError as err:

@@ -43,9 +43,9 @@ from ..errors import OptionError
 from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, AdapterError, atomic_write, read_adapter, write_json
 from ..config import EncoderConfig
 from ..weights import HEAD_TABLE, map_keys, resolve_model_dir
+from .. import tasks
 from ..heads import TokenHead
-from ..model import MethodConfig, PromptModel, load_classifier, load_model, prompt_module
-from ..tasks import qa
+from ..model import MethodConfig, PromptModel, load_model, prompt_module
 from ..prompts import PrefixEncoder, PromptEncoder
 
 PEFT_WEIGHTS_BIN = "adapter_model.bin"
@@ -58,12 +58,13 @@ HF_MODEL_PREFIX = {"bert": "bert.", "roberta": "roberta."}  # base_model_prefix 
 HEAD_TO_HF = {ours: theirs for theirs, ours in HEAD_TABLE.items()}  # "out_proj.weight" -> "classifier.out_proj.weight"
 # The head the HF task model of each family has; peft trains a copy of it.
 FAMILY_HEAD = {"roberta": "roberta", "bert": "pooler"}
-EXPORT_TASK_TYPES = {"sequence": "SEQ_CLS", "token": "TOKEN_CLS"}  # a task family's HEAD -> what export writes
+HEAD_WORDS = {"SEQ_CLS": "sequence", "TOKEN_CLS": "token", "QUESTION_ANS": "span"}  # for messages
+EXPORT_TASK_TYPES = ("SEQ_CLS", "TOKEN_CLS")  # what export writes (a task family's PEFT_TASK_TYPE)
 
 
-def classifier_names(family: str, kind: str = "sequence") -> list[str]:
+def classifier_names(family: str, task_type: str = "SEQ_CLS") -> list[str]:
     """Our head's parameters that peft always carries (the pooler only when it trained)."""
-    modules = ("dense", "out_proj") if FAMILY_HEAD[family] == "roberta" and kind == "sequence" else ("classifier",)
+    modules = ("dense", "out_proj") if FAMILY_HEAD[family] == "roberta" and task_type == "SEQ_CLS" else ("classifier",)
     return [f"{m}.{p}" for m in modules for p in ("weight", "bias")]
 
 
@@ -188,8 +189,7 @@ def split_tensors(tensors: dict[str, torch.Tensor], family: str, source: Path, t
     if encoder_part or unexpected:
         bad = [PEFT_PREFIX + k for k, t in others.items() if not map_keys({k: t})[1]]
         raise AdapterError(f"{source}: tensors of modules other than the head (modules_to_save?): {sorted(bad)}")
-    required = SPAN_HEAD if task_type == "QUESTION_ANS" else \
-        classifier_names(family, "token" if task_type == "TOKEN_CLS" else "sequence")
+    required = SPAN_HEAD if task_type == "QUESTION_ANS" else classifier_names(family, task_type)
     missing = [peft_key(name, family) for name in required if name not in head]
     if missing:
         raise AdapterError(f"{source}: classifier tensors missing for a {family} base model: {missing} "
@@ -219,18 +219,13 @@ def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = No
     prompts, head = split_tensors(tensors, encoder_config.family, weights_path, config["task_type"])
     if not tokens:
         method.head = FAMILY_HEAD[encoder_config.family]  # split_tensors found its tensors
+    family, task = tasks.family_for_peft(config["task_type"])  # the family whose head peft's task model has
     if answers:
         head = {k: t for k, t in head.items() if k in SPAN_HEAD}  # a span head has nothing else
         num_labels = 2  # start, end
-        model = load_model(model_dir, method, lambda c: qa.head(c, method, num_labels), dtype=dtype)
-    elif tokens:
-        from ..tasks import ner
-
-        num_labels = head["classifier.weight"].shape[0]
-        model = load_model(model_dir, method, lambda c: ner.head(c, method, num_labels), dtype=dtype)
     else:
-        num_labels = head["out_proj.weight" if method.head == "roberta" else "classifier.weight"].shape[0]
-        model = load_classifier(model_dir, method, num_labels, dtype=dtype)
+        num_labels = head["out_proj.weight" if method.head == "roberta" and not tokens else "classifier.weight"].shape[0]
+    model = load_model(model_dir, method, lambda c: family.head(c, method, num_labels), dtype=dtype)
     prompt_module = model.prefix_encoder if method.is_prefix else model.prompt_encoder
     own = {"embedding": prompt_module.embedding.weight, **{f"head.{k}": p for k, p in model.head.named_parameters()}}
     theirs = {"embedding": prompts, **{f"head.{k}": t for k, t in head.items()}}
@@ -249,11 +244,11 @@ def load_peft_adapter(adapter_dir: str | Path, model_dir: str | Path | None = No
                                f"the base model needs {tuple(own[name].shape)}{hint}")
         with torch.no_grad():
             own[name].copy_(tensor)
-    labels = list(qa.label_names("squad")) if answers else _label_names(model_dir, num_labels)
+    # A QA model's labels are its family's (start, end); a classifier's are in its base config.json.
+    labels = list(family.label_names(task)) if answers else _label_names(model_dir, num_labels)
     adapter_config = AdapterConfig(method, num_labels, base_model_path=str(model_dir), base_model=str(base),
-                                   task="squad" if answers else "ner" if tokens else None,  # finds the family
-                                   label_names=labels, source="peft",
-                                   peft_config=config, max_length=qa.MAX_LENGTH if answers else None)
+                                   task=task, label_names=labels, source="peft", peft_config=config,
+                                   max_length=getattr(family, "MAX_LENGTH", None))
     return model.eval(), adapter_config
 
 
@@ -277,23 +272,23 @@ def _label_names(model_dir: Path, num_labels: int) -> list[str]:
 
 
 # --- writing ---------------------------------------------------------------------------------
-def peft_refusal(method: MethodConfig, family: str, kind: str = "sequence") -> str | None:
-    """Why peft cannot reproduce this method's logits, or None when it can. `kind`: the task
-    family's HEAD ("sequence" or "token")."""
-    if kind not in EXPORT_TASK_TYPES:
-        return f"a {kind} head: peft export covers sequence and token classification"
+def peft_refusal(method: MethodConfig, family: str, task_type: str = "SEQ_CLS") -> str | None:
+    """Why peft cannot reproduce this method's logits, or None when it can. `task_type`: the task
+    family's PEFT_TASK_TYPE."""
+    if task_type not in EXPORT_TASK_TYPES:
+        return f"a {HEAD_WORDS.get(task_type, task_type)} head: peft export covers sequence and token classification"
     if method.is_full:
         return "full fine-tuning changes the whole model; it is not a peft adapter"
     if method.is_v1 and method.template:
         return "v1 with a template: peft puts every prompt in front of the text"
-    if method.is_v1 and method.head_token != "first" and kind == "sequence":
+    if method.is_v1 and method.head_token != "first" and task_type == "SEQ_CLS":
         return ("v1 with head_token 'cls': peft's head reads position 0, the first virtual token "
                 "(train with --head-token first)")
     if method.is_prefix and not method.prefix_position_shift:
         return ("prefix without prefix_position_shift: transformers + peft number the text's positions after "
                 "the prefix (train with --prefix-position-shift)")
     head = method.head if method.head != "auto" else FAMILY_HEAD[family]
-    if kind == "sequence" and head != FAMILY_HEAD[family]:
+    if task_type == "SEQ_CLS" and head != FAMILY_HEAD[family]:
         return (f"head {head!r} on a {family} model: the transformers task model of that family has the "
                 f"{FAMILY_HEAD[family]!r} head")
     return None
@@ -314,9 +309,9 @@ def prompt_embeddings(module: PromptEncoder | PrefixEncoder) -> torch.Tensor:
 
 
 def peft_config(method: MethodConfig, encoder: EncoderConfig, base_model: str | None, pooler: bool,
-                kind: str = "sequence") -> dict:
+                task_type: str = "SEQ_CLS") -> dict:
     """adapter_config.json for peft, in inference mode (fields as peft 0.21 writes them)."""
-    common = {"task_type": EXPORT_TASK_TYPES[kind], "num_virtual_tokens": method.num_virtual_tokens,
+    common = {"task_type": task_type, "num_virtual_tokens": method.num_virtual_tokens,
               "token_dim": encoder.hidden_size, "num_layers": encoder.num_hidden_layers,
               "num_attention_heads": encoder.num_attention_heads, "num_transformer_submodules": 1,
               "inference_mode": True, "base_model_name_or_path": base_model, "revision": None,
@@ -336,8 +331,6 @@ def _from_folder(adapter_dir: Path, model_dir):
     """Our adapter folder -> (method, base config, prompt module, trained head tensors, base path).
 
     Only the base's config.json is read: the prompt module is rebuilt alone, not the encoder."""
-    from ..tasks import FAMILIES, glue
-
     config, tensors = read_adapter(adapter_dir)
     config_path = adapter_dir / ADAPTER_CONFIG
     method = config.method
@@ -346,8 +339,8 @@ def _from_folder(adapter_dir: Path, model_dir):
         raise AdapterError(f"{config_path}: field 'base_model_path' is missing; pass the base model folder")
     base_dir = resolve_model_dir(str(base))
     encoder = EncoderConfig.from_json(base_dir)
-    kind = FAMILIES.get(config.task or "", glue).HEAD
-    refusal = peft_refusal(method, encoder.family, kind)
+    task_type = tasks.family_of_adapter(config).PEFT_TASK_TYPE
+    refusal = peft_refusal(method, encoder.family, task_type)
     if refusal:
         raise AdapterError(f"{adapter_dir}: peft cannot represent this adapter: {refusal}")
     name = "prefix_encoder" if method.is_prefix else "prompt_encoder"
@@ -358,7 +351,7 @@ def _from_folder(adapter_dir: Path, model_dir):
     except RuntimeError as err:
         raise AdapterError(f"{adapter_dir / ADAPTER_WEIGHTS}: {name} does not fit its method: {err}") from None
     head = {k.removeprefix("head."): t for k, t in tensors.items() if k.startswith("head.")}
-    return method, encoder, module, head, str(Path(base_dir).resolve()), kind
+    return method, encoder, module, head, str(Path(base_dir).resolve()), task_type
 
 
 def export_peft(source: str | Path | PromptModel, out_dir: str | Path,
@@ -375,9 +368,9 @@ def export_peft(source: str | Path | PromptModel, out_dir: str | Path,
     check_export_target(out_dir, overwrite)
     if isinstance(source, PromptModel):
         method, encoder = source.method, source.encoder.config
-        kind = "token" if isinstance(source.head, TokenHead) else source.head.reads
-        kind = "sequence" if kind == "cls" else kind
-        refusal = peft_refusal(method, encoder.family, kind)
+        task_type = "TOKEN_CLS" if isinstance(source.head, TokenHead) else \
+            "SEQ_CLS" if source.head.reads == "cls" else "QUESTION_ANS"  # the HF task model with this head
+        refusal = peft_refusal(method, encoder.family, task_type)
         if refusal:
             raise AdapterError(f"peft cannot represent this model: {refusal}")
         module = source.prefix_encoder if method.is_prefix else source.prompt_encoder
@@ -388,9 +381,9 @@ def export_peft(source: str | Path | PromptModel, out_dir: str | Path,
         source = Path(source)
         if out_dir.resolve() == source.resolve():
             raise AdapterError(f"{out_dir}: the export would overwrite its own source adapter; choose another folder")
-        method, encoder, module, head, base, kind = _from_folder(source, model_dir)
+        method, encoder, module, head, base, task_type = _from_folder(source, model_dir)
 
-    missing = [f"head.{name}" for name in classifier_names(encoder.family, kind) if name not in head]
+    missing = [f"head.{name}" for name in classifier_names(encoder.family, task_type) if name not in head]
     if missing:
         raise AdapterError(f"{source}: classifier tensors missing: {missing}")
     pooler = "pooler.weight" in head
@@ -399,5 +392,5 @@ def export_peft(source: str | Path | PromptModel, out_dir: str | Path,
         tensors[peft_key(name, encoder.family)] = tensor.float().cpu().contiguous()
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / ADAPTER_WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    write_json(out_dir / ADAPTER_CONFIG, peft_config(method, encoder, base, pooler, kind))
+    write_json(out_dir / ADAPTER_CONFIG, peft_config(method, encoder, base, pooler, task_type))
     return out_dir

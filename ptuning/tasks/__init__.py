@@ -1,65 +1,110 @@
-"""Task families: what a task reads out of the model, and how it is scored.
+"""Task families: what a task reads out of the model, how it is scored, and everything the scripts ask of it.
 
 How prompts enter the encoder (the method: model.py, prompts.py) and what a task reads out (this
-folder) are independent. Each task family is one file here, and every file offers the same few
-names, found by convention (no registry, no base class):
+folder) are independent. Each task family is one file here and owns its whole surface: its options,
+its recipes, reading its data, encoding, its head and loss, evaluation and prediction. train.py,
+predict.py, the adapter code and the peft interop ask the family; none of them names one. Every
+family offers the same names, found by convention (no registry, no base class):
 
-    HEAD                  "sequence" (one token per row, (B, C) logits: GLUE),
-                          "token" (every text position, (B, T, C): NER) or
-                          "span" (start and end scores per text position, 2 x (B, T): extractive QA)
-    read(task, split, data_dir=None, strict=False, report=None) -> list of examples
-                          from the original files; bad input raises `DataError` naming file and line.
-                          Families whose files have one fixed format (SQuAD) also take `file=PATH`:
-                          that file instead of the split's own (train.py's --train-file/--dev-file)
-    dev_split(task) -> str
-                          the split to select models on
-    label_names(task, train=None) -> tuple[str, ...] | None
-                          names of the label ids (None: a regression score); their count sizes the head.
-                          A family whose label set comes from the data (NER: the tags seen in the
-                          train file) builds it from `train`, the train split's examples; without
-                          them (sizing a run) it gives its known set, or None
-    metric_names(task) -> tuple[str, ...]
-                          what `evaluate` reports; the first one selects the best epoch
-    encode(tokenizer, examples, **options) -> EncodedSet
-                          token ids plus each example's label(s), aligned with the ids; a family may
-                          return a subclass carrying what its `evaluate` needs (qa.WindowSet,
-                          ner.WindowSet). A family whose examples hold label names (NER tags) also
-                          takes `label_names=` and maps them to ids (None: unlabelled, for prediction)
-    head(config, method, num_labels) -> nn.Module
-                          a fresh head whose `reads` attribute is "cls" or "all" (heads.py)
+    HEAD                  "sequence" (one token per row, (B, C) logits: GLUE), "token" (every text
+                          position, (B, T, C): NER) or "span" (start and end scores per text
+                          position, 2 x (B, T): extractive QA)
+    TASKS                 the task names it serves (--task)
+    DESCRIPTION           those tasks in words, for messages ("NER (--task conll2003, ner)")
     PREFIX_TEXT           words describing the task: where --prefix-init text starts the prefix
+    PEFT_TASK_TYPE        peft's task_type for its adapters ("SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS")
+    Options               a dataclass of the family's own train.py options (`options.option` fields;
+                          may have none); the command line is derived from it
+    RECIPES               {method: {option: value}}: what unset options take for this family, on top
+                          of the methods' own (training/recipes.py); {} for none
+
+  training (train.py, in this order)
+    check_fit(args, method, config)      before any data is read: the model's positions leave room for
+                                         a row (raise OptionError naming the option to change)
+    load(args) -> (train, dev, label_names, metric_names)
+                                         the task's files from its data folder, or the user's own
+                                         (--train-file/--dev-file); bad input raises DataError naming
+                                         file and line. label_names: names of the label ids (None: a
+                                         regression score; their count sizes the head). metric_names:
+                                         what `evaluate` reports, the first selects the best epoch
+    encode_options(args) -> dict         the family's options as `encode`'s keyword arguments (recorded
+                                         in the adapter as task_options; {} for none)
+    encode(tokenizer, examples, label_names=None, **options) -> EncodedSet
+                                         token ids and each example's label(s); a family may return a
+                                         subclass carrying what its `evaluate` needs
+    head(config, method, num_labels) -> nn.Module
+                                         a fresh head whose `reads` is "cls" or "all" (heads.py)
     loss(outputs, batch, reduction="mean") -> tensor
-                          from the model's outputs and the batch's labels; reduction="sum" sums the
-                          rows' losses (the training loop divides by the global batch size)
+                                         "sum" sums the rows' losses (fit divides by the batch size)
+    training_loss(train_set) -> loss     the loss `fit` trains with (NER: a fixed normaliser, so that
+                                         length-grouped batches weigh every word alike); else `loss`
     evaluate(model, data, batch_size, pad_id, device, autocast, metric_names) -> dict[str, float]
-                          predict, decode, score; the first of the family's metrics selects the best epoch
 
-Optional, for a family with options of its own (QA: --doc-stride, --n-best, ...):
-    add_options(parser)   adds the family's argparse group (train.py adds every family's)
-    options(args) -> dict the keyword arguments train.py passes to `encode`; bad values raise OptionError
-    MAX_LENGTH            --max-length when the user gives none (QA: 384, BERT's window)
-    training_loss(train_set) -> loss
-                          the loss `fit` trains with, when it is not `loss` (NER: a fixed
-                          normaliser, so that length-grouped batches weigh every word alike)
-A family that takes users' files in several formats offers `read_file(path, **options)` beside
-`read` (NER: CoNLL columns or JSONL; GLUE-like tables go through text/tables.py instead).
+  prediction (predict.py, the library)
+    check_predict(args, meta)            predict.py's options against the adapter (PredictError)
+    read_rows(args, tokenizer) -> (rows, skipped)
+                                         the texts to predict: the command line's, or --input's
+                                         (skipped: (line, reason) of bad rows, with --skip-bad)
+    predict_rows(model, tokenizer, meta, rows, args) -> iterator of dicts
+                                         one JSON-ready record per row, {"line": ...} first
+    show(record, args) -> str            a command-line prediction as the console shows it
 
-`family_for(task_name)` says which file serves a task; the training loop (`fit`) takes the
-family's `loss` and `evaluate`, so it never assumes what the outputs look like.
+Optional: MAX_LENGTH (--max-length when the user gives none; QA: 384, BERT's window).
+`tests/test_family_convention.py` adds a toy family (regression on one text) that train.py and
+predict.py run without being edited: a new family is one new file here plus its tests.
 """
 from __future__ import annotations
 
+import argparse
 from types import ModuleType
 
 from . import glue, ner, qa
 
-# Task name -> the module that serves it.
-FAMILIES: dict[str, ModuleType] = {**{name: glue for name in glue.TASKS}, **{name: ner for name in ner.TASKS},
-                                   **{name: qa for name in qa.TASKS}}
+MODULES: list[ModuleType] = [glue, ner, qa]  # every family; a new one is added here
+
+
+def families() -> dict[str, ModuleType]:
+    """Task name -> the module that serves it."""
+    return {name: module for module in MODULES for name in module.TASKS}
+
 
 
 def family_for(task_name: str) -> ModuleType:
     """The task-family module for a task name, e.g. `family_for("mrpc")` is `tasks.glue`."""
-    if task_name not in FAMILIES:
-        raise ValueError(f"unknown task {task_name!r}; known: {', '.join(FAMILIES)}")
-    return FAMILIES[task_name]
+    known = families()
+    if task_name not in known:
+        raise ValueError(f"unknown task {task_name!r}; known: {', '.join(known)}")
+    return known[task_name]
+
+
+def describe(head: str) -> str:
+    """The tasks of the families with this HEAD, in words (for an option refused elsewhere)."""
+    return " and ".join(module.DESCRIPTION for module in MODULES if module.HEAD == head)
+
+
+def task_name(text: str) -> str:
+    """argparse type: a known task, in our spelling or GLUE's (MRPC, SST-2, sts-b)."""
+    squeeze = lambda name: name.lower().replace("-", "").replace("_", "")  # noqa: E731
+    for known in families():
+        if text == known or squeeze(text) == squeeze(known):
+            return known
+    raise argparse.ArgumentTypeError(f"unknown task {text!r}; known: {', '.join(families())}")
+
+
+def recorded_task(args) -> str | None:
+    """The task an adapter records: the run's, or None for a user's own table (its columns, not those of the
+    GLUE task named by --task, decide what it reads; such an adapter loads as a GLUE-like one)."""
+    return None if family_for(args.task) is glue and args.train_file else args.task
+
+
+def family_of_adapter(config) -> ModuleType:
+    """The family an adapter was trained in (its config's task; a user's own table: GLUE-like)."""
+    return family_for(config.task) if config.task is not None else glue
+
+
+def family_for_peft(task_type: str) -> tuple[ModuleType, str | None]:
+    """The family whose heads peft's `task_type` matches, and the task an adapter loaded from peft records
+    (a sequence classifier: None, as a user's own table; tokens: ner, users' tags; answers: squad)."""
+    family = next(module for module in MODULES if module.PEFT_TASK_TYPE == task_type)
+    recorded = {glue: None, ner: "ner", qa: "squad"}
+    return family, recorded[family] if family in recorded else next(iter(family.TASKS))

@@ -6,6 +6,7 @@ Follows the task-family convention of `ptuning/tasks/__init__.py`: `read`, `enco
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,13 +17,16 @@ from torch import nn
 
 from ..config import EncoderConfig
 from ..errors import not_a_file
-from ..inference import predict_logits
+from ..inference import logits_record, predict_chunks, predict_logits
 from ..model import MethodConfig, sequence_head
-from ..text.download import GET_GLUE, existing_data_dir
+from ..options import option
+from ..prediction import PredictError, check_argument_text, check_finite_logits
+from ..text.download import GET_GLUE, data_dir, ensure_glue_task, existing_data_dir
 from ..text.batches import EncodedSet, encode_examples
-from ..text.tables import (BadRow, DataError, Example, SkippedRows, as_record, collect_rows, read_header,
+from ..text.tables import (BadRow, DataError, Example, SkippedRows, as_record, collect_rows, given_label_names,
+                           read_table, read_header,
                            read_tsv, require_columns, text_field)
-from ..text.tokenizer import Tokenizer
+from ..text.tokenizer import Tokenizer, check_room
 from .metrics import compute_metrics
 
 
@@ -88,7 +92,7 @@ TASKS = {task.name: task for task in [
 
 def find_data_dir(data_dir: str | Path | None = None) -> Path:
     """The GLUE root: the argument if given, else $GLUE_DIR, else ./data/glue."""
-    return existing_data_dir("glue", data_dir, how_to=f"put the data in ./data/glue; {GET_GLUE}")
+    return existing_data_dir("glue", data_dir, "data", how_to=f"put the data in ./data/glue; {GET_GLUE}")
 
 
 def read_glue(task: Task | str, split: str, data_dir: str | Path | None = None,
@@ -143,9 +147,33 @@ def _glue_label(raw: str, task: Task) -> int | float:
 
 # --- the task-family convention (tasks/__init__.py) -------------------------------------------
 HEAD = "sequence"  # one token per row -> (B, num_labels) logits; one logit: a regression score
+DESCRIPTION = "GLUE tasks and your own tables"
+PEFT_TASK_TYPE = "SEQ_CLS"
+# GLUE runs the methods' recipes as they are (training/recipes.py: the P-tuning guide's, measured on MRPC).
+RECIPES: dict[str, dict] = {}
 # --prefix-init text: the prefix starts at these words' keys and values (measured on SQuAD only, BENCHMARKS.md).
 PREFIX_TEXT = ("read the sentences and decide : do they mean the same , does one follow from the other , "
                "is the sentence positive or negative , is it good english , how similar are they ?")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Your own tables (--train-file/--dev-file, .tsv/.csv/.jsonl): which columns hold what."""
+    text_a: str = option("sentence1", "column of the first text (train.py's --train-file/--dev-file, predict.py's "
+                         "--input)")
+    text_b: str | None = option(None, "column of the second text, for pairs (default: none)")
+    label: str = option("label", "--train-file: the label column")
+    task_type: str | None = option(None, "--train-file: labels are classes or scores (default: inferred from the "
+                                   "labels)", choices=("classification", "regression"))
+
+    @staticmethod
+    def extra_problems(values: dict) -> list[str]:
+        if values.get("task_type") and not values.get("train_file"):
+            return ["--task-type goes with --train-file (a GLUE task knows its type)"]
+        return []
+
+
+PREDICT_OPTIONS = ("text_a", "text_b")  # the Options predict.py also reads (the columns of its --input)
 
 
 def read(task: Task | str, split: str, data_dir: str | Path | None = None, strict: bool = False,
@@ -169,6 +197,39 @@ def dev_split(task_name: str) -> str:
     return "dev_matched" if task_name == "mnli" else "dev"
 
 
+def is_pair(args) -> bool:
+    """Whether the run reads sentence pairs: its table's --text-b, or the GLUE task's columns."""
+    return bool(args.text_b) if args.train_file else TASKS[args.task].text_b_column is not None
+
+
+def check_fit(args, method: MethodConfig, config: EncoderConfig) -> None:
+    """Room in the position table for the special tokens and one token of each text, before any work."""
+    check_room(method, config, args.max_length, pair=is_pair(args))
+
+
+def load(args):
+    """(train, dev, label names or None, metric names): a GLUE task's files (fetched into the GLUE root
+    when missing, unless --no-download), or the user's own tables (--train-file/--dev-file)."""
+    if args.train_file:
+        names = given_label_names(args.label_names)
+        train, names = read_table(args.train_file, args.text_a, args.text_b, args.label, names, args.strict,
+                                  task_type=args.task_type)
+        # Dev labels are read as the train file's: its classes, or scores when it is regression.
+        dev, _ = read_table(args.dev_file, args.text_a, args.text_b, args.label, names, args.strict,
+                            task_type="regression" if names is None else "classification")
+        metrics = ("pearson", "spearman") if names is None else ("accuracy", "f1") if len(names) == 2 else ("accuracy",)
+        return train, dev, names, metrics
+    folder = data_dir("glue", args.data_dir)
+    ensure_glue_task(args.task, folder, allow_download=not args.no_download)
+    train = read(args.task, "train", folder, args.strict)
+    dev = read(args.task, dev_split(args.task), folder, args.strict)
+    return train, dev, label_names(args.task), metric_names(args.task)
+
+
+def encode_options(args) -> dict:
+    return {}
+
+
 def encode(tokenizer: Tokenizer, examples: list[Example], label_names=None) -> EncodedSet:
     """Each example's one text or pair of texts as ids, its label beside them."""
     return encode_examples(tokenizer, examples)
@@ -186,8 +247,63 @@ def loss(logits: torch.Tensor, batch: dict, reduction: str = "mean") -> torch.Te
     return F.cross_entropy(logits.float(), labels, reduction=reduction)
 
 
+def training_loss(train_set: EncodedSet):
+    return loss
+
+
 def evaluate(model, data: EncodedSet, batch_size: int, pad_id: int, device, autocast,
              metric_names=("accuracy",)) -> dict[str, float]:
     """Metrics over the whole set (under torchrun each process scores a slice, then all gather)."""
     logits = predict_logits(model, data, batch_size, pad_id, device, autocast)
     return compute_metrics(metric_names, logits, np.array(data.labels))
+
+
+# --- prediction (predict.py) ------------------------------------------------------------------------
+
+def check_predict(args, meta) -> None:
+    """A GLUE task says whether the adapter reads pairs; adapters trained on users' data may read either."""
+    task = TASKS.get(meta.task or "")
+    if task is None:
+        return
+    pairs = task.text_b_column is not None
+    trained = f"the adapter was trained on {task.name}, a {'sentence-pair' if pairs else 'single-sentence'} task"
+    if args.input:
+        if pairs and not args.text_b:
+            raise PredictError(f"{trained}: give --text-b COLUMN, the column of {args.input} holding the second text")
+        if not pairs and args.text_b:
+            raise PredictError(f"{trained}: drop --text-b {args.text_b}")
+    elif pairs and len(args.texts) == 1:
+        raise PredictError(f"{trained}: give two texts (quote each), not one")
+    elif not pairs and len(args.texts) == 2:
+        raise PredictError(f"{trained}: give one text, not two")
+
+
+def read_rows(args, tokenizer) -> tuple[list[Example], list[tuple[int, str]]]:
+    """The command line's text or pair (line 0), or --input's rows and (line, reason) of those skipped."""
+    if args.texts:
+        for position, text in enumerate(args.texts):
+            check_argument_text(f"the {'first' if position == 0 else 'second'} text (argument {position + 1})", text)
+        return [Example(args.texts[0], args.texts[1] if len(args.texts) == 2 else None, None, 0)], []
+    skipped = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # read_table's summary warning: predict.py lists the skipped lines itself
+        examples, _ = read_table(args.input, args.text_a, args.text_b, label="__none__",
+                                 strict=not args.skip_bad, report=skipped)
+    return examples, skipped
+
+
+def predict_rows(model, tokenizer, meta, rows: list[Example], args):
+    """One record per row: its line, the label and probabilities (regression: "score"), the logits."""
+    names = meta.label_names or ["score"]
+    where = (lambda e: f"{args.input}:{e.line}") if args.input else (lambda e: f"adapter {args.adapter}")
+    batch_size = args.batch_size if args.input else 1
+    for example, logits in predict_chunks(model, tokenizer, rows, batch_size, args.device, args.precision):
+        check_finite_logits(logits, where(example))
+        yield logits_record(example.line, logits, names)
+
+
+def show(record: dict, args) -> str:
+    """`label: 87%` a class, or `score: 3.1416` for a regression adapter."""
+    if "probabilities" in record:
+        return "\n".join(f"{name}: {value:.0%}" for name, value in record["probabilities"].items())
+    return f"score: {record['score']:.4f}"

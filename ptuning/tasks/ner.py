@@ -25,14 +25,17 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer as Backend
 
-from ..heads import TokenHead
-from ..inference import gather_rows, inference_autocast, run_shard
-from ..model import head_dropout
-from ..text.download import existing_data_dir
-from ..text.batches import EncodedSet
 from ..errors import DataError
-from ..text.conll import TAG, NerDataError, Sentence, read_ner  # noqa: F401 - TAG: the IOB tag pattern, re-exported
-from ..text.tokenizer import SPECIALS, Encoded
+from ..heads import TokenHead
+from ..inference import CHUNK_ROWS, gather_rows, inference_autocast, run_shard
+from ..model import head_dropout
+from ..options import option
+from ..prediction import PredictError, check_argument_text
+from ..text.batches import EncodedSet
+from ..text.conll import TAG, NerDataError, Sentence, read_ner  # noqa: F401 - NerDataError re-exported
+from ..text.download import existing_data_dir
+from ..text.tables import given_label_names
+from ..text.tokenizer import SPECIALS, Encoded, check_room
 
 IGNORE = -100  # label of positions the loss skips (torch's cross_entropy ignore_index default)
 UNKNOWN = {"roberta": "<unk>", "bert": "[UNK]"}
@@ -251,6 +254,19 @@ def _score(gold: set, predicted: set) -> EntityScore:
 # The task-family convention (tasks/__init__.py)
 
 HEAD = "token"  # one output per text position: (B, T, num_labels)
+DESCRIPTION = "NER (--task conll2003, ner)"
+PEFT_TASK_TYPE = "TOKEN_CLS"
+# Recipes for unset options, on top of the methods' (training/recipes.py). The budget of the comparison
+# in BENCHMARKS.md (bench/ner.py, after the transformers Trainer reference run there): batch 16, 6% warm-up,
+# weight decay 0.01; full fine-tuning at lr 5e-5 (HF run_ner's default). v2 (searched at that budget,
+# BENCHMARKS.md): 64 virtual tokens at lr 5e-2; 16 tokens at the anchor's lr 1e-2 learn too slowly.
+# NER needs fewer epochs than the GLUE recipes: 14k sentences give ~880 steps an epoch.
+RECIPES = {
+    "ptuning": dict(lr=1e-2, epochs=5, batch_size=16, warmup_ratio=0.06, num_virtual_tokens=16),
+    "prompt": dict(lr=1e-2, epochs=5, batch_size=16, warmup_ratio=0.06, num_virtual_tokens=16),
+    "prefix": dict(lr=5e-2, epochs=5, batch_size=16, warmup_ratio=0.06, num_virtual_tokens=64),
+    "full": dict(lr=5e-5, epochs=3, batch_size=16, warmup_ratio=0.06),
+}
 # --prefix-init text: the prefix starts at these words' keys and values (measured on SQuAD only, BENCHMARKS.md).
 PREFIX_TEXT = ("find the names in the sentence : people , organisations , companies , places , countries , "
                "cities , and other names such as nationalities and events .")
@@ -262,11 +278,26 @@ CONLL2003_LABELS = ("O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG",
 METRICS = ("f1", "precision", "recall")  # entity level, conlleval; per-type F1 is added as f1_<TYPE>
 GET_CONLL = ("put CoNLL-2003's train.txt and valid.txt (the column files) in that folder, "
              "or pass your own files with --train-file/--dev-file")
+LOCATE = "give --train-file/--dev-file; data/README.md says where to get the files"  # train.py's wording
+
+
+@dataclass(frozen=True)
+class Options:
+    """Your own NER files (--train-file/--dev-file): CoNLL columns or JSONL tokens/tags."""
+    tag_column: int = option(-1, "NER --train-file/--dev-file in CoNLL columns: the tag column, 0-based (-1: the "
+                             "last)")
+
+    @staticmethod
+    def extra_problems(values: dict) -> list[str]:
+        if not (values.get("label_names") and values.get("train_file")):
+            return []
+        return [f"--label-names: {name!r} is not an NER tag (O, B-X or I-X)"
+                for name in given_label_names(values["label_names"]) if not TAG.fullmatch(name)]
 
 
 def find_data_dir(data_dir: str | Path | None = None) -> Path:
     """The CoNLL-2003 folder: the argument if given, else $CONLL_DIR, else ./data/conll2003."""
-    return existing_data_dir("conll2003", data_dir, how_to=GET_CONLL)
+    return existing_data_dir("conll2003", data_dir, "data", how_to=GET_CONLL)
 
 
 def read(task: str, split: str, data_dir: str | Path | None = None, strict: bool = False,
@@ -304,6 +335,29 @@ def label_names(task: str, train: list[Sentence] | None = None) -> tuple[str, ..
 
 def metric_names(task: str) -> tuple[str, ...]:
     return METRICS
+
+
+def check_fit(args, method, config) -> None:
+    """Room in the position table for the special tokens and a word piece (a longer sentence is windowed)."""
+    check_room(method, config, args.max_length, pair=False)
+
+
+def load(args):
+    """(train, dev, tag names, metric names): CoNLL-2003's folder, or the user's CoNLL/JSONL files; the tag
+    set comes from the train file (--label-names names JSONL integer tags, HF datasets' ClassLabel ids)."""
+    if args.train_file:
+        names = given_label_names(args.label_names)
+        train, dev = read_file(args.train_file, args.tag_column, names), read_file(args.dev_file, args.tag_column, names)
+    else:  # conll2003: --data-dir, else $CONLL_DIR, else data/conll2003; `ner` has no folder (read says so)
+        folder = existing_data_dir("conll2003", args.data_dir, how_to=LOCATE) \
+            if args.task == "conll2003" else args.data_dir
+        train = read(args.task, "train", folder, args.strict)
+        dev = read(args.task, dev_split(args.task), folder, args.strict)
+    return train, dev, label_names(args.task, train), metric_names(args.task)
+
+
+def encode_options(args) -> dict:
+    return {}
 
 
 @dataclass
@@ -436,3 +490,75 @@ def entity_records(words: list[str], tags: list[str], offsets: list[tuple[int, i
             record["start"], record["end"] = offsets[first][0], offsets[last][1]
         records.append(record)
     return records
+
+
+def check_predict(args, meta) -> None:
+    """A tagger reads one sentence a text, and needs IOB tag names to read entities from."""
+    names = meta.label_names or []
+    if not names or not all(TAG.fullmatch(name) for name in names):
+        # A peft adapter's names come from its base config's id2label, often LABEL_0, LABEL_1, ...
+        raise PredictError(f"{args.adapter}: label names {', '.join(names[:4]) or '(none)'} are not IOB tags "
+                           "(O, B-X, I-X), so entities cannot be read from them; set id2label in the base "
+                           "model's config.json")
+
+
+def read_rows(args, tokenizer) -> tuple[list[tuple[int, list[str], list[tuple[int, int]]]], list[tuple[int, str]]]:
+    """(line, words, character offsets) per sentence: each command-line text (its argument number as
+    its line), or --input's, and (line, reason) of the lines skipped (--skip-bad)."""
+    if args.texts:
+        for number, text in enumerate(args.texts):
+            check_argument_text(f"the {'first' if number == 0 else 'second'} text (argument {number + 1})", text)
+        return [(number, *split_words(text)) for number, text in enumerate(args.texts)], []
+    skipped = []
+    return read_sentences(args.input, args.skip_bad, skipped), skipped
+
+
+def predict_rows(model, tokenizer, meta, rows, args):
+    """Each sentence's IOB2 tags and entities (type, text, word span, character span)."""
+    batch_size = args.batch_size if args.input else 1  # command-line sentences are tagged one at a time
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = rows[start:start + CHUNK_ROWS]
+        tagged = tag_sentences(model, tokenizer, meta.label_names, [words for _, words, _ in chunk], batch_size,
+                               args.device, args.precision)
+        for (line, words, offsets), tags in zip(chunk, tagged):
+            yield {"line": line, "tags": tags, "entities": entity_records(words, tags, offsets)}
+
+
+def show(record: dict, args) -> str:
+    """A command-line sentence's entities, one a line: type, words, inclusive word span."""
+    lines = [args.texts[record["line"]]] if len(args.texts) > 1 else []
+    lines += [f"{e['type']}\t{e['text']}\twords {e['words'][0]}-{e['words'][1] - 1}" for e in record["entities"]]
+    return "\n".join(lines if record["entities"] else lines + ["(no entities)"])
+
+
+def read_sentences(path: str, skip_bad: bool, skipped: list) -> list[tuple[int, list[str], list[tuple[int, int]]]]:
+    """(line, words, character offsets) per sentence: a text line split at whitespace, or a JSONL
+    line's `tokens` (offsets into the tokens joined by single spaces). Blank lines are passed over."""
+    jsonl = path.endswith((".jsonl", ".json"))
+    sentences = []
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                if not jsonl:
+                    sentences.append((number, *split_words(line)))
+                    continue
+                try:
+                    record = json.loads(line)
+                    words = record.get("tokens") if isinstance(record, dict) else None
+                    if not (isinstance(words, list) and words and all(isinstance(w, str) and w.strip() for w in words)):
+                        raise ValueError("want an object with a `tokens` list of non-empty strings")
+                except ValueError as err:
+                    reason = f"not JSON ({err.msg})" if isinstance(err, json.JSONDecodeError) else str(err)
+                    if not skip_bad:
+                        raise DataError(f"{path}:{number}: {reason}") from None
+                    skipped.append((number, reason))
+                    continue
+                starts = [0, *accumulate(len(word) + 1 for word in words)][:-1]  # offsets in " ".join(words)
+                sentences.append((number, words, [(start, start + len(word)) for start, word in zip(starts, words)]))
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read ({getattr(err, 'strerror', None) or err})") from None
+    if not sentences and not skipped:  # as an empty table: nothing to tag is a mistake, not an empty answer
+        raise DataError(f"{path}: no sentences (the file is empty or holds only blank lines)")
+    return sentences

@@ -33,14 +33,17 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer as Backend
 
-from ..errors import DataError, OptionError, finite_float, is_unicode
+from ..errors import DataError, OptionError, is_unicode
+from ..prediction import PredictError, check_argument_text
 from ..heads import SpanHead
-from ..inference import inference_autocast, run_shard
+from ..inference import CHUNK_ROWS, inference_autocast, run_shard
+from ..options import at_least, option
 from ..parallel import gather_objects, world
 from ..text.download import existing_data_dir
 from ..text.batches import EncodedSet
 from ..text.squad import Question, read_squad
-from ..text.tokenizer import Encoded
+from ..text.tables import Example, read_table
+from ..text.tokenizer import Encoded, check_room
 
 # ---------------------------------------------------------------------------------------------
 # Features: windows over the context
@@ -410,54 +413,60 @@ def _percentages(prefix: str, exact: list[float], f1: list[float]) -> dict[str, 
 # ---------------------------------------------------------------------------------------------
 
 HEAD = "span"               # start and end scores per text position, 2 x (B, T)
+PEFT_TASK_TYPE = "QUESTION_ANS"
 TASKS = {"squad": "1.1", "squad_v2": "2.0"}
 MAX_LENGTH = 384            # --max-length when not given: BERT's and run_qa.py's window
+# Recipes for unset options, on top of the methods' (training/recipes.py). SQuAD has ~88k questions, so far fewer
+# epochs than GLUE's. Full fine-tuning: HF run_qa.py's documented SQuAD v1.1 run (lr 3e-5, batch 12,
+# 2 epochs). P-tuning v2: the P-tuning-v2 repo's SQuAD v1.1 script (run_squad_roberta.sh: batch 8,
+# lr 5e-3, 16 virtual tokens, 30 epochs). Short CPU runs learn faster at a higher lr (BENCHMARKS.md:
+# 64 tokens at 5e-2). v1 keeps the GLUE recipes: neither source has a v1 SQuAD run to follow.
+RECIPES = {
+    "prefix": dict(lr=5e-3, epochs=30, batch_size=8, num_virtual_tokens=16),
+    "full": dict(lr=3e-5, epochs=2, batch_size=12),
+}
 # --prefix-init text: the prefix starts at these words' keys and values (BENCHMARKS.md, SQuAD: better than
 # random, and better than the first tokens of the training text).
 PREFIX_TEXT = ("the answer to the question is found in the passage below . read the context and find the span "
                "that answers the question : who , what , when , where , which , how many , why .")
 SPLIT_FILES = {"train": "train.json", "dev": "dev.json"}
 GET_SQUAD = "the official files are train-v1.1.json / dev-v1.1.json (v2.0: train-v2.0.json / dev-v2.0.json)"
+LOCATE = "give --train-file/--dev-file; data/README.md says where to get the files"  # train.py's wording
+
+
+DESCRIPTION = "question answering (--task squad, squad_v2)"  # the tasks, as an option refused elsewhere names them
 
 
 @dataclass(frozen=True)
 class Options:
-    """How questions are windowed and answers decoded (train.py's question-answering options)."""
-    doc_stride: int = 128           # context tokens consecutive windows share
-    max_answer_length: int = 30     # longest answer, in tokens
-    n_best: int = 20                # best starts and ends tried per window
-    null_threshold: float = 0.0     # SQuAD v2.0: decline when null score - best span score > this
-    version_2: bool = False         # SQuAD v2.0: questions may have no answer
+    """How questions are windowed and answers decoded: train.py's question-answering options."""
+    doc_stride: int = option(128, "context tokens shared by consecutive windows", checks=[at_least(0)])
+    max_answer_length: int = option(30, "longest answer in tokens", checks=[at_least(1)])
+    n_best: int = option(20, "best starts and ends tried per window", checks=[at_least(1)])
+    null_threshold: float = option(0.0, "SQuAD v2.0: decline when the null score beats the best span by more "
+                                   "than this", tasks=("squad_v2",), why="only SQuAD v2.0 questions may have no answer")
+    version_2: bool = option(False, cli=False)  # SQuAD v2.0: questions may have no answer (from the task)
 
 
-def add_options(parser) -> None:
-    """The family's own command-line options, one argparse group."""
-    group = parser.add_argument_group("question answering (--task squad, squad_v2)")
-    group.add_argument("--doc-stride", type=int, default=Options.doc_stride,
-                       help=f"context tokens shared by consecutive windows (default: {Options.doc_stride})")
-    group.add_argument("--max-answer-length", type=int, default=Options.max_answer_length,
-                       help=f"longest answer in tokens (default: {Options.max_answer_length})")
-    group.add_argument("--n-best", type=int, default=Options.n_best,
-                       help=f"best starts and ends tried per window (default: {Options.n_best})")
-    group.add_argument("--null-threshold", type=finite_float, default=Options.null_threshold,
-                       help="SQuAD v2.0: decline when the null score beats the best span by more than this "
-                            f"(default: {Options.null_threshold})")
+@dataclass(frozen=True)
+class PredictOptions:
+    """predict.py: one question about one text (--input reads `question` and `context` fields instead)."""
+    question: str | None = option(None, "the question (with --context)")
+    context: str | None = option(None, "the text holding the answer (with --question)")
 
 
-def options(args) -> dict:
-    """`add_options`' values (and the task's version), as keyword arguments of `encode`."""
-    problems = [f"--{name.replace('_', '-')} must be at least {low}"
-                for name, low in (("doc_stride", 0), ("max_answer_length", 1), ("n_best", 1))
-                if getattr(args, name) < low]
-    if problems:
-        raise OptionError("; ".join(problems))
+PREDICT_OPTIONS = ("null_threshold",)  # the Options predict.py also reads (unset: the training run's)
+
+
+def encode_options(args) -> dict:
+    """The family's options of a run (and the task's version), as keyword arguments of `encode`."""
     return dict(doc_stride=args.doc_stride, max_answer_length=args.max_answer_length, n_best=args.n_best,
                 null_threshold=args.null_threshold, version_2=TASKS.get(args.task) == "2.0")
 
 
 def find_data_dir(data_dir: str | Path | None = None) -> Path:
     """The SQuAD folder: the argument if given, else $SQUAD_DIR, else ./data/squad."""
-    return existing_data_dir("squad", data_dir, how_to=f"give --train-file/--dev-file; {GET_SQUAD}")
+    return existing_data_dir("squad", data_dir, "data", how_to=f"give --train-file/--dev-file; {GET_SQUAD}")
 
 
 def read(task: str, split: str, data_dir: str | Path | None = None, strict: bool = False,
@@ -471,6 +480,29 @@ def read(task: str, split: str, data_dir: str | Path | None = None, strict: bool
 
 def dev_split(task: str) -> str:
     return "dev"
+
+
+def check_fit(args, method, config) -> None:
+    """A window holds the special tokens, a question token and more than --doc-stride context tokens."""
+    check_room(method, config, args.max_length, pair=False)
+    needed = 2 + (2 if config.family == "roberta" else 1) + 1 + max(args.doc_stride, 0) + 1
+    room = config.max_tokens - method.positions_used
+    if room < needed:
+        taken = (f"--num-virtual-tokens {method.num_virtual_tokens} leaves {room} of the model's "
+                 f"{config.max_tokens} positions" if method.positions_used else
+                 f"the model has {config.max_tokens} positions")
+        raise OptionError(f"{taken} for a window; a window needs at least {needed} (special tokens, a question "
+                          f"token and more than --doc-stride {args.doc_stride} context tokens): lower "
+                          f"{'--num-virtual-tokens or ' if method.positions_used else ''}--doc-stride")
+
+
+def load(args):
+    """(train, dev, ("start", "end"), metric names): train.json/dev.json of the SQuAD folder (--data-dir,
+    else $SQUAD_DIR, else data/squad), or official SQuAD files given as --train-file/--dev-file."""
+    folder = None if args.train_file else existing_data_dir("squad", args.data_dir, how_to=LOCATE)
+    train = read(args.task, "train", folder, args.strict, file=args.train_file)
+    dev = read(args.task, dev_split(args.task), folder, args.strict, file=args.dev_file)
+    return train, dev, label_names(args.task), metric_names(args.task)
 
 
 def label_names(task: str) -> tuple[str, ...]:
@@ -493,7 +525,7 @@ class WindowSet(EncodedSet):
     options: Options = Options()
 
 
-def encode(tokenizer, examples: list[Question], **settings) -> WindowSet:
+def encode(tokenizer, examples: list[Question], label_names=None, **settings) -> WindowSet:
     """Every question's windows of `tokenizer.max_length` tokens, labelled with the first answer's span.
     `settings`: `Options` fields (train.py passes `options(args)`)."""
     settings = Options(**settings)
@@ -516,6 +548,10 @@ def loss(outputs: tuple[torch.Tensor, torch.Tensor], batch: dict, reduction: str
     start, end = batch["labels"].unbind(dim=-1)            # (B,) each
     return (F.cross_entropy(start_logits.float(), start, reduction=reduction) +
             F.cross_entropy(end_logits.float(), end, reduction=reduction)) / 2
+
+
+def training_loss(train_set: EncodedSet):
+    return loss
 
 
 @torch.no_grad()
@@ -568,3 +604,62 @@ def answer(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int = 64,
             found["null_score"] = round(decoder.null_scores[index], 4)
         answers.append(found)
     return answers
+
+
+# ---------------------------------------------------------------------------------------------
+# Prediction (predict.py)
+# ---------------------------------------------------------------------------------------------
+
+def check_predict(args, meta) -> None:
+    """A QA adapter answers --question about --context, or --input's `question`/`context` fields."""
+    if args.texts:
+        raise PredictError("the adapter answers questions: give --question and --context (or --input FILE)")
+    if "null_threshold" in args.given and TASKS[meta.task] != "2.0":
+        raise PredictError(f"--null-threshold: the adapter was trained on {meta.task} (SQuAD v1.1), whose "
+                           "questions always have an answer; it applies to squad_v2 adapters")
+
+
+def read_rows(args, tokenizer) -> tuple[list[Example], list[tuple[int, str]]]:
+    """--question/--context (line 0), or --input's rows; with --skip-bad, rows that cannot be windowed (a
+    context of zero-width spaces) are skipped as bad rows too."""
+    if args.input is None:
+        for name in ("question", "context"):
+            check_argument_text(f"--{name}", getattr(args, name))
+        return [Example(args.question, args.context, None, 0)], []
+    skipped = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # read_table's summary warning: predict.py lists the skipped lines itself
+        examples, _ = read_table(args.input, "question", "context", label="__none__", strict=not args.skip_bad,
+                                 report=skipped)
+    if args.skip_bad:  # rows that read well but cannot be windowed are bad rows too
+        problems = {e.line: pair_problem(tokenizer, e.text_a, e.text_b) for e in examples}
+        skipped = sorted(skipped + [(line, problem) for line, problem in problems.items() if problem])
+        examples = [e for e in examples if not problems[e.line]]
+        if not examples:
+            raise DataError(f"{args.input}: every row is bad; the first, line {skipped[0][0]}: {skipped[0][1]}")
+    return examples, skipped
+
+
+def predict_rows(model, tokenizer, meta, rows: list[Example], args):
+    """Each question's answer: {"line", "answer", "score", "start", "end", "declined"} (v2.0: "null_score")."""
+    settings = dict(meta.task_options or {}, version_2=TASKS[meta.task] == "2.0")
+    if "null_threshold" in args.given:
+        settings["null_threshold"] = args.null_threshold
+    for start in range(0, len(rows), CHUNK_ROWS):  # bounded memory on big files
+        chunk = rows[start:start + CHUNK_ROWS]
+        # An error names the row's line (not its place in the chunk), or the option that gave the context.
+        names = [f"{args.input}:{e.line}" for e in chunk] if args.input else ["--context"]
+        found = answer(model, tokenizer, [(e.text_a, e.text_b) for e in chunk], args.batch_size if args.input else 1,
+                       args.device, names=names, precision=args.precision, **settings)
+        for example, answered in zip(chunk, found):
+            yield {"line": example.line, **answered}
+
+
+def show(found: dict, args) -> str:
+    if found["declined"]:
+        if found["score"] is None:
+            return "no answer: no span fits the context"
+        span = found["answer"] or repr(args.context[found["start"]:found["end"]])
+        return (f"no answer (declined: null score {found['null_score']:.2f} beats the best span {span}, "
+                f"score {found['score']:.2f})")
+    return f"answer: {found['answer']}\nscore: {found['score']:.2f}\nspan: characters {found['start']}-{found['end']}"

@@ -36,23 +36,28 @@ class DownloadError(DataError):
 # Where each data set is looked for, in this order: --data-dir, the variable, <default_root>/<name>.
 # train.py's default root is data/ beside it (in the repository, git-ignored); tests use the same.
 DATA_VARIABLES = {"glue": "GLUE_DIR", "conll2003": "CONLL_DIR", "squad": "SQUAD_DIR"}
+_REPOSITORY = Path(__file__).resolve().parents[2]
+# data/ beside train.py in a checkout (git-ignored); ./data where the package is installed without one.
+DATA_ROOT = _REPOSITORY / "data" if (_REPOSITORY / "train.py").is_file() else Path("data")
 
 
 DATA_TITLES = {"glue": "GLUE", "conll2003": "CoNLL-2003", "squad": "SQuAD"}
 
 
-def data_dir(name: str, given: str | Path | None, default_root: str | Path) -> Path:
+def data_dir(name: str, given: str | Path | None, default_root: str | Path | None = None) -> Path:
     """The folder of data set `name` ("glue", "conll2003", "squad"): `given`, else $GLUE_DIR /
-    $CONLL_DIR / $SQUAD_DIR, else `default_root/name`. It need not exist yet (GLUE is fetched into it)."""
+    $CONLL_DIR / $SQUAD_DIR, else `default_root/name` (default: DATA_ROOT). It need not exist yet
+    (GLUE is fetched into it)."""
     if given:
         return Path(given)
-    return Path(os.environ.get(DATA_VARIABLES[name]) or Path(default_root) / name)
+    return Path(os.environ.get(DATA_VARIABLES[name]) or Path(default_root or DATA_ROOT) / name)
 
 
-def existing_data_dir(name: str, given: str | Path | None = None, default_root: str | Path = "data",
+def existing_data_dir(name: str, given: str | Path | None = None, default_root: str | Path | None = None,
                       how_to: str = "") -> Path:
     """`data_dir`, which must exist; if it does not, the error names the setting it came from
     (--data-dir, the variable, or the default), so the user knows what to change."""
+    default_root = default_root or DATA_ROOT
     folder = data_dir(name, given, default_root)
     if folder.is_dir():
         return folder

@@ -272,3 +272,21 @@ def text_field(record: dict, column: str | None) -> str | None:
     if not is_unicode(value):  # JSON's lone \ud800 escape; the tokenizer would fail on it
         raise BadRow(f"field {column!r} holds an unpaired surrogate; not valid Unicode text")
     return value
+
+
+def given_label_names(text: str | None) -> tuple[str, ...] | None:
+    """--label-names "neg,pos" as a tuple of stripped names (`label_names_problems` has checked them), or None."""
+    return tuple(name.strip() for name in text.split(",")) if text else None
+
+
+def label_names_problems(text: str) -> list[str]:
+    """What is wrong with a --label-names value: an empty name, one given twice, a single class."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        return [f"--label-names {text!r}: an empty name (write e.g. --label-names neg,pos)"]
+    if len(set(names)) != len(names):
+        return [f"--label-names {text!r}: a name given twice"]
+    if len(names) == 1:
+        return [f"--label-names {text!r}: one name is no classification; give every class, or "
+                "--task-type regression for scores"]
+    return []

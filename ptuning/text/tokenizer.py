@@ -29,7 +29,7 @@ from tokenizers import Tokenizer as Backend
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from ..config import EncoderConfig
-from ..errors import TokenizerError  # noqa: F401 - re-exported: callers import it from here
+from ..errors import OptionError, TokenizerError  # noqa: F401 - TokenizerError re-exported: callers import it from here
 
 PROMPT_SLOT = -1
 SPECIALS = {"roberta": ("<s>", "</s>"), "bert": ("[CLS]", "[SEP]")}
@@ -182,3 +182,29 @@ def collate(encoded: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
         mask[row, :len(e.ids)] = 1
         types[row, :len(e.ids)] = torch.tensor(e.type_ids)
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def check_room(method, config: EncoderConfig, max_length: int | None, pair: bool) -> int:
+    """Room in the position table for the special tokens and one token of each text, before any work
+    (below that, the tokenizers library silently stops truncating and the encoder fails on an index).
+    Returns the positions a row needs at least; raises OptionError naming the option to change."""
+    sep_width = 2 if config.family == "roberta" else 1
+    texts = 2 if pair else 1
+    needed = 2 + (sep_width if pair else 0) + texts  # <s>/[CLS], separators, </s>/[SEP], a token per text
+    if method.template:
+        pieces = method.template.split()
+        fixed = 2 + sum(sep_width if p == "[SEP]" else 0 if p in ("{a}", "{b}") or p.startswith("[P") else 1
+                        for p in pieces)
+        room = config.max_tokens - fixed - method.num_virtual_tokens
+        if room < sum(p in ("{a}", "{b}") for p in pieces):
+            raise OptionError(f"--template {method.template!r} with {method.num_virtual_tokens} virtual tokens fills "
+                              f"the model's {config.max_tokens} positions: no room is left for the text")
+        needed = fixed + method.num_virtual_tokens + texts
+    elif config.max_tokens - method.positions_used < needed:
+        raise OptionError(f"--num-virtual-tokens {method.num_virtual_tokens} leaves {config.max_tokens - method.positions_used}"
+                          f" of the model's {config.max_tokens} positions for the text; it needs at least {needed} "
+                          "(special tokens and one token of each text)")
+    if max_length is not None and max_length < needed:
+        raise OptionError(f"--max-length {max_length} is too short: the special tokens and one token of each "
+                          f"text need {needed}")
+    return needed

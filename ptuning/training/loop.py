@@ -23,24 +23,48 @@ from ..errors import StateError, TrainingStopped  # noqa: F401 - re-exported
 from ..inference import to_device
 from ..text.batches import EncodedSet, batch_order, make_batch
 from ..parallel import all_reduce_gradients, all_sum, gather_objects, world
+from ..options import between, check, not_negative, option, positive, sane_size
 from ..precision import autocast_for  # noqa: F401 - re-exported: one AMP path for CPU and CUDA
+
+
+MAX_SEED = 2**32 - 1  # batch_order draws from seed * 1000 + epoch: far inside torch's int64 seeds
 
 
 @dataclass
 class TrainConfig:
-    lr: float = 1e-3
-    epochs: int = 20
-    batch_size: int = 32
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.0
-    max_grad_norm: float = 1.0
-    grad_accum: int = 1
-    seed: int = 42
-    eval_batch_size: int = 64
-    save_steps: int = 0              # also save the resumable state every N optimizer steps (0: per epoch)
-    group_by_length: bool = True     # batches of similar lengths (less padding); False: random batches (HF Trainer's default)
-    log_seconds: float = 5.0
-    stop_after_steps: int = 0        # testing aid: save state after N steps and stop, like a killed run
+    """How to train; saved in every adapter's config. Each field is also train.py's option of the same
+    name (`options.option`); `recipe=True` fields left unset take the recipe's value."""
+    lr: float = option(1e-3, "peak learning rate", recipe=True, checks=[positive()], group="training")
+    epochs: int = option(20, "passes over the training set", recipe=True, group="training")
+    batch_size: int = option(32, "examples per optimizer step (with --grad-accum 1)", recipe=True,
+                             checks=[sane_size()], group="training")
+    weight_decay: float = option(0.01, "AdamW's, on every weight but biases and LayerNorms",
+                                 checks=[not_negative()], group="training")
+    warmup_ratio: float = option(0.0, "share of steps with a linear warm-up", recipe=True,
+                                 checks=[between(0, 1)], group="training")
+    max_grad_norm: float = option(1.0, "gradient clipping, 0 = off", checks=[not_negative()], group="training")
+    grad_accum: int = option(1, "batches per optimizer step", group="training")
+    seed: int = option(42, "the run's randomness: prompt init, batches, dropout",
+                       checks=[between(0, MAX_SEED, f"{{flag}} must be between 0 and {MAX_SEED}, not {{value}}")],
+                       group="training")
+    eval_batch_size: int = option(64, cli=False)
+    save_steps: int = option(0, "also save the resumable state every N optimizer steps (0: after each epoch)",
+                             checks=[not_negative()], group="training")
+    group_by_length: bool = option(True, "batches of similar lengths, less padding; --no-group-by-length: random "
+                                   "batches (HF Trainer's default)", negatable=True, group="training")
+    log_seconds: float = option(5.0, cli=False)  # a progress line in a log this often
+    stop_after_steps: int = option(0, "testing aid: save state after N steps and stop, like a killed run",
+                                   hidden=True, group="training")
+
+    def __post_init__(self):
+        check(self)
+
+    @staticmethod
+    def extra_problems(values: dict) -> list[str]:
+        counts = [values.get(name) for name in ("batch_size", "epochs", "grad_accum")]
+        if any(count is not None and count < 1 for count in counts):
+            return ["--batch-size, --epochs and --grad-accum must be at least 1"]
+        return []
 
 
 @contextlib.contextmanager
@@ -133,23 +157,32 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minute:02d}:{second:02d}" if hours else f"{minute}:{second:02d}"
 
 
-def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, out_dir: str | Path,
-        meta: files.AdapterConfig,
-        pad_id: int, device, precision: str = "fp32", resume: bool = False, *,
-        loss: Callable, evaluate: Callable, main_metric: str, on_epoch: Callable[[dict], None] | None = None):
+@dataclass(frozen=True)
+class Scoring:
+    """What `fit` asks of the task family (tasks/__init__.py): the loss it trains with, `loss(outputs, batch,
+    reduction="sum")` summing the rows' losses, and `evaluate(model, data, batch_size, pad_id, device,
+    autocast, metric_names)` giving dev metrics, of which the first (higher is better) picks the best epoch."""
+    loss: Callable
+    evaluate: Callable
+    metric_names: tuple[str, ...]
+
+
+def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run_folder: files.RunFolder,
+        scoring: Scoring, on_epoch: Callable[[dict], None] | None = None):
     """Train, evaluate on dev after every epoch, keep the best adapter. Returns the epoch records.
 
-    The task decides what the model's outputs mean (tasks/__init__.py): `loss(outputs, batch,
-    reduction="sum")` sums the rows' losses; `evaluate(model, data, batch_size, pad_id, device,
-    autocast)` returns dev metrics, of which `main_metric` (higher is better) picks the best epoch.
+    The model trains where it is (its device) in the precision its adapter config records
+    (`run_folder.config.precision`: fp32, or bf16/fp16 under autocast); `scoring` is the task's.
     `on_epoch(record)`, if given, receives each epoch's record on the writing process (e.g.
     `TensorBoardReporter.log_epoch`). The model is put in training mode here (loaders return eval mode).
 
     The resumable state is saved at the start, after every epoch (and every `save_steps`), and
-    when SIGINT/SIGTERM arrive; `resume=True` continues from it exactly (same batches, same RNG).
+    when SIGINT/SIGTERM arrive; `run_folder.resume` continues from it exactly (same batches, same RNG).
     """
-    out_dir = Path(out_dir)
-    autocast, scaler = autocast_for(device, precision)
+    out_dir, meta, resume = Path(run_folder.path), run_folder.config, run_folder.resume
+    device, pad_id = next(model.parameters()).device, model.encoder.config.pad_token_id
+    loss, main_metric = scoring.loss, scoring.metric_names[0]
+    autocast, scaler = autocast_for(device, meta.precision or "fp32")
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
     steps_per_epoch = math.ceil(math.ceil(len(train_set) / cfg.batch_size) / cfg.grad_accum)
     total_steps = steps_per_epoch * cfg.epochs
@@ -276,7 +309,7 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, out
             progress.done()
             train_seconds = seconds + time.perf_counter() - tick
             train_loss = (all_sum(loss_sum) / max(seen, 1)).item()
-            dev = evaluate(model, dev_set, cfg.eval_batch_size, pad_id, device, autocast)
+            dev = scoring.evaluate(model, dev_set, cfg.eval_batch_size, pad_id, device, autocast, scoring.metric_names)
             record = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
                       **{k: round(v, 5) for k, v in dev.items()},
                       "seconds": round(train_seconds, 2), "samples_per_s": round(seen / max(train_seconds, 1e-9), 1)}

@@ -1,8 +1,17 @@
-"""Per-method default hyperparameters: what `train.py` uses for any option left unset.
+"""Recipes: what an option left unset takes, per method and task family.
 
-`ptuning` is the P-tuning guide's recipe (20 tokens, MLP 128, lr 1e-3, batch 32, 20 epochs,
-weight decay 0.01). The others are the recipes measured in BENCHMARKS.md.
+`RECIPES` are the methods' own: `ptuning` is the P-tuning guide's recipe (20 tokens, MLP 128, lr 1e-3,
+batch 32, 20 epochs, weight decay 0.01), the others the recipes measured on GLUE in BENCHMARKS.md.
+A task family adds its own on top, for the options it trains differently (its file's `RECIPES`:
+NER and SQuAD need other batch sizes, learning rates and far fewer epochs than GLUE). What neither
+sets is the config field's own default (`TrainConfig`, `MethodConfig`).
 """
+from __future__ import annotations
+
+import dataclasses
+
+from ..options import specs
+
 RECIPES = {
     "ptuning": dict(lr=1e-3, epochs=20, warmup_ratio=0.0, num_virtual_tokens=20, encoder_hidden_size=128,
                     reparam="mlp", head_token="cls"),
@@ -11,26 +20,41 @@ RECIPES = {
                    prefix_dropout=0.0),
     "full": dict(lr=3e-5, epochs=10, warmup_ratio=0.06),
 }
-# Token classification (NER) on top of the above, for unset options. The budget of the comparison
-# in BENCHMARKS.md (bench/ner.py, after ../shared/bench/anchor_ner_cpu.py): batch 16, 6% warm-up,
-# weight decay 0.01; full fine-tuning at lr 5e-5 (HF run_ner's default). v2 (searched at that budget,
-# BENCHMARKS.md): 64 virtual tokens at lr 5e-2; 16 tokens at the anchor's lr 1e-2 learn too slowly.
-# NER needs fewer epochs than the GLUE recipes: 14k sentences give ~880 steps an epoch.
-TOKEN_RECIPES = {
-    "ptuning": dict(lr=1e-2, epochs=5, batch_size=16, warmup_ratio=0.06, num_virtual_tokens=16),
-    "prompt": dict(lr=1e-2, epochs=5, batch_size=16, warmup_ratio=0.06, num_virtual_tokens=16),
-    "prefix": dict(lr=5e-2, epochs=5, batch_size=16, warmup_ratio=0.06, num_virtual_tokens=64),
-    "full": dict(lr=5e-5, epochs=3, batch_size=16, warmup_ratio=0.06),
-}
-# Extractive QA (SQuAD) on top of the above, for unset options. SQuAD has ~88k questions, so far fewer
-# epochs than GLUE's. Full fine-tuning: HF run_qa.py's documented SQuAD v1.1 run (lr 3e-5, batch 12,
-# 2 epochs). P-tuning v2: the P-tuning-v2 repo's SQuAD v1.1 script (run_squad_roberta.sh: batch 8,
-# lr 5e-3, 16 virtual tokens, 30 epochs). Short CPU runs learn faster at a higher lr (BENCHMARKS.md:
-# 64 tokens at 5e-2). v1 keeps the GLUE recipes: neither source has a v1 SQuAD run to follow.
-QA_RECIPES = {
-    "prefix": dict(lr=5e-3, epochs=30, batch_size=8, num_virtual_tokens=16),
-    "full": dict(lr=3e-5, epochs=2, batch_size=12),
-}
-# A task family's recipes by its head kind (tasks/__init__.py); GLUE's sequence head takes RECIPES alone.
-FAMILY_RECIPES = {"token": TOKEN_RECIPES, "span": QA_RECIPES}
-COMMON = dict(batch_size=32, weight_decay=0.01, max_grad_norm=1.0, grad_accum=1, seed=42)
+
+
+def recipe(family, method: str) -> dict:
+    """The recipe a run of `method` on a task of `family` (a tasks/ module) takes for unset options."""
+    return {**RECIPES[method], **family.RECIPES.get(method, {})}
+
+
+def fill(values: dict, family, method: str, classes) -> None:
+    """Set each unset (None) recipe option in `values` to the recipe's value, else its field's default.
+    `--max-length` left unset takes the family's MAX_LENGTH where it has one (QA: 384-token windows)."""
+    chosen = recipe(family, method)
+    for cls in classes:
+        for name, (f, spec) in specs(cls).items():
+            if spec.recipe and values.get(name) is None:
+                values[name] = chosen.get(name, f.default)
+    if values.get("max_length") is None:
+        values["max_length"] = getattr(family, "MAX_LENGTH", None)
+
+
+def describe(families) -> str:
+    """Every family's recipe per method, for --help: `family / method: lr 0.01, epochs 20, ...`."""
+    lines = ["recipes (what options left unset take), by task family and method:"]
+    for family in families:
+        for method in RECIPES:
+            values = ", ".join(f"{name.replace('_', '-')} {value}" for name, value in recipe(family, method).items())
+            lines.append(f"  {family.__name__.rsplit('.', 1)[-1]} ({', '.join(family.TASKS)}) / {method}: {values}")
+    return "\n".join(lines)
+
+
+def option_help(name: str, families, classes) -> str:
+    """What an unset recipe option takes, for its --help line: per family, the methods that set it."""
+    parts = []
+    for family in families:
+        values = [f"{method} {recipe(family, method)[name]}" for method in RECIPES if name in recipe(family, method)]
+        if values:
+            parts.append(f"{family.__name__.rsplit('.', 1)[-1]}: {', '.join(values)}")
+    default = next(f.default for cls in classes for f in dataclasses.fields(cls) if f.name == name)
+    return "recipe: " + "; ".join(parts + [f"else {default}"])
