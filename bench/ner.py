@@ -5,7 +5,7 @@ transformers + peft running the same recipe, in one script, over seeds (mean ± 
     python bench/ner.py --n 32 --epochs 1 --seeds 1 --n-dev 64    # a smoke run
     python bench/ner.py --write                           # append the table to BENCHMARKS.md
 
-The budget is ../shared/bench/anchor_ner_cpu.py's: MiniLM, the first N=4000 training sentences,
+The budget is the transformers Trainer reference run's (BENCHMARKS.md): MiniLM, the first N=4000 training sentences,
 2 epochs, batch 16, 6% linear warm-up, weight decay 0.01; prefix tuning with 16 virtual tokens at
 lr 1e-2 (peft `PrefixTuningConfig(task_type="TOKEN_CLS")`, no projection) and full fine-tuning at
 lr 5e-5 (`AutoModelForTokenClassification` with HF Trainer); entity F1 on all of valid.txt.

@@ -136,11 +136,6 @@ class Encoder(nn.Module):
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(Layer(config, fused) for _ in range(config.num_hidden_layers))
 
-    def set_fused(self, fused: bool) -> None:
-        """Switch every layer between the fused kernel and the written-out attention."""
-        for layer in self.layers:
-            layer.attention.fused = fused
-
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, prefixes: list[Prefix] | None = None, prefix_mask=None, only: int | None = None):
         """Returns the last hidden states, (B, T, hidden); with `only`, (B, 1, hidden) at that position.

@@ -362,6 +362,14 @@ def load_model(model_dir: str | Path, method: MethodConfig, make_head: MakeHead,
                           "model keeps fp32 weights; load with dtype=torch.float32 and use autocast "
                           "(train.py --precision bf16) for speed")
     encoder, head_state = load_encoder(model_dir, dtype=dtype, fused=fused)
+    return wrap_encoder(encoder, head_state, method, make_head, seed).eval()
+
+
+def wrap_encoder(encoder: Encoder, head_state: dict, method: MethodConfig, make_head: MakeHead,
+                 seed: int | None = None) -> PromptModel:
+    """A loaded encoder inside a prompt method and a fresh head: what `load_model` does once the weights
+    are in (an adapter bank wraps one encoder many times). A head tensor stored in the checkpoint
+    (`head_state`: pooler, a task model's classifier) is used where it fits."""
     if seed is not None:
         torch.manual_seed(seed)
     with torch.device("meta"):
@@ -373,7 +381,7 @@ def load_model(model_dir: str | Path, method: MethodConfig, make_head: MakeHead,
     fitting = {k: t.float() for k, t in head_state.items() if k in own and own[k].shape == t.shape}
     model.head.load_state_dict(fitting, strict=False)
     mark_trainable(model, pooler_pretrained="pooler.weight" in fitting)
-    return model.eval()
+    return model
 
 
 def build_classifier(config: EncoderConfig, method: MethodConfig, num_labels: int,

@@ -151,22 +151,23 @@ def check(instance) -> None:
         raise OptionError("; ".join(found))
 
 
-def not_read(owners, given: set[str], *, head: str, task: str, method: str, describe: Callable[[str], str]
-             ) -> list[str]:
-    """A problem for each given option that the task (its family's `head` kind, its name) or the method
-    does not read. `owners`: (options class, the head kinds reading all its fields or None for every
-    one); a field's own `heads` narrows that. `describe(head)` names the tasks of a head kind."""
+def not_read(owners, given: set[str], *, family, task: str, method: str, families) -> list[str]:
+    """A problem for each given option that the task (of task family `family`) or the method does not
+    read. `owners`: (options class, the one family whose own options they are, or None: every family's);
+    a field's `heads` narrows that to the families (of `families`) with those HEADs."""
     found = []
-    for cls, owner_heads in owners:
+    for cls, owner in owners:
         for name, (_, spec) in specs(cls).items():
             if name not in given:
                 continue
-            heads = spec.heads if spec.heads is not None else owner_heads
+            readers = [owner] if owner is not None else None
+            if spec.heads is not None:
+                readers = [f for f in families if f.HEAD in spec.heads]
             if spec.methods is not None and method not in spec.methods:
                 found.append(f"{flag(name)} has no meaning with --method {method}")
-            elif heads is not None and head not in heads:
+            elif readers is not None and family not in readers:
                 found.append(f"{flag(name)} has no meaning with --task {task}; it is for "
-                             f"{' and '.join(describe(h) for h in heads)}")
+                             f"{' and '.join(reader.DESCRIPTION for reader in readers)}")
             elif spec.tasks is not None and task not in spec.tasks:
                 found.append(f"{flag(name)} has no meaning with --task {task}: {spec.why} "
                              f"({', '.join('--task ' + t for t in spec.tasks)})")

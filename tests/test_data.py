@@ -79,8 +79,8 @@ def test_task_table():
     assert set(TASKS) == {"cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"}
     assert TASKS["mnli"].label_names == ("entailment", "neutral", "contradiction")
     assert TASKS["mnli"].splits["dev_matched"] == "dev_matched.tsv"
-    assert TASKS["stsb"].is_regression and TASKS["stsb"].num_labels == 1
-    assert TASKS["mrpc"].main_metric == "accuracy" and TASKS["cola"].main_metric == "mcc"
+    assert TASKS["stsb"].label_values is None and TASKS["stsb"].num_labels == 1
+    assert TASKS["mrpc"].metrics[0] == "accuracy" and TASKS["cola"].metrics[0] == "mcc"
     assert len({task for task in TASKS.values()}) == 9   # hashable despite the splits dict
 
 

@@ -1,7 +1,7 @@
-"""A hostile user's probe (issue 12): bad inputs and faults against train.py, predict.py,
+"""A hostile user's probe: bad inputs and faults against train.py, predict.py,
 `ptuning export-peft` and the library API, each asserting the behaviour we want.
 
-Every case is one row of CASES: (id, root cause of issue 12, entry point, argv builder, culprit, expected).
+Every case is one row of CASES: (id, root cause, entry point, argv builder, culprit, expected).
   - entry: "train.py" / "predict.py" / "ptuning export-peft" (their `main(argv)`), or "lib" (a callable).
   - expected: an exit status (2 option, 3 input, 4 I/O, 5 training stopped, 130 interrupted; see
     ptuning/errors.py), "ok" for a valid-but-odd input that must work, or a tuple of statuses any of which
@@ -10,7 +10,7 @@ A bad input must end in SystemExit (or a returned status) with that status, exac
 on stderr naming the culprit, and no traceback; files that existed before are byte-for-byte untouched.
 A library call must raise a PtuningError whose message names the culprit.
 
-PROBE_REPORT=path.json writes each case's outcome today (see /work/notes/probe_inventory.md).
+PROBE_REPORT=path.json writes each case's outcome today (a JSON list: id, cause, status, message).
 """
 from __future__ import annotations
 
@@ -286,7 +286,7 @@ def no_stale_tmp(w: World):
 @dataclass
 class Case:
     id: str
-    cause: str                      # "1".."11" (issue 12's root causes) or "own"
+    cause: str                      # "1".."11": the probe's eleven root causes (wrong types, paths, ...), or "own"
     entry: str                      # a key of MAINS, or "lib"
     build: Callable                 # World -> argv list, or World -> zero-argument callable (lib)
     culprit: str | Callable | None  # substring the message must hold (a callable: World -> substring)

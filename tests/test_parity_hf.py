@@ -71,11 +71,10 @@ def test_minilm_matches_transformers_on_mrpc(minilm_dir, glue_dir):
 
     batch = collate(encoded, pad_id=tok.pad_id)
     hf = tf.BertModel.from_pretrained(minilm_dir).eval()
-    encoder, _ = load_encoder(minilm_dir)
     with torch.no_grad():
         want = hf(**{k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}).last_hidden_state
         for fused in (True, False):
-            encoder.set_fused(fused)
+            encoder, _ = load_encoder(minilm_dir, fused=fused)
             got = encoder.eval()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                                  token_type_ids=batch["token_type_ids"])
             real = batch["attention_mask"].bool()

@@ -1,4 +1,4 @@
-"""Unit tests for issue 12's root causes where the hostile probe (test_hostile.py) sees only the outside."""
+"""Unit tests for the hostile probe's root causes where the hostile probe (test_hostile.py) sees only the outside."""
 from __future__ import annotations
 
 import argparse

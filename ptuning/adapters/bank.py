@@ -106,11 +106,11 @@ def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None 
     Returns (bank, {name: tokenizer}, {name: AdapterConfig}).
     """
     from .files import AdapterError, load_adapter_weights, read_adapter
-    from ..weights import load_encoder, resolve_model_dir
-    from ..model import mark_trainable, sequence_head
-    from ..text.tokenizer import Tokenizer
-
     from .peft import is_peft_adapter
+    from ..model import wrap_encoder
+    from ..tasks import family_of_adapter
+    from ..text.tokenizer import Tokenizer
+    from ..weights import load_encoder, resolve_model_dir
 
     if not adapter_dirs:
         raise AdapterError("load_bank needs at least one adapter folder")
@@ -135,10 +135,12 @@ def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None 
     encoder, head_state = load_encoder(model_dir)
     adapters, tokenizers = {}, {}
     for name, (config, tensors) in configs.items():
-        method = config.method
-        model = PromptModel(encoder, method, sequence_head(encoder.config, method, config.num_labels))
-        model.head.load_state_dict({k: v for k, v in head_state.items() if k.startswith("pooler.")}, strict=False)
-        mark_trainable(model, pooler_pretrained="pooler.weight" in head_state)  # names what the adapter holds
+        method, family = config.method, family_of_adapter(config)
+        model = wrap_encoder(encoder, head_state, method, lambda c: family.head(c, method, config.num_labels))
+        if model.head.reads != "cls":  # a token or span head: one output per position, not per row
+            raise AdapterError(f"adapter {name!r} ({adapter_dirs[name]}) was trained on {config.task}, "
+                               f"{family.DESCRIPTION}: a bank scores one label per row (sequence classification); "
+                               "predict it alone")
         load_adapter_weights(model, tensors, str(adapter_dirs[name]))
         adapters[name] = model
         tokenizers[name] = Tokenizer.from_folder(model_dir, encoder.config, method.positions_used, None,

@@ -77,11 +77,6 @@ def family_for(task_name: str) -> ModuleType:
     return known[task_name]
 
 
-def describe(head: str) -> str:
-    """The tasks of the families with this HEAD, in words (for an option refused elsewhere)."""
-    return " and ".join(module.DESCRIPTION for module in MODULES if module.HEAD == head)
-
-
 def task_name(text: str) -> str:
     """argparse type: a known task, in our spelling or GLUE's (MRPC, SST-2, sts-b)."""
     squeeze = lambda name: name.lower().replace("-", "").replace("_", "")  # noqa: E731

@@ -46,14 +46,6 @@ class Task:
     headerless_splits: tuple[str, ...] = ()
 
     @property
-    def main_metric(self) -> str:
-        return self.metrics[0]
-
-    @property
-    def is_regression(self) -> bool:
-        return self.label_values is None
-
-    @property
     def num_labels(self) -> int:
         """Width of the classifier: one output for regression, one per class otherwise."""
         return 1 if self.label_names is None else len(self.label_names)

@@ -79,7 +79,7 @@ class Source:
 
 
 SPLITS = ("train.tsv", "dev.tsv")
-# Row counts of the GLUE release, checked by our tests on the real files (/work/shared/data/README.md).
+# Row counts of the GLUE release, checked by our tests on the real files (data/README.md).
 # QQP, MNLI and QNLI are not checked here: we have never counted those files ourselves.
 SOURCES = {
     "cola": Source("CoLA", "CoLA.zip", {"train.tsv": 8551, "dev.tsv": 1043}, headerless=SPLITS),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import DataError, WriteError
 
-METRICS_FILE = "metrics.jsonl"   # checkpoint.METRICS; kept literal so this module imports nothing of ours
+METRICS_FILE = "metrics.jsonl"   # adapters/files.py's METRICS, kept literal: this module imports no training code
 NOT_DEV_METRICS = ("epoch", "train_loss", "seconds", "samples_per_s")
 PANEL_INCHES, DPI = (5.0, 4.0), 100
 MAX_COLUMNS, LEGEND_INCHES = 4, 0.5  # panels per row; room above them for the runs' legend

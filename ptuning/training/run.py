@@ -112,8 +112,8 @@ def parse_args(argv=None, prog: str = "train.py", description: str = "") -> argp
     family = tasks.family_for(args.task)
     values = vars(args)
     recipes.fill(values, family, args.method, CLASSES)
-    own = [(cls, None) for cls in CLASSES] + [(f.Options, (f.HEAD,)) for f in tasks.MODULES]
-    found = not_read(own, args.given, head=family.HEAD, task=args.task, method=args.method, describe=tasks.describe)
+    owners = [(cls, None) for cls in CLASSES] + [(f.Options, f) for f in tasks.MODULES]
+    found = not_read(owners, args.given, family=family, task=args.task, method=args.method, families=tasks.MODULES)
     for cls in (*CLASSES, family.Options):
         found += problems(cls, values)
     if found:
