@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import shlex
 import statistics
 import sys
@@ -40,7 +39,8 @@ BATCH, WARMUP, WEIGHT_DECAY = 16, 0.06, 0.01
 
 def run_ours(method, seed, args) -> dict:
     out = Path(args.runs) / f"ner-{method}-s{seed}"
-    argv = ["--task", "conll2003", "--data-dir", str(args.data_dir), "--model", args.model, "--method", method,
+    argv = ["--task", "conll2003", *(["--data-dir", str(args.data_dir)] if args.data_dir else []),
+            *(["--precision", args.precision] if args.precision else []), "--model", args.model, "--method", method,
             "--seed", str(seed), "--max-train-samples", str(args.n), "--epochs", str(args.epochs),
             "--batch-size", str(BATCH), "--warmup-ratio", str(WARMUP),
             "--weight-decay", str(WEIGHT_DECAY), "--output-dir", str(out), "--overwrite"]
@@ -55,6 +55,7 @@ def run_ours(method, seed, args) -> dict:
     config = json.loads((out / "adapter_config.json").read_text())
     lr, tokens = config["train"]["lr"], config["method"].get("num_virtual_tokens") if method != "full" else None
     return {"side": "ours", "method": method, "seed": seed, "lr": lr, "tokens": tokens, "f1": last["f1"],
+            "precision": config["precision"],
             "samples_s": last["samples_per_s"]}
 
 
@@ -126,7 +127,9 @@ def main():
     p.add_argument("--n-dev", type=int, help="first N valid sentences (default: all 3250)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--model", default="minilm")
-    p.add_argument("--data-dir", default=os.environ.get("CONLL_DIR", ROOT.parent / "shared" / "data" / "conll2003"))
+    p.add_argument("--data-dir", help="the CoNLL-2003 folder (default: as train.py finds it: $CONLL_DIR, else "
+                   "data/conll2003)")
+    p.add_argument("--precision", help="ours: train.py --precision (default: train.py's, auto)")
     p.add_argument("--runs", default="runs/bench")
     p.add_argument("--cuda", action="store_true", help="let transformers use the GPU too (ours uses it when present)")
     p.add_argument("--out", help="also append each run's result as a JSON line here")
