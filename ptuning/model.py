@@ -201,7 +201,7 @@ class PromptModel(nn.Module):
             embeds, attention_mask, token_type_ids = self.splice_prompts(input_ids, attention_mask, token_type_ids)
             input_ids = None  # positions then count from the first token, virtual ones included (as HF)
         elif self.method.is_prefix:
-            prefixes = self.prefix_encoder(B)
+            prefixes = self.prefix_encoder(B, self.compute_dtype(input_ids.device))
             if self.method.prefix_position_shift:
                 position_ids = self.shifted_positions(input_ids)
 
@@ -268,6 +268,12 @@ class PromptModel(nn.Module):
             pieces.append(torch.cat(keys_values, dim=-1)[0])  # (T, 2·L·h): [key 0 | value 0 | key 1 | …]
         self.prefix_encoder.embedding.weight.copy_(torch.cat(pieces))
         self.encoder.train(training)
+
+    def compute_dtype(self, device: torch.device) -> torch.dtype:
+        """What the encoder's matrix products compute in: autocast's dtype, else its weights'."""
+        if torch.is_autocast_enabled(device.type):
+            return torch.get_autocast_dtype(device.type)
+        return self.encoder.embeddings.word.weight.dtype
 
     @property
     def head_dtype(self) -> torch.dtype:
