@@ -201,7 +201,7 @@ class PromptModel(nn.Module):
             embeds, attention_mask, token_type_ids = self.splice_prompts(input_ids, attention_mask, token_type_ids)
             input_ids = None  # positions then count from the first token, virtual ones included (as HF)
         elif self.method.is_prefix:
-            prefixes = self.prefix_encoder(B, self.compute_dtype(input_ids.device))
+            prefixes = self.prefix_encoder(B)
             if self.method.prefix_position_shift:
                 position_ids = self.shifted_positions(input_ids)
 
@@ -269,12 +269,6 @@ class PromptModel(nn.Module):
         self.prefix_encoder.embedding.weight.copy_(torch.cat(pieces))
         self.encoder.train(training)
 
-    def compute_dtype(self, device: torch.device) -> torch.dtype:
-        """What the encoder's matrix products compute in: autocast's dtype, else its weights'."""
-        if torch.is_autocast_enabled(device.type):
-            return torch.get_autocast_dtype(device.type)
-        return self.encoder.embeddings.word.weight.dtype
-
     @property
     def head_dtype(self) -> torch.dtype:
         return next(self.head.parameters()).dtype
@@ -322,9 +316,9 @@ def head_dropout(config: EncoderConfig) -> float:
 def init_head(head: nn.Module, std: float = 0.02) -> None:
     """As HF initialises a fresh head: normal(0, initializer_range), zero bias.
 
-    The head was built on the meta device (no random draws), so the prompt modules draw first;
-    `reset_parameters` then draws what building the head would have, and a seed gives the same
-    weights as when the model built its own head.
+    The head was built without random draws (on the meta device, or with its draws undone), so the
+    prompt modules draw first; `reset_parameters` then draws what building the head would have, and
+    a seed gives the same weights as when the model built its own head.
     """
     for module in head.modules():
         if hasattr(module, "reset_parameters") and module is not head:
@@ -378,10 +372,12 @@ def wrap_encoder(encoder: Encoder, head_state: dict, method: MethodConfig, make_
     (`head_state`: pooler, a task model's classifier) is used where it fits."""
     if seed is not None:
         torch.manual_seed(seed)
-    with torch.device("meta"):
+    # Built on the CPU with its random draws undone, so the prompt modules draw first and `init_head`
+    # then draws the head (on the meta device instead, torch's Python reference kernels import sympy:
+    # a third of a second of every run's start-up).
+    with torch.random.fork_rng(devices=[]):
         head = make_head(encoder.config)
     model = PromptModel(encoder, method, head)  # the prompt modules draw their weights first
-    model.head.to_empty(device="cpu")
     init_head(model.head)
     own = model.head.state_dict()
     fitting = {k: t.float() for k, t in head_state.items() if k in own and own[k].shape == t.shape}

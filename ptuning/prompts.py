@@ -74,9 +74,7 @@ class PrefixEncoder(nn.Module):
         # The P-tuning-v2 repo drops out prefix entries (hidden_dropout_prob); peft does not.
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, batch_size: int, dtype: torch.dtype | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """`dtype`: what attention computes in (bf16 under autocast); the prefixes are cast to it
-        before they are broadcast to the batch, so a cast costs one copy, not B."""
+    def forward(self, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         x = self.embedding.weight                                   # (n, h) or (n, 2·L·h)
         if self.transform is not None:
             x = self.transform(x)                                   # (n, 2·L·h)
@@ -87,10 +85,8 @@ class PrefixEncoder(nn.Module):
         # Layer by layer (unbind), each broadcast on its own: slicing one (L, 2, B, ...) view instead
         # would make backward build a zero tensor of that whole size for every layer.
         for key_value in x.unbind(0):                               # (2, heads, n, D)
-            if self.dropout.p > 0 and self.training:                # a fresh mask per example, as the repo
-                key_value = self.dropout(key_value.unsqueeze(1).expand(-1, batch_size, -1, -1, -1))
-                key_value = key_value.to(dtype or key_value.dtype)
-            else:
-                key_value = key_value.to(dtype or key_value.dtype).unsqueeze(1).expand(-1, batch_size, -1, -1, -1)
-            prefixes.append(tuple(key_value.unbind(0)))             # (B, heads, n, D) each, a view
+            key_value = key_value.unsqueeze(1).expand(-1, batch_size, -1, -1, -1)  # (2, B, heads, n, D), a view
+            if self.dropout.p > 0 and self.training:
+                key_value = self.dropout(key_value)                 # a fresh mask per example, as the repo
+            prefixes.append(tuple(key_value.unbind(0)))             # (B, heads, n, D) each
         return prefixes
