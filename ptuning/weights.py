@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from .config import EncoderConfig
@@ -94,6 +94,28 @@ def read_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
                                   "weights are damaged (download them again)")
         tensors.update(loaded)
     return tensors
+
+
+def stored_head_names(folder: str | Path) -> set[str]:
+    """Our names of the head tensors (HEAD_TABLE) a checkpoint holds, from the files' headers alone: what
+    `load_model` would use, for sizing a run without loading it (`--dry-run`)."""
+    folder = Path(folder)
+    index = folder / "model.safetensors.index.json"
+    try:
+        if (folder / "model.safetensors").is_file():
+            with safe_open(folder / "model.safetensors", framework="pt") as f:
+                keys = list(f.keys())
+        else:
+            keys = list(json.loads(index.read_text())["weight_map"])
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{folder}: cannot read the checkpoint's tensor names ({err})") from None
+    names = set()
+    for key in keys:
+        for prefix in MODEL_PREFIXES:
+            key = key.removeprefix(prefix)
+        if key in HEAD_TABLE:
+            names.add(HEAD_TABLE[key])
+    return names
 
 
 def _template(key: str) -> tuple[str, str | None]:

@@ -15,11 +15,11 @@ from .. import tasks
 from ..adapters.files import output_dir_from_template
 from ..config import KNOWN_SHAPES, EncoderConfig
 from ..errors import OptionError, add_debug_flag, is_unicode
-from ..model import MethodConfig, build_model, parameter_report
+from ..model import MethodConfig, build_model, mark_trainable, parameter_report
 from ..options import add_fields, at_least, given_options, not_read, option, problems, sane_size, values_for
 from ..precision import PRECISIONS
 from ..text.tables import label_names_problems
-from ..weights import resolve_model_dir
+from ..weights import resolve_model_dir, stored_head_names
 from . import recipes
 from .loop import TrainConfig
 
@@ -148,13 +148,19 @@ def prefix_start_ids(tokenizer, text: str, n: int) -> list[int]:
 
 def dry_run(args, method: MethodConfig, family) -> str:
     """The run's parameter counts, from the model's shape alone (no weights needed): what it will train."""
+    model_dir = None
     if args.model in KNOWN_SHAPES and not Path(args.model).is_dir():
         config = KNOWN_SHAPES[args.model]  # size the run from the known shape, no weights needed
     else:
-        config = EncoderConfig.from_json(resolve_model_dir(args.model))
+        model_dir = resolve_model_dir(args.model)
+        config = EncoderConfig.from_json(model_dir)
     # Users' files say their labels (a table's classes, NER's tags); a known task knows its own.
     names = family.load(args)[2] if args.train_file else family.label_names(args.task)
     num_labels = len(names or ["score"])
     model = build_model(config, method, lambda c: family.head(c, method, num_labels), device="meta")
+    # A pretrained pooler stays frozen, as in the run (mark_trainable): HF's BERT and RoBERTa checkpoints
+    # carry one; a folder says whether it does.
+    pooler = "pooler.weight" in stored_head_names(model_dir) if model_dir else True
+    mark_trainable(model, pooler_pretrained=pooler)
     return (f"{args.model} ({config.model_type}, {config.num_hidden_layers} layers, hidden {config.hidden_size}), "
             f"method {method.method}, {num_labels} labels\n{parameter_report(model)}")
