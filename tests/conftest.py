@@ -34,11 +34,16 @@ def data_folder(name: str, needs: tuple[str, ...] = (), glue_task: str = "mrpc")
         if missing:
             problem = f"{folder / missing[0]} not found"
     if problem:
-        message = f"{problem}; {HOW_TO_GET[name]}"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, so missing data fails: {message}", pytrace=False)
-        pytest.skip(message)
+        unavailable(f"{problem}; {HOW_TO_GET[name]}")
     return folder
+
+
+def unavailable(message: str) -> None:
+    """Data a test needs cannot be had here: skip it with `message` (a one-line how-to), or fail it when
+    $CI is set, since in CI nothing skips."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set, so missing data fails: {message}", pytrace=False)
+    pytest.skip(message)
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64)

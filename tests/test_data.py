@@ -1,26 +1,23 @@
 """Tests for ptuning/text/tables.py and ptuning/tasks/glue.py: the real GLUE files, malformed files, and users' own tables."""
 from __future__ import annotations
 
-import os
 import re
 import warnings
 from pathlib import Path
 
 import pytest
 
+from conftest import data_folder, unavailable
 from ptuning.tasks.glue import TASKS, find_data_dir, read_glue
 from ptuning.text.tables import DataError, Example, read_table
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def glue_dir() -> Path:
-    path = Path(os.environ.get("GLUE_DIR") or REPO.parent / "shared" / "data" / "glue")
-    if not path.is_dir():   # fail, not skip: these tests are how we know the reader is right
-        pytest.fail(f"GLUE data not found at {path}; set GLUE_DIR to the folder holding "
-                    "CoLA/, MRPC/, ... (data/README.md explains how to get it)")
-    return path
+def glue_with(task: str) -> Path:
+    """The GLUE root holding `task`, found (or fetched) as train.py finds it: conftest's `data_folder`,
+    which skips with a one-line how-to where it cannot be had, and fails instead when $CI is set."""
+    return data_folder("glue", glue_task=task)
 
 
 # --- the real files -------------------------------------------------------------------------
@@ -30,7 +27,11 @@ def glue_dir() -> Path:
     ("cola", "train", 8551, True), ("cola", "dev", 1043, True), ("sst2", "dev", 872, True),
     ("stsb", "dev", 1500, True), ("rte", "dev", 277, True), ("wnli", "dev", 71, True),
 ])
-def test_real_row_counts(glue_dir, task, split, count, labeled):
+def test_real_row_counts(task, split, count, labeled):
+    glue_dir = glue_with(task)
+    path = glue_dir / TASKS[task].folder / TASKS[task].splits[split]
+    if not path.is_file():  # a fetched task has train and dev only
+        unavailable(f"{path} not found; set GLUE_DIR to a GLUE root with the test files (data/README.md)")
     with warnings.catch_warnings():
         warnings.simplefilter("error")   # the real files have no bad rows to skip
         examples = read_glue(task, split, glue_dir, strict=True)
@@ -40,7 +41,8 @@ def test_real_row_counts(glue_dir, task, split, count, labeled):
     assert all((example.text_b is None) == (TASKS[task].text_b_column is None) for example in examples)
 
 
-def test_mrpc_dev_bom_does_not_leak(glue_dir):
+def test_mrpc_dev_bom_does_not_leak():
+    glue_dir = glue_with("mrpc")
     # The BOM sits before the header's "Quality"; had it leaked, the label column would be missing.
     first = read_glue("mrpc", "dev", glue_dir)[0]
     assert first == Example(
@@ -48,27 +50,31 @@ def test_mrpc_dev_bom_does_not_leak(glue_dir):
         '" The foodservice pie business does not fit our long-term growth strategy .', 1, 2)
 
 
-def test_quotes_are_text_not_csv_quoting(glue_dir):
+def test_quotes_are_text_not_csv_quoting():
+    glue_dir = glue_with("mrpc")
     first = read_glue("mrpc", "train", glue_dir)[0]
     assert first.text_a == ('Amrozi accused his brother , whom he called " the witness " , '
                             'of deliberately distorting his evidence .')
     assert first.line == 2
 
 
-def test_cola_has_no_header(glue_dir):
+def test_cola_has_no_header():
+    glue_dir = glue_with("cola")
     first = read_glue("cola", "train", glue_dir)[0]
     assert first == Example("Our friends won't buy this analysis, let alone the next one we propose.",
                             None, 1, 1)
     assert read_glue("CoLA", "test", glue_dir)[0].text_a == "Bill whistled past the house."
 
 
-def test_stsb_labels_are_floats(glue_dir):
+def test_stsb_labels_are_floats():
+    glue_dir = glue_with("stsb")
     examples = read_glue("stsb", "dev", glue_dir)
     assert all(isinstance(example.label, float) and 0 <= example.label <= 5 for example in examples)
     assert examples[1].label == 4.75
 
 
-def test_rte_labels_are_ids(glue_dir):
+def test_rte_labels_are_ids():
+    glue_dir = glue_with("rte")
     examples = read_glue(TASKS["rte"], "dev", glue_dir)
     assert examples[0].label == 1   # "not_entailment"
     assert examples[1].label == 0   # "entailment"

@@ -165,7 +165,7 @@ def test_wrong_row_count_is_refused_and_leaves_nothing(server, tmp_path):
     server.files["WNLI.zip"] = wnli_zip(train_rows=634)
     with pytest.raises(DownloadError, match="train.tsv has 634 data rows, GLUE's has 635"):
         ensure_glue_task("wnli", tmp_path / "glue", base_url=server.url)
-    assert list((tmp_path / "glue").iterdir()) == []
+    assert not (tmp_path / "glue").exists()  # nothing left behind, not even the empty GLUE root
 
 
 def test_short_body_is_refused_and_leaves_nothing(server, tmp_path):
@@ -175,14 +175,14 @@ def test_short_body_is_refused_and_leaves_nothing(server, tmp_path):
     with pytest.raises(DownloadError, match=r"WNLI\.zip") as error:
         ensure_glue_task("wnli", tmp_path / "glue", base_url=server.url)
     assert "\n" not in str(error.value)
-    assert list((tmp_path / "glue").iterdir()) == []
+    assert not (tmp_path / "glue").exists()  # nothing left behind, not even the empty GLUE root
 
 
 def test_truncated_zip_is_refused_and_leaves_nothing(server, tmp_path):
     server.files["WNLI.zip"] = wnli_zip()[:-200]   # honest length, broken archive
     with pytest.raises(DownloadError, match="not a zip file"):
         ensure_glue_task("wnli", tmp_path / "glue", base_url=server.url)
-    assert list((tmp_path / "glue").iterdir()) == []
+    assert not (tmp_path / "glue").exists()  # nothing left behind, not even the empty GLUE root
 
 
 def test_damaged_zip_member_is_refused(server, tmp_path):
@@ -191,7 +191,7 @@ def test_damaged_zip_member_is_refused(server, tmp_path):
     server.files["WNLI.zip"] = bytes(body)
     with pytest.raises(DownloadError, match="WNLI.zip"):
         ensure_glue_task("wnli", tmp_path / "glue", base_url=server.url)
-    assert list((tmp_path / "glue").iterdir()) == []
+    assert not (tmp_path / "glue").exists()  # nothing left behind, not even the empty GLUE root
 
 
 def test_interrupted_download_leaves_nothing(server, tmp_path, monkeypatch):
@@ -203,7 +203,7 @@ def test_interrupted_download_leaves_nothing(server, tmp_path, monkeypatch):
     monkeypatch.setattr(download.ProgressBar, "update", interrupt)
     with pytest.raises(KeyboardInterrupt):
         ensure_glue_task("wnli", tmp_path / "glue", base_url=server.url)
-    assert list((tmp_path / "glue").iterdir()) == []
+    assert not (tmp_path / "glue").exists()  # nothing left behind, not even the empty GLUE root
 
 
 def test_404_gives_the_instruction_naming_the_url(server, tmp_path):
@@ -212,7 +212,7 @@ def test_404_gives_the_instruction_naming_the_url(server, tmp_path):
     message = str(error.value)
     assert f"{server.url}RTE.zip" in message and "HTTP 404" in message and GET_GLUE in message
     assert "\n" not in message
-    assert list((tmp_path / "glue").iterdir()) == []
+    assert not (tmp_path / "glue").exists()  # nothing left behind, not even the empty GLUE root
 
 
 def test_refused_connection_gives_the_instruction_naming_the_url(tmp_path):
@@ -224,7 +224,7 @@ def test_refused_connection_gives_the_instruction_naming_the_url(tmp_path):
         ensure_glue_task("sst2", tmp_path / "glue", base_url=url)
     message = str(error.value)
     assert f"could not download {url}SST-2.zip" in message and GET_GLUE in message and "\n" not in message
-    assert list((tmp_path / "glue").iterdir()) == []
+    assert not (tmp_path / "glue").exists()  # nothing left behind, not even the empty GLUE root
 
 
 def test_no_download_gives_the_instruction_without_asking(server, tmp_path):
@@ -321,3 +321,15 @@ def test_train_offline_gives_the_one_line_instruction(tmp_path, monkeypatch, min
     err = capsys.readouterr().err
     assert stopped.value.code == DownloadError.exit_code
     assert err.startswith("train.py: ") and "could not download" in err and GET_GLUE in err and err.count("\n") == 1
+
+
+def test_offline_says_where_the_task_goes_and_keeps_an_existing_root(server, tmp_path):
+    root = tmp_path / "glue"
+    with pytest.raises(DownloadError) as error:
+        ensure_glue_task("rte", root, base_url=server.url)  # the server has no RTE.zip
+    assert f"RTE/ belongs in {root}" in str(error.value) and "--data-dir or $GLUE_DIR" in str(error.value)
+    assert not root.exists()
+    root.mkdir()  # a root the user made stays, empty or not
+    with pytest.raises(DownloadError):
+        ensure_glue_task("rte", root, base_url=server.url)
+    assert root.is_dir() and list(root.iterdir()) == []

@@ -36,6 +36,8 @@ def report_cases(request):
     line = (f"test_fuzz.py: {sum(CASES.values())} hypothesis cases ran ("
             + ", ".join(f"{name} {count}" for name, count in sorted(CASES.items())) + "); random files read: "
             + ", ".join(f"{name} {count}" for name, count in sorted(OUTCOMES.items())))
+    if request.config.getoption("verbose") < 1:  # a quiet run (-q, the README's) shows dots only
+        return
     plugins = request.config.pluginmanager
     capture, reporter = plugins.get_plugin("capturemanager"), plugins.get_plugin("terminalreporter")
     if capture is None or reporter is None:

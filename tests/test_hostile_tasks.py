@@ -140,6 +140,16 @@ class Server:
 SERVERS = []
 
 
+@pytest.fixture(autouse=True)
+def close_servers():
+    """A case's mirror server is shut down and its socket closed after the case."""
+    yield
+    while SERVERS:
+        server = SERVERS.pop()
+        server.httpd.shutdown()
+        server.httpd.server_close()
+
+
 def garbage_mirror(w, monkeypatch, content=b"<html>proxy login</html>"):
     folder = w.tmp / "mirror"
     for name in ("RTE.zip", "MRPC.zip", "SST-2.zip", "msr_paraphrase_train.txt", "msr_paraphrase_test.txt",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import padded_batch, randomize_biases_and_norms, tiny_hf_model
+from conftest import data_folder, padded_batch, randomize_biases_and_norms, tiny_hf_model
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -24,7 +24,6 @@ from ptuning.text.tokenizer import Tokenizer  # noqa: E402
 from ptuning.training import run  # noqa: E402
 
 N = 5  # virtual tokens
-SQUAD_DIR = Path(__import__("os").environ.get("SQUAD_DIR", REPO.parent / "shared" / "data" / "squad"))
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -190,17 +189,23 @@ def vocab_model(tmp_path_factory, minilm_dir):
 
 
 @pytest.fixture(scope="module")
-def squad_dev():
-    return qa.read("squad", "dev", SQUAD_DIR)[:12]
+def squad_dir():
+    """SQuAD's folder, found as train.py finds it ($SQUAD_DIR, else data/squad); skips with a how-to without it."""
+    return data_folder("squad", needs=("train.json", "dev.json"))
 
 
-def test_family_registration_and_data_folder(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def squad_dev(squad_dir):
+    return qa.read("squad", "dev", squad_dir)[:12]
+
+
+def test_family_registration_and_data_folder(tmp_path, monkeypatch, squad_dir):
     assert family_for("squad") is qa and family_for("squad_v2") is qa and qa.HEAD == "span"
     assert qa.metric_names("squad")[0] == "f1" and "NoAns_f1" in qa.metric_names("squad_v2")
     monkeypatch.delenv("SQUAD_DIR", raising=False)
     with pytest.raises(DataError, match="SQUAD_DIR"):
         qa.read("squad", "train", tmp_path / "absent")
-    monkeypatch.setenv("SQUAD_DIR", str(SQUAD_DIR))
+    monkeypatch.setenv("SQUAD_DIR", str(squad_dir))
     assert len(qa.read("squad", "dev")) == 1746
 
 
@@ -281,9 +286,9 @@ def run_args(model_dir, out, *extra):
 
 
 @pytest.fixture(scope="module")
-def squad_run(vocab_model, tmp_path_factory):
+def squad_run(vocab_model, tmp_path_factory, squad_dir):
     out = tmp_path_factory.mktemp("runs") / "squad-prefix"
-    assert train.main(["--task", "squad", "--data-dir", str(SQUAD_DIR), "--method", "prefix",
+    assert train.main(["--task", "squad", "--data-dir", str(squad_dir), "--method", "prefix",
                        *run_args(vocab_model, out)]) == 0
     return out
 

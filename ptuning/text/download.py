@@ -137,19 +137,30 @@ def ensure_glue_task(task_name: str, data_dir: str | Path, allow_download: bool 
     if not allow_download:
         raise DownloadError(f"{folder / missing[0]}: file not found, and downloading is off "
                             f"(--no-download); {GET_GLUE}")
+    created = [p for p in (data_dir, *data_dir.parents) if not p.exists()]  # made here, removed if it fails
     data_dir.mkdir(parents=True, exist_ok=True)
     base = base_url or os.environ.get(URL_VARIABLE)
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=data_dir) as scratch:
-        if source.archive is None:
-            built = download_mrpc(Path(scratch), base, progress)
-        else:
-            built = download_zip(source.archive, Path(scratch), base, progress)
-        check_rows(built, source, source.archive or "MRPC")
-        try:
-            os.rename(built, folder)   # atomic on one file system: the folder appears whole or not at all
-        except OSError:
-            if missing_files(folder, source):   # not another process (a torchrun rank) finishing first
-                raise
+    try:
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=data_dir) as scratch:
+            if source.archive is None:
+                built = download_mrpc(Path(scratch), base, progress)
+            else:
+                built = download_zip(source.archive, Path(scratch), base, progress)
+            check_rows(built, source, source.archive or "MRPC")
+            try:
+                os.rename(built, folder)   # atomic on one file system: the folder appears whole or not at all
+            except OSError:
+                if missing_files(folder, source):   # not another process (a torchrun rank) finishing first
+                    raise
+    except DownloadError as err:  # say where the files go, and how to point at a copy elsewhere
+        raise DownloadError(f"{err}. The task's folder {source.folder}/ belongs in {data_dir}; or point "
+                            f"--data-dir or ${DATA_VARIABLES['glue']} at a GLUE root that has it") from None
+    finally:
+        for path in created:  # folders this call made and that stayed empty: nothing is left behind
+            try:
+                path.rmdir()
+            except OSError:
+                break
     return folder
 
 
@@ -236,6 +247,7 @@ def fetch(url: str, destination: Path, progress: bool) -> None:
             bar.done(received)
             bar = None
     except urllib.error.HTTPError as error:   # before URLError: it is one
+        error.close()   # an HTTPError is also the response, holding the connection's socket
         raise DownloadError(offline_message(url, f"HTTP {error.code} {error.reason}")) from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as error:   # no network, DNS, timeout, cut
         raise DownloadError(offline_message(url, getattr(error, "reason", None) or error)) from None
@@ -251,9 +263,9 @@ def offline_message(url: str, reason) -> str:
     if mirror:  # the user chose the server: the network is not the first suspect
         return (f"could not download {url} ({reason}); the server comes from ${URL_VARIABLE}={mirror}: check "
                 f"it, or unset {URL_VARIABLE} to use GLUE's own servers. Without a network, {GET_GLUE}, run it "
-                "where there is one and copy the task folder here")
+                "where there is one and copy the task's folder over")
     return (f"could not download {url} ({reason}). Is the network reachable from here? If not, "
-            f"{GET_GLUE}, run it where there is a network and copy the task folder here")
+            f"{GET_GLUE}, run it where there is a network and copy the task's folder over")
 
 
 def size_text(num_bytes: int | None) -> str:
