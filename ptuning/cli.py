@@ -1,8 +1,10 @@
-"""The `ptuning` command: tools around adapter folders (training and prediction are train.py, predict.py).
+"""The `ptuning` command: training, prediction, and tools around adapter folders.
 
+    ptuning train --task mrpc --model minilm --method prefix       # train.py's options (ptuning train --help)
+    ptuning predict --adapter runs/mrpc-prefix "A." "B."             # predict.py's options
     ptuning export-peft runs/mrpc-prefix runs/mrpc-prefix-peft     # load it with PeftModel.from_pretrained
     ptuning plot runs/mrpc-ptuning runs/mrpc-prefix -o curves.png  # dev metrics and train loss per epoch
-    python -m ptuning.cli export-peft ADAPTER_DIR OUT_DIR          # the same without installing
+    python -m ptuning train ...                                    # the same without the installed command
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="ptuning", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in PROGRAMS.items():  # listed in --help; `main` hands their arguments over whole
+        commands.add_parser(name, help=text, add_help=False)
     export = commands.add_parser("export-peft", help="write an adapter of train.py as a peft adapter folder",
                                  description="Write ADAPTER_DIR (an output folder of train.py) as a peft "
                                              "adapter folder. Refuses what peft cannot reproduce: v1 with "
@@ -60,9 +64,19 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+# Commands that are whole programs of their own: everything after the command's name is theirs.
+PROGRAMS = {"train": "train the model of a task (train.py)", "predict": "predict with a trained adapter (predict.py)"}
+
+
 def main(argv=None) -> int:
     """Behind the one error boundary (errors.py): `ptuning COMMAND: message` and a status per error kind."""
     words = sys.argv[1:] if argv is None else list(argv)
+    if words and words[0] in PROGRAMS:
+        if words[0] == "train":
+            from .train import main as program
+        else:
+            from .predict import main as program
+        return program(words[1:], prog=f"ptuning {words[0]}")
     prog = "ptuning" + (f" {words[0]}" if words and not words[0].startswith("-") else "")
     return run_main(prog, lambda argv: (lambda args: args.run(args))(parse_args(argv)), words)
 
