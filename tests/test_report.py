@@ -137,7 +137,7 @@ def test_missing_matplotlib_says_what_to_install(tmp_path, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    with pytest.raises(ReportError, match=r"pip install ptuning\[plot\]"):
+    with pytest.raises(ReportError, match=r"pip install matplotlib"):
         plot_runs([write_run(tmp_path / "run")], tmp_path / "out.png")
 
 

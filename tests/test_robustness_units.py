@@ -107,3 +107,16 @@ def test_adapter_config_fields_are_checked_for_type_and_range():
         with pytest.raises(files.AdapterError, match=f"x.json: field '{named}'"):
             files.AdapterConfig.from_dict({**good, **change}, "x.json")
     assert json.dumps(good)  # unchanged
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_files_written_atomically_get_the_users_umask(tmp_path, umask, mode):
+    """A run folder can be shared with a group or served by another user: its files are not mkstemp's 0600."""
+    previous = os.umask(umask)
+    try:
+        files.write_json(tmp_path / "adapter_config.json", {"a": 1})
+        files.append_jsonl(tmp_path / "metrics.jsonl", {"epoch": 1})
+    finally:
+        os.umask(previous)
+    for name in ("adapter_config.json", "metrics.jsonl"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name

@@ -135,16 +135,31 @@ class RunFolder:
 
 
 def atomic_write(path: str | Path, write) -> None:
-    """`write(tmp_path)` writes the file; it only replaces `path` once complete."""
+    """`write(tmp_path)` writes the file; it only replaces `path` once complete. The file gets the mode
+    a plain `open` would give it (0644 under the usual umask): mkstemp's 0600 is for the temporary alone."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask: from /proc on Linux, else by setting it and setting it back at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path, obj) -> None:

@@ -107,7 +107,8 @@ def linear_schedule(optimizer, total_steps: int, warmup_ratio: float):
 
 
 class Progress:
-    """Where the epoch stands: a bar, step, loss, samples/s, the epoch's and the run's ETA.
+    """Where the epoch stands: a bar, step, loss, samples/s, and the training time left in the epoch and
+    in the run (at this process's pace so far; the evaluations after each epoch are not counted).
 
     On a terminal one line is redrawn in place (`\\r`), twice a second at most; in a log (the stream is
     not a terminal) a plain line every `every_seconds` and at the end of each epoch, never a `\\r`.
@@ -135,10 +136,18 @@ class Progress:
         filled = self.WIDTH * in_epoch // self.per_epoch
         line = (f"epoch {epoch + 1}/{self.epochs} [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
                 f"{in_epoch}/{self.per_epoch}  loss {mean_loss():.4f}  {samples / max(seconds, 1e-9):.1f} samples/s  "
-                f"ETA {clock((self.per_epoch - in_epoch) * per_step)} "
-                f"(run {clock((self.per_epoch * self.epochs - step) * per_step)})")
+                f"left: epoch {clock((self.per_epoch - in_epoch) * per_step)}, "
+                f"run {clock((self.per_epoch * self.epochs - step) * per_step)}")
+        self.show(line)
+
+    def evaluating(self, epoch: int, count: int) -> None:
+        """A line while the dev set is scored (NER's takes about a minute on a CPU)."""
+        if self.enabled:
+            self.show(f"epoch {epoch}/{self.epochs} evaluating {count} dev examples ...")
+
+    def show(self, line: str) -> None:
         if self.tty:
-            print("\r" + line, end="", file=self.stream, flush=True)
+            print("\r\033[K" + line, end="", file=self.stream, flush=True)  # \033[K: clear the rest of the line
             self.live = True
         else:
             print(line, file=self.stream, flush=True)
@@ -309,7 +318,9 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run
             progress.done()
             train_seconds = seconds + time.perf_counter() - tick
             train_loss = (all_sum(loss_sum) / max(seen, 1)).item()
+            progress.evaluating(epoch + 1, len(dev_set))
             dev = scoring.evaluate(model, dev_set, cfg.eval_batch_size, pad_id, device, autocast, scoring.metric_names)
+            progress.done()
             record = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
                       **{k: round(v, 5) for k, v in dev.items()},
                       "seconds": round(train_seconds, 2), "samples_per_s": round(seen / max(train_seconds, 1e-9), 1)}

@@ -1,7 +1,7 @@
 """See a run: learning curves from metrics.jsonl as a PNG, and the same numbers live in TensorBoard.
 
 Both are optional extras, imported only inside the function that needs them: matplotlib
-(`pip install ptuning[plot]`) and tensorboard (`pip install tensorboard`). A run folder is an
+(`pip install matplotlib`) and tensorboard (`pip install tensorboard`). A run folder is an
 output folder of train.py; its metrics.jsonl holds one JSON object per epoch:
 `{"epoch", "train_loss", <dev metrics>..., "seconds", "samples_per_s"}`.
 """
@@ -129,7 +129,7 @@ def new_figure(columns: int, rows: int = 1):
     try:
         from matplotlib.figure import Figure   # no pyplot: no global backend switch, no window; PNG via Agg
     except ImportError:
-        raise ReportError("plotting needs matplotlib: pip install ptuning[plot]") from None
+        raise ReportError("plotting needs matplotlib: pip install matplotlib") from None
     return Figure(figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows + LEGEND_INCHES), dpi=DPI)
 
 
