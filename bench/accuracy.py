@@ -50,7 +50,7 @@ def run_one(task, method, seed, args, threads: int | None = None) -> dict:
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv[1:])} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "train_loss" in r]
     config = json.loads((out / "adapter_config.json").read_text())
     names = TASKS[task].metrics
     return {"task": task, "method": method, "seed": seed, "epochs": len(epochs), "precision": config["precision"],

@@ -30,6 +30,7 @@ from test_predict import make_tiny_bert, train_args, tiny_adapter
 import predict
 import train
 from ptuning import cli
+from ptuning.commands import predict as predict_program, train as train_program  # what the scripts run
 from ptuning.errors import PtuningError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -343,9 +344,9 @@ CASES = [
     C("export-out-under-a-file", "1", X, lambda w: ["export-peft", w.shift_adapter, write(w.tmp / "o", "x") / "p"],
       "o", (INPUT, IO)),
     C("ctrl-c-while-loading-train", "1", T, lambda w: TRAIN(w), "interrupted", INTERRUPTED,
-      patch=lambda w, mp: mp.setattr(train, "load_model", interrupt)),
+      patch=lambda w, mp: mp.setattr(train_program, "load_model", interrupt)),
     C("ctrl-c-while-loading-predict", "1", P, lambda w: ["--adapter", w.adapter, "a", "b"], "interrupted",
-      INTERRUPTED, patch=lambda w, mp: mp.setattr(predict, "load_trained", interrupt)),
+      INTERRUPTED, patch=lambda w, mp: mp.setattr(predict_program, "load_trained", interrupt)),
     C("ctrl-c-while-exporting", "1", X, lambda w: ["export-peft", w.shift_adapter, w.tmp / "o"], "interrupted",
       INTERRUPTED, patch=lambda w, mp: mp.setattr("ptuning.adapters.peft.export_peft", interrupt)),
     C("ctrl-c-while-reading-data", "1", T, lambda w: TRAIN(w), "interrupted", INTERRUPTED,
@@ -801,7 +802,7 @@ def test_case(case, world, monkeypatch, capsys):
 
 def test_internal_error_is_one_line_with_a_hint(world, monkeypatch, capsys):
     """A bug (any other exception) still prints one line, status 1, and says how to see the traceback."""
-    monkeypatch.setattr(predict, "load_trained", lambda *a, **k: {}["boom"])
+    monkeypatch.setattr(predict_program, "load_trained", lambda *a, **k: {}["boom"])
     with pytest.raises(SystemExit) as stop:
         predict.main(["--adapter", str(world.adapter), "a", "b"])
     err = capsys.readouterr().err

@@ -160,16 +160,20 @@ def test_tensorboard_scalars_read_back(tmp_path):
     records = read_run_metrics(run)
     with TensorBoardReporter(tmp_path / "tb") as reporter:
         for record in records:
-            reporter.log_epoch(record)
+            reporter.log(record)
+        reporter.log({"step": 7, "epoch": 1.75, "loss": 0.25, "learning_rate": 0.005})  # a step log
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
     assert sorted(events.Tags()["scalars"]) == ["dev/accuracy", "dev/f1", "speed/samples_per_s", "speed/seconds",
+                                                "train/epoch", "train/epoch_loss", "train/learning_rate",
                                                 "train/loss"]
-    for tag, key in (("dev/accuracy", "accuracy"), ("dev/f1", "f1"), ("train/loss", "train_loss")):
+    for tag, key in (("dev/accuracy", "accuracy"), ("dev/f1", "f1"), ("train/epoch_loss", "train_loss")):
         logged = events.Scalars(tag)
-        assert [event.step for event in logged] == [1, 2, 3]
+        assert [event.step for event in logged] == [1, 2, 3]   # records without a step: against the epoch
         assert [event.value for event in logged] == pytest.approx([record[key] for record in records], rel=1e-6)
+    (loss,), (lr,) = events.Scalars("train/loss"), events.Scalars("train/learning_rate")
+    assert (loss.step, loss.value, lr.step) == (7, 0.25, 7) and lr.value == pytest.approx(0.005)
 
 
 def test_missing_tensorboard_says_what_to_install(tmp_path, monkeypatch):
@@ -208,7 +212,7 @@ def tiny_train_args(tmp_path, minilm_dir, glue_dir, *extra):
     return train_args(model_dir, tmp_path / "run", glue_dir, "--epochs", "2", *extra)
 
 
-def test_train_reports_to_tensorboard_each_epoch(tmp_path, minilm_dir, glue_dir, one_thread):
+def test_train_reports_to_tensorboard_each_epoch_and_every_logging_steps(tmp_path, minilm_dir, glue_dir, one_thread):
     import sys
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -217,14 +221,19 @@ def test_train_reports_to_tensorboard_each_epoch(tmp_path, minilm_dir, glue_dir,
     sys.path.insert(0, str(REPO))
     import train
 
-    assert train.main(tiny_train_args(tmp_path, minilm_dir, glue_dir, "--report-to", "tensorboard")) == 0
+    assert train.main(tiny_train_args(tmp_path, minilm_dir, glue_dir, "--report-to", "tensorboard",
+                                      "--logging-steps", "1")) == 0
     records = read_run_metrics(tmp_path / "run")
+    epochs, logs = [r for r in records if "train_loss" in r], [r for r in records if "loss" in r]
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
-    assert {"train/loss", "dev/accuracy", "dev/f1"} <= set(events.Tags()["scalars"])
-    logged = events.Scalars("dev/f1")
-    assert [event.step for event in logged] == [1, 2]
-    assert [event.value for event in logged] == pytest.approx([record["f1"] for record in records], rel=1e-6)
+    assert {"train/loss", "train/learning_rate", "dev/accuracy", "dev/f1"} <= set(events.Tags()["scalars"])
+    logged = events.Scalars("dev/f1")  # against the optimizer step, as Trainer logs evaluations
+    assert [event.step for event in logged] == [r["step"] for r in epochs] == [2, 4]
+    assert [event.value for event in logged] == pytest.approx([record["f1"] for record in epochs], rel=1e-6)
+    losses = events.Scalars("train/loss")
+    assert [event.step for event in losses] == [r["step"] for r in logs] == [1, 2, 3, 4]
+    assert [event.value for event in losses] == pytest.approx([r["loss"] for r in logs], rel=1e-6)
 
 
 def test_train_without_tensorboard_stops_before_training(tmp_path, monkeypatch, capsys):

@@ -103,3 +103,20 @@ def test_resume_after_interruption_gives_same_metrics(tmp_path, glue_dir):
 def test_dry_run_prints_peft_numbers_for_roberta_large(capsys):
     train.main(["--dry-run"])
     assert "trainable params: 1,351,938 || all params: 355,662,082 || trainable%: 0.3801" in capsys.readouterr().out
+
+
+def test_step_logs_hold_the_train_loss_between_epochs(tmp_path, glue_dir):
+    """--logging-steps N: every N optimizer steps a record (step, fractional epoch, loss since the last log,
+    learning rate) joins the epochs' records in metrics.jsonl; at N = an epoch's steps, each log's loss is
+    that epoch's train loss."""
+    out = tmp_path / "run"
+    # 64 rows, batch 16: 4 steps an epoch, 2 epochs, no warm-up: the lr falls linearly from 1e-2 to 0.
+    assert train.main([*COMMON, "--batch-size", "16", "--epochs", "2", "--warmup-ratio", "0", "--lr", "1e-2",
+                       "--logging-steps", "4", "--data-dir", str(glue_dir), "--output-dir", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [sorted(r) for r in rows[::2]] == [["epoch", "learning_rate", "loss", "step"]] * 2
+    logs, epochs = rows[::2], rows[1::2]
+    assert [(r["step"], r["epoch"]) for r in logs] == [(4, 1.0), (8, 2.0)]
+    assert [r["loss"] for r in logs] == [r["train_loss"] for r in epochs]
+    assert [r["step"] for r in epochs] == [4, 8]
+    assert [r["learning_rate"] for r in logs] == pytest.approx([1e-2 * 4 / 8, 0.0])

@@ -390,7 +390,7 @@ def check_output_dir(out_dir: Path, args, model_dir: Path | None) -> None:
 
 
 # Settings that may differ when a run is resumed: a longer schedule, and how often it saves or logs.
-RESUMABLE_CHANGES = ("epochs", "stop_after_steps", "save_steps", "log_seconds", "eval_batch_size")
+RESUMABLE_CHANGES = ("epochs", "stop_after_steps", "save_steps", "log_seconds", "eval_batch_size", "logging_steps")
 
 
 def adopt_run_settings(args, out_dir: Path) -> dict:

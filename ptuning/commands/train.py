@@ -115,7 +115,7 @@ def run(argv=None, prog: str = "train.py") -> int:
         reporter = TensorBoardReporter(out_dir / "tensorboard") if args.report_to == "tensorboard" and rank == 0 else None
         try:
             records = fit(model, train_set, dev_set, cfg, files.RunFolder(out_dir, meta, args.resume), scoring,
-                          on_epoch=reporter.log_epoch if reporter else None)
+                          on_log=reporter.log if reporter else None)
         except OSError as err:  # disk full, read-only folder: files already written stay intact
             raise WriteError(f"cannot write to {out_dir}: {err.strerror or err}. Files already there are intact "
                              "(every write goes to a temporary name first).") from err

@@ -50,6 +50,9 @@ class TrainConfig:
     eval_batch_size: int = option(64, cli=False)
     save_steps: int = option(0, "also save the resumable state every N optimizer steps (0: after each epoch)",
                              checks=[not_negative()], group="training")
+    logging_steps: int = option(50, "log the train loss (mean since the last log) and learning rate every N "
+                                "optimizer steps, in metrics.jsonl and TensorBoard, against the step (0: only the "
+                                "epochs' records)", checks=[not_negative()], group="training")
     group_by_length: bool = option(True, "batches of similar lengths, less padding; --no-group-by-length: random "
                                    "batches (HF Trainer's default)", negatable=True, group="training")
     log_seconds: float = option(5.0, cli=False)  # a progress line in a log this often
@@ -177,13 +180,15 @@ class Scoring:
 
 
 def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run_folder: files.RunFolder,
-        scoring: Scoring, on_epoch: Callable[[dict], None] | None = None):
+        scoring: Scoring, on_log: Callable[[dict], None] | None = None):
     """Train, evaluate on dev after every epoch, keep the best adapter. Returns the epoch records.
 
     The model trains where it is (its device) in the precision its adapter config records
     (`run_folder.config.precision`: fp32, or bf16/fp16 under autocast); `scoring` is the task's.
-    `on_epoch(record)`, if given, receives each epoch's record on the writing process (e.g.
-    `TensorBoardReporter.log_epoch`). The model is put in training mode here (loaders return eval mode).
+    Every record metrics.jsonl gets also goes to `on_log(record)`, if given, on the writing process
+    (e.g. `TensorBoardReporter.log`): an epoch's (`is_epoch_record`: its train loss, dev metrics, seconds)
+    and, every `cfg.logging_steps`, a step log (`step`, fractional `epoch`, `loss`, `learning_rate`, as
+    HF Trainer's log_history). The model is put in training mode here (loaders return eval mode).
 
     The resumable state is saved at the start, after every epoch (and every `save_steps`), and
     when SIGINT/SIGTERM arrive; `run_folder.resume` continues from it exactly (same batches, same RNG).
@@ -204,7 +209,8 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run
     say = print if writer else (lambda *args, **kwargs: None)
     torch.manual_seed(cfg.seed + rank)
     # Where the run stands; saved as the resumable state.
-    run = dict(epoch=0, batch_in_epoch=0, best=-math.inf, loss_sum=0.0, seen=0, seconds=0.0)
+    run = dict(epoch=0, batch_in_epoch=0, best=-math.inf, loss_sum=0.0, seen=0, seconds=0.0,
+               log_loss=0.0, log_seen=0)  # log_*: the train loss since the last step log (--logging-steps)
     records = []
     if resume:
         state = files.load_state(out_dir)
@@ -218,10 +224,13 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run
         cuda_rngs = state.get("cuda_rng_per_rank")  # dropout on the GPU draws from the CUDA generator
         if device.type == "cuda" and cuda_rngs and len(cuda_rngs) == size:
             torch.cuda.set_rng_state(cuda_rngs[rank], device)
-        run = {k: state[k] for k in run}
-        records = [r for r in read_metrics(out_dir) if r["epoch"] <= run["epoch"]]  # drop a half-finished epoch
+        run = {k: state.get(k, run[k]) for k in run}  # a state older than step logs has no log_*
+        # Drop what the run wrote after this state: a half-finished epoch's record, later step logs.
+        kept = [r for r in read_metrics(out_dir) if (r["epoch"] <= run["epoch"] if is_epoch_record(r)
+                                                     else r["step"] <= scheduler.last_epoch)]
         if writer:
-            rewrite_metrics(out_dir, records)
+            rewrite_metrics(out_dir, kept)
+        records = [r for r in kept if is_epoch_record(r)]
 
     # First optimizer step whose loss or gradients were not finite, kept on the device: reading
     # it every step would synchronise with the GPU, so it is read before anything is saved.
@@ -263,6 +272,7 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run
             batches = batch_order(lengths, cfg.batch_size, cfg.seed, epoch,
                                   chunk_batches=50 if cfg.group_by_length else 1)  # 1: sorted within a random batch only
             loss_sum = torch.zeros((), device=device) + run["loss_sum"]  # this process's, on device: no sync
+            log_loss, log_seen = torch.zeros((), device=device) + run["log_loss"], run["log_seen"]
             seen, seconds, tick = run["seen"], run["seconds"], time.perf_counter()
             for b in range(run["batch_in_epoch"], len(batches)):
                 indices = batches[b]
@@ -275,7 +285,9 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run
                     batch_loss = loss(outputs, batch, reduction="sum") / len(indices)
                     (scaler.scale(batch_loss / cfg.grad_accum) if scaler else batch_loss / cfg.grad_accum).backward()
                     loss_sum += batch_loss.detach() * len(indices)
+                    log_loss += batch_loss.detach() * len(indices)
                 seen += len(indices)
+                log_seen += len(indices)
                 if (b + 1) % cfg.grad_accum and b + 1 < len(batches):
                     continue
                 all_reduce_gradients(trainable)
@@ -301,13 +313,26 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run
                 optimizer.zero_grad(set_to_none=True)
                 elapsed = seconds + time.perf_counter() - tick
                 progress.update(step, lambda: (loss_sum * size / max(seen, 1)).item(), seen, elapsed)
+                if cfg.logging_steps and step % cfg.logging_steps == 0:  # every process: all_sum gathers
+                    window_loss = (all_sum(log_loss) / max(log_seen, 1)).item()
+                    if not math.isfinite(window_loss):
+                        check_finite()  # stops a run whose loss went bad, naming the step, before it is logged
+                    log = {"step": step, "epoch": round(step / steps_per_epoch, 4),
+                           "loss": round(window_loss, 5) if math.isfinite(window_loss) else None,  # fp16 overflow
+                           "learning_rate": float(f"{scheduler.get_last_lr()[0]:.6g}")}
+                    log_loss.zero_()
+                    log_seen = 0
+                    if writer:
+                        files.append_jsonl(out_dir / files.METRICS, log)
+                        if on_log is not None:
+                            on_log(log)
                 if size > 1:  # every process must stop at the same step, or the others wait forever
                     stop = all_sum(torch.tensor(float(len(signals)))) > 0
                     if stop and not signals:
                         signals.append(signal.SIGTERM)
                 if (cfg.save_steps and step % cfg.save_steps == 0) or step == cfg.stop_after_steps or signals:
                     save_state(epoch=epoch, batch_in_epoch=b + 1, loss_sum=loss_sum.item(), seen=seen,
-                               seconds=elapsed)
+                               seconds=elapsed, log_loss=log_loss.item(), log_seen=log_seen)
                 if signals:
                     progress.done()
                     raise TrainingStopped(f"stopped by signal {signals[0]} after step {step}; state saved in "
@@ -321,7 +346,7 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run
             progress.evaluating(epoch + 1, len(dev_set))
             dev = scoring.evaluate(model, dev_set, cfg.eval_batch_size, pad_id, device, autocast, scoring.metric_names)
             progress.done()
-            record = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
+            record = {"epoch": epoch + 1, "step": scheduler.last_epoch, "train_loss": round(train_loss, 5),
                       **{k: round(v, 5) for k, v in dev.items()},
                       "seconds": round(train_seconds, 2), "samples_per_s": round(seen / max(train_seconds, 1e-9), 1)}
             improved = dev[main_metric] > run["best"]
@@ -331,15 +356,21 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run
             records.append(record)
             if writer:
                 files.append_jsonl(out_dir / files.METRICS, record)
-                if on_epoch is not None:
-                    on_epoch(record)
+                if on_log is not None:
+                    on_log(record)
             save_state(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, seen=0, seconds=0.0,
-                       best=max(run["best"], dev[main_metric]))
+                       best=max(run["best"], dev[main_metric]), log_loss=log_loss.item(), log_seen=log_seen)
             dev_text = "  ".join(f"{k} {v:.4f}" for k, v in dev.items())
             say(f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}  dev {dev_text}  "
                   f"{train_seconds:.0f}s ({record['samples_per_s']} samples/s){'  *best' if improved else ''}",
                   flush=True)
     return records
+
+
+def is_epoch_record(record: dict) -> bool:
+    """An epoch's record in metrics.jsonl (train loss and dev metrics), not a step log (--logging-steps:
+    `step`, `epoch`, `loss`, `learning_rate`)."""
+    return "loss" not in record
 
 
 def read_metrics(out_dir) -> list[dict]:
@@ -362,7 +393,10 @@ def read_metrics(out_dir) -> list[dict]:
                 break
             raise StateError(f"{path}:{number}: not valid JSON ({err.msg})") from None
         if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
-            raise StateError(f"{path}:{number}: expected an object with an integer 'epoch'")
+            step_log = isinstance(record, dict) and "loss" in record and isinstance(record.get("step"), int)
+            if not step_log:
+                raise StateError(f"{path}:{number}: expected an object with an integer 'epoch' (or a step log "
+                                 "with an integer 'step')")
         records.append(record)
     return records
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import DataError, WriteError
 
 METRICS_FILE = "metrics.jsonl"   # adapters/files.py's METRICS, kept literal: this module imports no training code
-NOT_DEV_METRICS = ("epoch", "train_loss", "seconds", "samples_per_s")
+NOT_DEV_METRICS = ("epoch", "step", "train_loss", "seconds", "samples_per_s", "loss", "learning_rate")
 PANEL_INCHES, DPI = (5.0, 4.0), 100
 MAX_COLUMNS, LEGEND_INCHES = 4, 0.5  # panels per row; room above them for the runs' legend
 
@@ -103,6 +103,10 @@ def plot_runs(run_dirs, out_png: str | Path, metrics: list[str] | None = None) -
                       and math.isfinite(r[name])]
             if points:
                 axis.plot(*zip(*points), marker="o", markersize=3, label=label, color=colour)
+        steps = [(r["epoch"], r["loss"]) for r in records if isinstance(r.get("loss"), (int, float))
+                 and math.isfinite(r["loss"])]   # --logging-steps: the loss between the epochs, faint
+        if steps:
+            axes[-1].plot(*zip(*steps), linewidth=0.8, alpha=0.5, color=colour)
     from matplotlib.ticker import MaxNLocator   # present: new_figure imported matplotlib
 
     for axis, name in zip(axes, panels):
@@ -147,18 +151,20 @@ def save_png(figure, out_png: Path) -> Path:
 
 
 class TensorBoardReporter:
-    """Epoch records as TensorBoard scalars: train/loss, dev/<metric>, speed/<key>, x-axis = epoch."""
+    """metrics.jsonl's records as TensorBoard scalars against the optimizer step, as Trainer logs them:
+    a step log's train/loss and train/learning_rate; an epoch's dev/<metric>, train/epoch_loss,
+    train/epoch and speed/<key> (a record without a step, from an older run: against its epoch)."""
 
     def __init__(self, log_dir: str | Path):
         self.writer = require_tensorboard()(log_dir=str(log_dir))
 
-    def log_epoch(self, record: dict) -> None:
-        epoch = int(record["epoch"])
+    def log(self, record: dict) -> None:
+        step = int(record["step"] if isinstance(record.get("step"), int) else record["epoch"])
         for key, value in record.items():
-            if key == "epoch" or isinstance(value, bool) or not isinstance(value, (int, float)):
+            if key == "step" or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
-            self.writer.add_scalar(scalar_tag(key), value, global_step=epoch)
-        self.writer.flush()   # a crash later still leaves this epoch readable
+            self.writer.add_scalar(scalar_tag(key), value, global_step=step)
+        self.writer.flush()   # a crash later still leaves this record readable
 
     def close(self) -> None:
         self.writer.close()
@@ -180,9 +186,9 @@ def require_tensorboard():
 
 
 def scalar_tag(key: str) -> str:
-    if key == "train_loss":
-        return "train/loss"
-    return f"speed/{key}" if key in NOT_DEV_METRICS else f"dev/{key}"
+    train = {"loss": "train/loss", "learning_rate": "train/learning_rate", "train_loss": "train/epoch_loss",
+             "epoch": "train/epoch"}
+    return train.get(key) or (f"speed/{key}" if key in NOT_DEV_METRICS else f"dev/{key}")
 
 
 def plot_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
