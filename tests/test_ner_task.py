@@ -131,7 +131,7 @@ def test_train_conll2003_writes_entity_metrics(trained):
 
 def test_predict_prints_entities_and_writes_offsets(trained, tmp_path):
     out = run("predict.py", "--adapter", str(trained), "George Washington visited Washington .")
-    for line in out.splitlines():  # "TYPE<tab>words<tab>words i-j", or none found
+    for line in out.splitlines():  # "TYPE<tab>text<tab>words [i, j)", or none found
         assert line == "(no entities)" or (line.split("\t")[0] in ("PER", "LOC", "ORG", "MISC")
                                            and line.split("\t")[2].startswith("words "))
     text = tmp_path / "in.txt"

@@ -441,3 +441,48 @@ def test_squad_v2_task_scores_with_v2_rules_without_unanswerable_questions():
     assert squad_scores({"q": ""}, question)["f1"] == 0.0  # v1.1 rules: no shared word
     scores = squad_scores({"q": ""}, question, version_2=True)
     assert scores["f1"] == 100.0 and scores["HasAns_f1"] == 100.0 and "NoAns_f1" not in scores
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_word_spans_are_the_hf_pipelines_words(squad_questions, bert_tokenizers, roberta_tokenizers, family):
+    """Answers widened to whole words (predict.py's default) use the words the HF question-answering
+    pipeline widens to with align_to_words=True: `Encoding.word_to_chars` of each context token's word.
+    Where a window's edge cuts a word, the pipeline widens to the part inside the window; ours is the
+    whole word (the context is all there), which contains it."""
+    backend, hf_tokenizer = bert_tokenizers if family == "bert" else roberta_tokenizers
+    questions = squad_questions[:200]
+    features = make_features(backend, questions, 384, 128)
+    encodings = hf_tokenizer([q.question.lstrip() for q in questions], [q.context for q in questions],
+                             truncation="only_second", max_length=384, stride=128, return_overflowing_tokens=True)
+    assert len(features) == len(encodings["input_ids"])
+    checked = cut = 0
+    for window, feature in enumerate(features):
+        encoding = encodings.encodings[window]
+        context = [p for p, s in enumerate(encoding.sequence_ids) if s == 1]
+        edge_words = {encoding.word_ids[context[0]], encoding.word_ids[context[-1]]}
+        for position, sequence in enumerate(encoding.sequence_ids):
+            if sequence != 1:
+                assert feature.word_spans[position] is None
+                continue
+            word = encoding.word_ids[position]
+            theirs, ours = tuple(encoding.word_to_chars(word, sequence_index=1)), feature.word_spans[position]
+            if ours != theirs:  # only a word the window's edge cuts, and ours holds all of theirs
+                assert word in edge_words and ours[0] <= theirs[0] and theirs[1] <= ours[1]
+                cut += 1
+            checked += 1
+    assert checked > 10_000 and cut < checked / 100
+
+
+def test_a_piece_of_a_word_is_answered_with_the_whole_word(bert_tokenizers):
+    backend, _ = bert_tokenizers
+    context = "The Eiffel Tower is in Paris."
+    question = Question("q", "Where is the Eiffel Tower?", context, ())
+    feature, = make_features(backend, [question], 64, 16)
+    pieces = backend.encode(context, add_special_tokens=False).tokens
+    middle = feature.context_start + pieces.index("##iff")  # "eiffel" is e ##iff ##el to this vocabulary
+    start, end = np.full((1, 64), -10.0), np.full((1, 64), -10.0)
+    start[0, middle] = end[0, middle] = 10.0
+    for align, expected in ((False, "iff"), (True, "Eiffel")):
+        decoder = Decoder([question], [feature], align_to_words=align)
+        decoder.add([0], start, end)
+        assert decoder.best(0)[0].text == expected

@@ -525,9 +525,10 @@ def predict_rows(model, tokenizer, meta, rows, args):
 
 
 def show(record: dict, args) -> str:
-    """A command-line sentence's entities, one a line: type, words, inclusive word span."""
+    """A command-line sentence's entities, one a line: type, words, and the word span [first, end) as
+    --input's JSON lines give it (words 0, 1 of "George Washington visited": [0, 2))."""
     lines = [args.texts[record["line"]]] if len(args.texts) > 1 else []
-    lines += [f"{e['type']}\t{e['text']}\twords {e['words'][0]}-{e['words'][1] - 1}" for e in record["entities"]]
+    lines += [f"{e['type']}\t{e['text']}\twords [{e['words'][0]}, {e['words'][1]})" for e in record["entities"]]
     return "\n".join(lines if record["entities"] else lines + ["(no entities)"])
 
 

@@ -61,6 +61,7 @@ class Feature:
     start_position: int | None = None           # training labels (token positions); 0 = <s>/[CLS]: no answer here
     end_position: int | None = None
     question_cut: bool = False                  # the question kept only its first max_question_length tokens
+    word_spans: list[tuple[int, int] | None] | None = None  # per position: the whole word's characters
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class _Pair:
     type_ids: list[int]
     offsets: list[tuple[int, int]]
     sequence_ids: list[int | None]
+    word_spans: list[tuple[int, int] | None]  # per position: the characters of the context word it is part of
 
 
 def make_features(tokenizer, questions: list[Question], max_length: int = 384, doc_stride: int = 128,
@@ -109,9 +111,18 @@ def _encode_pair(backend: Backend, question: Question) -> _Pair:
         raise DataError(f"{question.where}: {problem}")
     # run_qa.py strips the question's leading white space: it only wastes window room.
     joined = backend.encode(question.question.lstrip(), question.context)
-    if 1 not in joined.sequence_ids:
+    sequence_ids, offsets = joined.sequence_ids, joined.offsets
+    if 1 not in sequence_ids:
         raise DataError(f"{question.where}: {_NO_CONTEXT_TOKENS}")
-    return _Pair(joined.ids, joined.type_ids, joined.offsets, joined.sequence_ids)
+    # A context word's characters: from its first token's start to its last token's end (the pre-tokenizer's
+    # words, as `Encoding.word_to_chars` gives them; the HF pipeline widens answers to these).
+    words = {}
+    for word, sequence, (start, end) in zip(joined.word_ids, sequence_ids, offsets):
+        if sequence == 1 and word is not None:
+            first, last = words.get(word, (start, end))
+            words[word] = (min(first, start), max(last, end))
+    spans = [words[w] if s == 1 and w is not None else None for w, s in zip(joined.word_ids, sequence_ids)]
+    return _Pair(joined.ids, joined.type_ids, offsets, sequence_ids, spans)
 
 
 _NO_CONTEXT_TOKENS = "the context makes no tokens (it holds only characters the tokenizer drops)"
@@ -180,7 +191,8 @@ def _window(pair: _Pair, example_index: int, first: int, last: int, max_question
                    token_type_ids=[pair.type_ids[p] for p in keep],
                    offsets=[pair.offsets[p] if s == 1 else None for p, s in zip(keep, sequence_ids)],
                    context_start=context_start, context_end=context_start + last - first,
-                   question_cut=question_seen > max_question_length)
+                   question_cut=question_seen > max_question_length,
+                   word_spans=[pair.word_spans[p] for p in keep])
 
 
 def _labels(feature: Feature, question: Question) -> tuple[int, int]:
@@ -230,8 +242,9 @@ class Decoder:
     """
 
     def __init__(self, questions: list[Question], features: list[Feature], n_best: int = 20,
-                 max_answer_length: int = 30, version_2: bool = False, null_threshold: float = 0.0):
-        self.questions, self.features = questions, features
+                 max_answer_length: int = 30, version_2: bool = False, null_threshold: float = 0.0,
+                 align_to_words: bool = False):
+        self.questions, self.features, self.align_to_words = questions, features, align_to_words
         self.n_best, self.max_answer_length = n_best, max_answer_length
         self.version_2, self.null_threshold = version_2, null_threshold
         self.candidates: list[list[Candidate]] = [[] for _ in questions]  # best first
@@ -272,6 +285,8 @@ class Decoder:
         rows, columns = np.nonzero(allowed)
         for start, end in zip(top_starts[rows, 0], top_ends[0, columns]):
             start_char, end_char = feature.offsets[first + start][0], feature.offsets[first + end][1]
+            if self.align_to_words and feature.word_spans is not None:  # "iff" of "Eiffel": the whole word
+                start_char, end_char = feature.word_spans[first + start][0], feature.word_spans[first + end][1]
             while end_char < len(context) and unicodedata.combining(context[end_char]):
                 end_char += 1  # the marks an uncased tokenizer's offsets leave out (see _labels)
             found.append(Candidate(float(starts[start] + ends[end]), start_char, end_char,
@@ -453,6 +468,8 @@ class PredictOptions:
     """predict.py: one question about one text (--input reads `question` and `context` fields instead)."""
     question: str | None = option(None, "the question (with --context)")
     context: str | None = option(None, "the text holding the answer (with --question)")
+    align_to_words: bool = option(True, "widen an answer to the whole words it touches, as the HF pipeline "
+                                  "(--no-align-to-words: the tokens' own characters, as in evaluation)", negatable=True)
 
 
 PREDICT_OPTIONS = ("null_threshold",)  # the Options predict.py also reads (unset: the training run's)
@@ -555,13 +572,14 @@ def training_loss(train_set: EncodedSet):
 
 
 @torch.no_grad()
-def decoded(model, data: WindowSet, batch_size: int, pad_id: int, device, autocast) -> "Decoder":
+def decoded(model, data: WindowSet, batch_size: int, pad_id: int, device, autocast,
+            align_to_words: bool = False) -> "Decoder":
     """Run the model over the windows and stream each batch's logits into a `Decoder`: only one
     batch of logits exists at a time. Under torchrun each process decodes a slice of the windows
     and the decoders' small states (n best per question) are merged."""
     settings = data.options
     decoder = Decoder(data.questions, data.features, settings.n_best, settings.max_answer_length,
-                      settings.version_2, settings.null_threshold)
+                      settings.version_2, settings.null_threshold, align_to_words)
     for indices, (start_logits, end_logits) in run_shard(model, data, batch_size, pad_id, device, autocast):
         decoder.add(indices, start_logits, end_logits)
     rank, size = world()
@@ -581,19 +599,23 @@ def evaluate(model, data: WindowSet, batch_size: int, pad_id: int, device, autoc
 
 
 def answer(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int = 64, device="cpu",
-           names: list[str] | None = None, precision: str = "fp32", **settings) -> list[dict]:
+           names: list[str] | None = None, precision: str = "fp32", align_to_words: bool = True,
+           **settings) -> list[dict]:
     """Answers to (question, context) pairs, for predict.py. Long contexts are windowed (never cut)
     and decoded as in evaluation. Each answer: {"answer", "score" (start + end logit), "start",
     "end" (characters of the context), "declined" (v2.0: the null score won; the answer is "")},
     and "null_score" for v2.0. `names` (e.g. "file:line") name the pairs in errors; default "pair N".
-    `precision`: fp32, or bf16/fp16/auto under autocast (`inference.inference_autocast`)."""
+    `precision`: fp32, or bf16/fp16/auto under autocast (`inference.inference_autocast`).
+    `align_to_words`: widen a span to the whole words it touches ("iff" of "Eiffel" -> "Eiffel"), as the
+    HF question-answering pipeline does by default; evaluation does not (run_qa.py's scoring)."""
     settings = Options(**settings)
     names = names or [f"pair {number + 1}" for number in range(len(pairs))]
     questions = [Question(name, question, context, (), source=name) for name, (question, context) in zip(names, pairs)]
     features = make_features(tokenizer, questions, tokenizer.max_length, settings.doc_stride)
     data = WindowSet([Encoded(f.input_ids, f.token_type_ids) for f in features], [None] * len(features), 0,
                      questions=questions, features=features, options=settings)
-    decoder = decoded(model, data, batch_size, tokenizer.pad_id, device, inference_autocast(device, precision))
+    decoder = decoded(model, data, batch_size, tokenizer.pad_id, device, inference_autocast(device, precision),
+                      align_to_words)
     answers = []
     for index in range(len(questions)):
         best, declined = decoder.best(index)
@@ -650,7 +672,8 @@ def predict_rows(model, tokenizer, meta, rows: list[Example], args):
         # An error names the row's line (not its place in the chunk), or the option that gave the context.
         names = [f"{args.input}:{e.line}" for e in chunk] if args.input else ["--context"]
         found = answer(model, tokenizer, [(e.text_a, e.text_b) for e in chunk], args.batch_size if args.input else 1,
-                       args.device, names=names, precision=args.precision, **settings)
+                       args.device, names=names, precision=args.precision, align_to_words=args.align_to_words,
+                       **settings)
         for example, answered in zip(chunk, found):
             yield {"line": example.line, **answered}
 
