@@ -187,7 +187,7 @@ def test_resume_after_sigkill_on_the_device(precision, tmp_path, glue_dir):
             last, seen = state.stat().st_mtime_ns, seen + 1
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()  # reaps it and closes its pipes
     proc = run_train(out, "--data-dir", str(glue_dir), "--resume")
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr[-3000:]

@@ -74,7 +74,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path, uninterrupted, glue_dir)
         wait_for_saves(out, rng.randint(1, 4), proc)
         time.sleep(rng.uniform(0, 0.3))
         proc.kill()
-        proc.wait()
+        proc.communicate()  # reaps it and closes its pipes
         assert_folder_usable(out)
         resume = ["--resume"]
     proc = start(out, "--data-dir", str(glue_dir), "--resume")  # the precision is the run's own
