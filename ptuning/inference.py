@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from . import arguments
 from .errors import OptionError, TokenizerError
 from .parallel import gather_objects, world
 from .precision import autocast_for, resolve
@@ -95,11 +96,14 @@ def inference_autocast(device, precision: str = "fp32"):
 
 
 def predict(model, tokenizer, texts, batch_size: int = 32, precision: str = "fp32") -> np.ndarray:
-    """Logits (N, C) for `texts`: strings, or (text_a, text_b) pairs; rows in the order given.
+    """Logits (N, C) for `texts`: strings, or (text_a, text_b) pairs; rows in the order given. A single
+    string is one text: `predict(model, tokenizer, "A.")` gives one row.
 
     The model's own device and dtype are used; `precision` "bf16" (or "fp16", "auto") runs it under
     autocast, on the CPU as on a GPU. The model is left in eval mode.
     """
+    if not isinstance(model, torch.nn.Module):
+        raise OptionError(f"predict(model, tokenizer, texts) needs the model first (load_trained's), not {model!r}")
     if tokenizer is None:
         raise TokenizerError("predict(model, tokenizer, texts) needs a tokenizer to turn texts into ids; load it "
                              "with load_trained(..., tokenizer=True), or compute logits from ids with model(ids, "
@@ -108,7 +112,8 @@ def predict(model, tokenizer, texts, batch_size: int = 32, precision: str = "fp3
     if reads != "cls":  # token and span heads give (B, T, C) or start/end pairs: not one row per text
         raise OptionError(f"predict scores whole texts, but this model's {type(model.head).__name__} scores every "
                           "token; use ptuning.tasks.ner.tag_sentences (token) or ptuning.tasks.qa.answer (span)")
-    pairs = [(text, None) if isinstance(text, str) else tuple(text) for text in texts]
+    pairs = arguments.texts(texts)
+    arguments.count(batch_size, "batch_size")
     encoded = tokenizer.encode_batch(pairs)
     data = EncodedSet(encoded, [None] * len(encoded), sum(e.truncated for e in encoded))
     device = next(model.parameters()).device

@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from . import arguments
 from .config import EncoderConfig
 from .encoder import Encoder, default_position_ids
 from .errors import OptionError, is_unicode
@@ -193,6 +194,8 @@ class PromptModel(nn.Module):
         """(B, T) ids and mask -> the head's output: (B, C) logits for a sequence head; for token
         and span heads one output per text position, (B, T, C) or two (B, T), aligned with
         `input_ids`. A mask of None: no padding in the batch."""
+        arguments.ids(input_ids, attention_mask, token_type_ids, self.encoder.config.vocab_size,
+                      check_range=not self.training)  # one sync per batch: evaluation and prediction only
         B = input_ids.shape[0]
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)

@@ -105,6 +105,7 @@ def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None 
 
     Returns (bank, {name: tokenizer}, {name: AdapterConfig}).
     """
+    from .. import arguments
     from .files import AdapterError, load_adapter_weights, read_adapter
     from .peft import is_peft_adapter
     from ..model import wrap_encoder
@@ -112,11 +113,14 @@ def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None 
     from ..text.tokenizer import Tokenizer
     from ..weights import load_encoder, resolve_model_dir
 
-    if not adapter_dirs:
-        raise AdapterError("load_bank needs at least one adapter folder")
+    if not isinstance(adapter_dirs, dict) or not adapter_dirs:
+        raise AdapterError(f"load_bank needs a dict {{name: adapter folder}} of at least one adapter, not "
+                           f"{adapter_dirs!r}")
+    device = arguments.device(device)
     for name, folder in adapter_dirs.items():
         if not name or not isinstance(name, str):
             raise AdapterError(f"adapter {folder}: needs a non-empty name")
+        arguments.folder(folder, f"adapter {name!r}")
         if is_peft_adapter(folder):
             raise AdapterError(f"adapter {name!r} ({folder}) is a peft adapter folder; a bank takes adapters "
                                "of train.py only (predict it alone with --adapter, or train it with train.py)")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from .. import arguments
 from ..model import load_model
 from ..tasks import family_of_adapter
 from ..text.tokenizer import Tokenizer
@@ -23,6 +24,9 @@ def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, d
     Returns (model in eval mode, tokenizer, adapter config). `tokenizer=False` skips the tokenizer
     files (None in its place): enough to compute logits from ids you already have.
     """
+    adapter_dir, device = arguments.folder(adapter_dir, "adapter_dir"), arguments.device(device)
+    if model_dir is not None:
+        arguments.folder(model_dir, "model_dir")
     if is_peft_adapter(adapter_dir):  # saved by peft's save_pretrained: see adapters/peft.py
         return load_peft_trained(adapter_dir, model_dir, device, dtype, tokenizer)
     config, tensors = read_adapter(adapter_dir)

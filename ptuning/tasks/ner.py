@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer as Backend
 
-from ..errors import DataError
+from .. import arguments
+from ..errors import DataError, OptionError
 from ..heads import TokenHead
 from ..inference import CHUNK_ROWS, gather_rows, inference_autocast, run_shard
 from ..model import head_dropout
@@ -470,6 +471,15 @@ def tag_sentences(model, tokenizer, label_names: list[str], word_lists: list[lis
                   device, precision: str = "fp32") -> list[list[str]]:
     """Predicted IOB2 tags of each sentence (a list of words), one tag a word; [] for no words.
     `precision`: fp32, or bf16/fp16/auto under autocast (`inference.inference_autocast`)."""
+    if not callable(model) or (hasattr(model, "head") and not isinstance(model.head, TokenHead)):
+        raise OptionError(f"tag_sentences needs a token-classification (NER) model, not one with "
+                          f"{type(getattr(model, 'head', model)).__name__}")
+    if isinstance(word_lists, str) or not isinstance(word_lists, (list, tuple)) or not all(
+            isinstance(words, (list, tuple)) and all(isinstance(w, str) for w in words) for words in word_lists):
+        raise OptionError("word_lists must be a list of sentences, each a list of words (str): e.g. "
+                          "[['George', 'Washington', 'visited', 'Paris']]")
+    arguments.count(batch_size, "batch_size")
+    device = arguments.device(device)
     sentences = [Sentence(words, ["O"] * len(words), "input", 0) for words in word_lists if words]
     if not sentences:
         return [[] for _ in word_lists]

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer as Backend
 
+from .. import arguments
 from ..errors import DataError, OptionError, is_unicode
 from ..prediction import PredictError, check_argument_text
 from ..heads import SpanHead
@@ -608,6 +609,15 @@ def answer(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int = 64,
     `precision`: fp32, or bf16/fp16/auto under autocast (`inference.inference_autocast`).
     `align_to_words`: widen a span to the whole words it touches ("iff" of "Eiffel" -> "Eiffel"), as the
     HF question-answering pipeline does by default; evaluation does not (run_qa.py's scoring)."""
+    if not callable(model) or (hasattr(model, "head") and not isinstance(model.head, SpanHead)):
+        raise OptionError(f"answer needs a question-answering (span) model, not one with "
+                          f"{type(getattr(model, 'head', model)).__name__}")
+    if isinstance(pairs, (str, tuple)) or not isinstance(pairs, list) or not all(
+            isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(t, str) for t in p) for p in pairs):
+        raise OptionError("pairs must be a list of (question, context) pairs of texts: [('Who sat?', 'The cat "
+                          "sat.')]")
+    arguments.count(batch_size, "batch_size")
+    device = arguments.device(device)
     settings = Options(**settings)
     names = names or [f"pair {number + 1}" for number in range(len(pairs))]
     questions = [Question(name, question, context, (), source=name) for name, (question, context) in zip(names, pairs)]

@@ -1,0 +1,82 @@
+"""Checks of the library's arguments, so that a wrong call ends in one of our typed errors naming the
+argument, not in a torch or numpy error deep inside (as transformers refuses a batch it cannot read).
+
+    texts(["A.", ("A.", "B.")])  -> [("A.", None), ("A.", "B.")]      a single str is one text
+    count(0, "batch_size")       -> OptionError: batch_size must be an integer of at least 1, not 0
+    device("cuda")               -> OptionError where no CUDA GPU is available
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .errors import AdapterError, OptionError, is_unicode
+
+
+def texts(values, name: str = "texts") -> list[tuple[str, str | None]]:
+    """Texts or (text_a, text_b) pairs as pairs. A single string is one text (as transformers' tokenizers
+    read it), never a sequence of one-character texts."""
+    if isinstance(values, str):
+        values = [values]
+    if values is None or isinstance(values, (bytes, dict)) or not hasattr(values, "__iter__"):
+        raise OptionError(f"{name} must be a text, or a list of texts or (text_a, text_b) pairs; not {values!r}")
+    pairs = []
+    for number, value in enumerate(values):
+        if isinstance(value, str):
+            value = (value, None)
+        elif isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, str) for v in value):
+            value = tuple(value)
+        else:
+            raise OptionError(f"{name}[{number}] must be a text or a (text_a, text_b) pair of texts, not {value!r}")
+        if not all(v is None or is_unicode(v) for v in value):
+            raise OptionError(f"{name}[{number}] holds an unpaired surrogate: not valid Unicode text")
+        pairs.append(value)
+    if not pairs:
+        raise OptionError(f"{name} is empty: give at least one text")
+    return pairs
+
+
+def count(value, name: str, smallest: int = 1) -> int:
+    """An integer (not a bool) of at least `smallest`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
+        raise OptionError(f"{name} must be an integer of at least {smallest}, not {value!r}")
+    return value
+
+
+def device(value) -> torch.device:
+    """A torch device this machine has: the CPU, or a CUDA GPU where one is available."""
+    try:
+        chosen = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise OptionError(f"device {value!r}: not a device; use 'cpu' or 'cuda'") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError(f"device {value!r}: no CUDA GPU is available here; use 'cpu'")
+    if chosen.type not in ("cpu", "cuda"):
+        raise OptionError(f"device {value!r}: not supported; use 'cpu' or 'cuda'")
+    return chosen
+
+
+def folder(value, name: str, error=AdapterError) -> Path:
+    """A path given as a str or Path (the folder's existence is its reader's to check)."""
+    if not isinstance(value, (str, Path)) or not str(value).strip():
+        raise error(f"{name} must be a folder path (str or pathlib.Path), not {value!r}")
+    return Path(value)
+
+
+def ids(input_ids, attention_mask, token_type_ids, vocab_size: int, check_range: bool) -> None:
+    """(B, T) integer ids, and a mask and token types of that shape; with `check_range`, every id a row
+    of the embedding table (or -1, a v1 template's prompt slot)."""
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point() \
+            or input_ids.dtype == torch.bool:
+        shown = f"a {input_ids.dim()}-D {input_ids.dtype} tensor" if isinstance(input_ids, torch.Tensor) else repr(input_ids)
+        raise OptionError(f"input_ids must be a 2-D integer tensor (batch, tokens), not {shown}")
+    for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
+        if tensor is not None and (not isinstance(tensor, torch.Tensor) or tensor.shape != input_ids.shape):
+            shown = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else repr(tensor)
+            raise OptionError(f"{name} must be a tensor of input_ids' shape {tuple(input_ids.shape)}, not {shown}")
+    if check_range and input_ids.numel():
+        low, high = int(input_ids.min()), int(input_ids.max())
+        if low < -1 or high >= vocab_size:
+            raise OptionError(f"input_ids holds {high if high >= vocab_size else low}, outside the model's "
+                              f"vocabulary of {vocab_size} ids")

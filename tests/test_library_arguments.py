@@ -1,0 +1,101 @@
+"""The library checks its arguments: a wrong call raises one of our typed errors naming the argument,
+never a torch or numpy error from deep inside; a single string passed as the texts is one text."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ptuning
+from ptuning.errors import AdapterError, OptionError, PtuningError
+from ptuning.tasks import ner, qa
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, minilm_dir, glue_dir):
+    from test_predict import tiny_adapter
+
+    return tiny_adapter(tmp_path_factory, minilm_dir, glue_dir)   # (model folder, adapter folder)
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny):
+    return ptuning.load_trained(tiny[1])  # a sequence classifier (MRPC), its tokenizer, its config
+
+
+def test_a_single_string_is_one_text(loaded):
+    model, tokenizer, _ = loaded
+    one = ptuning.predict(model, tokenizer, "The cat sat on the mat.")
+    assert one.shape == (1, 2)
+    assert (ptuning.predict(model, tokenizer, ["The cat sat on the mat."]) == one).all()
+    assert ptuning.predict(model, tokenizer, [("A.", "B."), ["C.", "D."]]).shape == (2, 2)
+
+
+@pytest.mark.parametrize("texts, culprit", [
+    (None, "texts must be"), ([], "texts is empty"), ([123], r"texts\[0\]"), ([("a", "b", "c")], r"texts\[0\]"),
+    ([("a", None)], r"texts\[0\]"), ({"a": 1}, "texts must be"), (b"bytes", "texts must be"), (7, "texts must be"),
+    (["ok", "\ud800"], r"texts\[1\].*surrogate"),
+])
+def test_bad_texts_are_named(loaded, texts, culprit):
+    model, tokenizer, _ = loaded
+    with pytest.raises(OptionError, match=culprit):
+        ptuning.predict(model, tokenizer, texts)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 1.5, True, "8", None])
+def test_bad_batch_size_is_named(loaded, batch_size):
+    model, tokenizer, _ = loaded
+    with pytest.raises(OptionError, match="batch_size must be an integer of at least 1"):
+        ptuning.predict(model, tokenizer, ["A."], batch_size=batch_size)
+
+
+def test_predict_needs_a_model_and_a_sequence_head(loaded):
+    model, tokenizer, _ = loaded
+    with pytest.raises(OptionError, match="needs the model first"):
+        ptuning.predict(None, tokenizer, ["A."])
+    with pytest.raises(OptionError, match="answer needs a question-answering"):
+        qa.answer(model, tokenizer, [("Who?", "Me.")])
+    with pytest.raises(OptionError, match="tag_sentences needs a token-classification"):
+        ner.tag_sentences(model, tokenizer, ["O"], [["A"]], 8, "cpu")
+
+
+@pytest.mark.parametrize("ids, mask, culprit", [
+    (torch.tensor([[101.0, 102.0]]), None, "input_ids must be a 2-D integer tensor"),
+    (torch.tensor([101, 102]), None, "input_ids must be a 2-D integer tensor"),
+    ([[101, 102]], None, "input_ids must be a 2-D integer tensor"),
+    (torch.tensor([[101, 102]]), torch.ones(1, 3, dtype=torch.long), r"attention_mask must be a tensor of input_ids' shape"),
+    (torch.tensor([[101, 10**6]]), None, "outside the model's vocabulary"),
+    (torch.tensor([[101, -5]]), None, "outside the model's vocabulary"),
+])
+def test_bad_ids_are_named(loaded, ids, mask, culprit):
+    model, _, _ = loaded
+    with pytest.raises(OptionError, match=culprit):
+        model(ids, mask)
+
+
+@pytest.mark.parametrize("call, error, culprit", [
+    (lambda: ptuning.load_trained(None), AdapterError, "adapter_dir must be a folder path"),
+    (lambda: ptuning.load_trained(""), AdapterError, "adapter_dir must be a folder path"),
+    (lambda: ptuning.load_trained(42), AdapterError, "adapter_dir must be a folder path"),
+    (lambda: ptuning.load_bank([]), AdapterError, "load_bank needs a dict"),
+    (lambda: ptuning.load_bank({"a": None}), AdapterError, "adapter 'a' must be a folder path"),
+])
+def test_bad_loader_arguments_are_named(call, error, culprit):
+    with pytest.raises(error, match=culprit):
+        call()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with a GPU has what is asked for")
+def test_cuda_without_a_gpu_is_named(tiny):
+    with pytest.raises(OptionError, match="no CUDA GPU is available here"):
+        ptuning.load_trained(tiny[1], device="cuda")
+    with pytest.raises(OptionError, match="not a device"):
+        ptuning.load_trained(tiny[1], device="gpu0")
+
+
+def test_every_error_above_is_ours(loaded):
+    """The checks raise the project's errors, whose classes callers catch (PtuningError, ValueError)."""
+    model, tokenizer, _ = loaded
+    with pytest.raises(PtuningError):
+        ptuning.predict(model, tokenizer, [None])
+    with pytest.raises(ValueError):
+        ptuning.predict(model, tokenizer, [])
