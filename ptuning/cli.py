@@ -22,8 +22,11 @@ def export_peft_command(args) -> int:
 
     out_dir = export_peft(args.adapter_dir, args.out_dir, args.model, overwrite=args.overwrite)
     config = json.loads((out_dir / ADAPTER_CONFIG).read_text())
-    print(f"{config['peft_type']} adapter written to {out_dir}; in Python, with transformers and peft:\n"
-          f"  base = AutoModelForSequenceClassification.from_pretrained({config['base_model_name_or_path']!r}, "
+    # The transformers class with the head of the adapter's task type (its family's PEFT_TASK_TYPE).
+    model_class = {"SEQ_CLS": "AutoModelForSequenceClassification",
+                   "TOKEN_CLS": "AutoModelForTokenClassification"}[config["task_type"]]
+    print(f"{config['peft_type']} {config['task_type']} adapter written to {out_dir}; in Python, with transformers "
+          f"and peft:\n  base = {model_class}.from_pretrained({config['base_model_name_or_path']!r}, "
           f"num_labels=N)\n  model = PeftModel.from_pretrained(base, {str(out_dir)!r})")
     return 0
 

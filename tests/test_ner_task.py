@@ -244,3 +244,17 @@ def test_export_refuses_a_prefix_without_the_position_shift(token_dir, tmp_path)
     ours = token_model(token_dir, MethodConfig(method="prefix", num_virtual_tokens=N))
     with pytest.raises(AdapterError, match="prefix_position_shift"):
         export_peft(ours, tmp_path / "peft", model_dir=token_dir)
+
+
+def test_export_peft_command_names_the_token_classification_model(tmp_path, conll_dir, capsys):
+    """`ptuning export-peft` of an NER adapter tells the user to load it into a token classifier."""
+    from ptuning import cli
+
+    out = tmp_path / "run"
+    run("train.py", "--task", "conll2003", "--model", "minilm", "--method", "ptuning", "--max-train-samples", "16",
+        "--max-dev-samples", "8", "--epochs", "1", "--output-dir", str(out), env={"CONLL_DIR": str(conll_dir)})
+    capsys.readouterr()
+    assert cli.main(["export-peft", str(out), str(tmp_path / "peft")]) == 0
+    shown = capsys.readouterr().out
+    assert "TOKEN_CLS" in shown and "AutoModelForTokenClassification.from_pretrained(" in shown
+    assert "SequenceClassification" not in shown
