@@ -120,3 +120,47 @@ def test_files_written_atomically_get_the_users_umask(tmp_path, umask, mode):
         os.umask(previous)
     for name in ("adapter_config.json", "metrics.jsonl"):
         assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
+def test_every_reader_takes_every_line_ending(tmp_path, ending):
+    """One line reader (text/lines.py): old-Mac CR-only files are lines too, in tables and CoNLL alike,
+    and a form feed inside a line is text, not a line break."""
+    from ptuning.text.conll import read_conll
+
+    table = tmp_path / "t.tsv"
+    table.write_bytes(ending.join(["sentence\tlabel", "one\x0cline\t1", "two\t0", ""]).encode())
+    examples, _ = read_table(table, "sentence")
+    assert [(e.text_a, e.line) for e in examples] == [("one\x0cline", 2), ("two", 3)]
+    conll = tmp_path / "c.txt"
+    conll.write_bytes(ending.join(["EU NNP B-ORG", "rejects VBZ O", "", "Peter NNP B-PER", ""]).encode())
+    sentences, _ = read_conll(conll)
+    assert [s.words for s in sentences] == [["EU", "rejects"], ["Peter"]] and sentences[1].line == 4
+
+
+def test_undecodable_bytes_are_named_by_line_everywhere(tmp_path):
+    from ptuning.errors import DataError
+    from ptuning.tasks.ner import read_sentences
+
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"Alice met Bob\rcaf\xe9 au lait\n")
+    with pytest.raises(DataError, match=r"in.txt:2: not valid UTF-8 \(byte 0xe9 at column 4\)"):
+        read_sentences(str(path), skip_bad=False, skipped=[])
+
+
+def test_jsonl_tags_true_or_false_are_not_ids(tmp_path):
+    from ptuning.text.conll import NerDataError, read_jsonl
+
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"tokens": ["a", "b"], "tags": [True, False]}) + "\n")
+    with pytest.raises(NerDataError, match=r"t.jsonl:1: tags must be tag names .* not True"):
+        read_jsonl(path, label_names=["O", "B-X"])
+    path.write_text(json.dumps({"tokens": ["a", "\ud800"], "tags": ["O", "O"]}) + "\n")
+    with pytest.raises(NerDataError, match=r"t.jsonl:1: token 1 holds an unpaired surrogate"):
+        read_jsonl(path)
+
+
+def test_a_question_of_invisible_characters_is_not_asked():
+    from ptuning.tasks.qa import pair_problem
+
+    assert "question is empty (it holds only invisible characters)" in pair_problem(None, "\u200b\u200b", "Some text.")

@@ -34,7 +34,9 @@ from ..options import option
 from ..prediction import PredictError, check_argument_text
 from ..text.batches import EncodedSet
 from ..text.conll import TAG, NerDataError, Sentence, read_ner  # noqa: F401 - NerDataError re-exported
+from ..errors import is_unicode
 from ..text.download import existing_data_dir
+from ..text.lines import read_lines, text_problem
 from ..text.tables import given_label_names
 from ..text.tokenizer import SPECIALS, Encoded, check_room
 
@@ -548,28 +550,32 @@ def read_sentences(path: str, skip_bad: bool, skipped: list) -> list[tuple[int, 
     jsonl = path.endswith((".jsonl", ".json"))
     sentences = []
     try:
-        with open(path, encoding="utf-8-sig") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
+        for number, line in read_lines(path):
+            if not line.strip():
+                continue
+            try:
                 if not jsonl:
+                    if not is_unicode(line):
+                        raise ValueError(text_problem(line))
                     sentences.append((number, *split_words(line)))
                     continue
-                try:
-                    record = json.loads(line)
-                    words = record.get("tokens") if isinstance(record, dict) else None
-                    if not (isinstance(words, list) and words and all(isinstance(w, str) and w.strip() for w in words)):
-                        raise ValueError("want an object with a `tokens` list of non-empty strings")
-                except ValueError as err:
-                    reason = f"not JSON ({err.msg})" if isinstance(err, json.JSONDecodeError) else str(err)
-                    if not skip_bad:
-                        raise DataError(f"{path}:{number}: {reason}") from None
-                    skipped.append((number, reason))
-                    continue
-                starts = [0, *accumulate(len(word) + 1 for word in words)][:-1]  # offsets in " ".join(words)
-                sentences.append((number, words, [(start, start + len(word)) for start, word in zip(starts, words)]))
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: cannot read ({getattr(err, 'strerror', None) or err})") from None
+                record = json.loads(line)
+                words = record.get("tokens") if isinstance(record, dict) else None
+                if not (isinstance(words, list) and words and all(isinstance(w, str) and w.strip() for w in words)):
+                    raise ValueError("want an object with a `tokens` list of non-empty strings")
+                bad = next((word for word in words if text_problem(word)), None)
+                if bad is not None:
+                    raise ValueError(f"token {bad!r} {text_problem(bad)}")
+            except ValueError as err:
+                reason = f"not JSON ({err.msg})" if isinstance(err, json.JSONDecodeError) else str(err)
+                if not skip_bad:
+                    raise DataError(f"{path}:{number}: {reason}") from None
+                skipped.append((number, reason))
+                continue
+            starts = [0, *accumulate(len(word) + 1 for word in words)][:-1]  # offsets in " ".join(words)
+            sentences.append((number, words, [(start, start + len(word)) for start, word in zip(starts, words)]))
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
     if not sentences and not skipped:  # as an empty table: nothing to tag is a mistake, not an empty answer
         raise DataError(f"{path}: no sentences (the file is empty or holds only blank lines)")
     return sentences

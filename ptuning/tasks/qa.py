@@ -43,6 +43,7 @@ from ..parallel import gather_objects, world
 from ..text.download import existing_data_dir
 from ..text.batches import EncodedSet
 from ..text.squad import Question, read_squad
+from ..text.lines import text_problem
 from ..text.tables import Example, read_table
 from ..text.tokenizer import Encoded, check_room
 
@@ -142,9 +143,13 @@ def pair_problem(tokenizer, question: str, context: str) -> str | None:
 
 
 def _text_problem(question: str, context: str) -> str | None:
-    for name, text in (("question", question), ("context", context)):
-        if not is_unicode(text):
-            return f"the {name} holds an unpaired surrogate (bytes that are not UTF-8); not valid Unicode text"
+    """The question must be text to read (not blank, not only invisible characters); the context valid
+    Unicode (one that makes no tokens is found when it is tokenized: _NO_CONTEXT_TOKENS)."""
+    problem = text_problem(question)
+    if problem:
+        return f"the question {problem}"
+    if not is_unicode(context):
+        return "the context holds an unpaired surrogate (bytes that are not UTF-8); not valid Unicode text"
     return None
 
 
@@ -657,6 +662,8 @@ def read_rows(args, tokenizer) -> tuple[list[Example], list[tuple[int, str]]]:
     if args.input is None:
         for name in ("question", "context"):
             check_argument_text(f"--{name}", getattr(args, name))
+        if text_problem(args.question):  # only invisible characters: nothing to ask
+            raise PredictError(f"--question {text_problem(args.question)}")
         return [Example(args.question, args.context, None, 0)], []
     skipped = []
     with warnings.catch_warnings():

@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError, not_a_file
+from ..errors import DataError
+from .lines import read_lines, text_problem
 
 TAG = re.compile(r"(?:O|[BI]-\S+)")
 COLUMN_SEPARATOR = re.compile(r"[ \t]+")  # only ASCII space and tab: a word may hold other spaces
@@ -53,7 +54,7 @@ def read_conll(path: str | Path, tag_column: int = -1, scheme: str = "auto",
     """Sentences of a CoNLL column file, and the label names (see `finish` for both arguments)."""
     rows = []  # (word, tag, line) per token; None marks a sentence break
     columns = None
-    for number, line in _lines(path):
+    for number, line in read_lines(path, error=NerDataError):
         stripped = line.strip(" \t\r\n")
         if not stripped or stripped.startswith("-DOCSTART-"):
             rows.append(None)
@@ -83,7 +84,7 @@ def read_jsonl(path: str | Path, label_names: list[str] | None = None,
     """One JSON object a line with `tokens` and `tags` (or `ner_tags`) lists of one length.
     Integer tags need `label_names` (the dataset's ClassLabel names, in id order)."""
     sentences = []
-    for number, line in _lines(path):
+    for number, line in read_lines(path, error=NerDataError):
         if not line.strip():
             continue
         try:
@@ -96,6 +97,12 @@ def read_jsonl(path: str | Path, label_names: list[str] | None = None,
             raise NerDataError(f"{path}:{number}: want an object with `tokens` and `tags` lists of one length")
         if not all(isinstance(word, str) for word in words):
             raise NerDataError(f"{path}:{number}: every token must be a string")
+        bad = next((i for i, word in enumerate(words) if text_problem(word) and word.strip()), None)
+        if bad is not None:  # a word of only invisible characters is a word the tokenizer drops, as a space
+            raise NerDataError(f"{path}:{number}: token {bad} {text_problem(words[bad])}")
+        if any(isinstance(tag, bool) or not isinstance(tag, (int, str)) for tag in tags):
+            raise NerDataError(f"{path}:{number}: tags must be tag names (\"B-PER\") or integer ids, not "
+                               f"{next(t for t in tags if isinstance(t, bool) or not isinstance(t, (int, str)))!r}")
         if any(isinstance(tag, int) for tag in tags):
             if label_names is None:
                 raise NerDataError(f"{path}:{number}: integer tags need their names in id order "
@@ -157,19 +164,3 @@ def _opens_with_inside(tags: list[str], position: int) -> bool:
     tag = tags[position]
     previous = tags[position - 1] if position else "O"
     return tag.startswith("I-") and (previous == "O" or previous[2:] != tag[2:])
-
-
-def _lines(path):
-    path = Path(path)
-    if not path.is_file():
-        raise NerDataError(not_a_file(path))
-    # utf-8-sig drops a byte-order mark; universal newlines turn CRLF into LF. Read as bytes and decoded
-    # per line, so that an undecodable byte is reported with its line.
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as err:
-                raise NerDataError(f"{path}:{number}: not valid UTF-8 (byte {err.start + 1} of the line); "
-                                   "save the file as UTF-8") from None
-            yield number, line.replace("\r\n", "\n").replace("\r", "\n")

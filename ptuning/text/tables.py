@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import DataError, is_unicode, not_a_file  # noqa: F401 - DataError re-exported
+from .lines import read_lines  # noqa: F401 - read_lines: the readers below and their callers share it
 
 
 @dataclass(frozen=True)
@@ -194,21 +195,6 @@ def collect_rows(path: Path, rows, convert, skipped: SkippedRows) -> list[Exampl
         line, reason = skipped.rows[0]
         raise DataError(f"{path}: all {seen} rows are bad; the first, line {line}: {reason}")
     return examples
-
-
-def read_lines(path: Path, keep_ends: bool = False):
-    """Yield (line number, text) for each line, decoding UTF-8 one line at a time."""
-    with open(path, "rb") as file:   # binary: split on "\n" only, never inside a field
-        for number, raw in enumerate(file, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):   # MRPC/dev.tsv has a BOM
-                raw = raw[3:]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                byte, column = raw[error.start], error.start + 1
-                raise DataError(f"{path}:{number}: not valid UTF-8 (byte {byte:#04x} at column "
-                                f"{column}); re-save the file as UTF-8") from None
-            yield number, text if keep_ends else text.rstrip("\r\n")
 
 
 def read_tsv(path: Path):
