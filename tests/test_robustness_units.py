@@ -164,3 +164,46 @@ def test_a_question_of_invisible_characters_is_not_asked():
     from ptuning.tasks.qa import pair_problem
 
     assert "question is empty (it holds only invisible characters)" in pair_problem(None, "\u200b\u200b", "Some text.")
+
+
+def test_an_edited_config_or_tokenizer_of_the_base_model_is_noticed(tmp_path, minilm_dir, glue_dir):
+    """The weights' fingerprint does not see config.json or the tokenizer: they are recorded by content."""
+    import shutil
+
+    import train
+    from ptuning import load_trained
+    from ptuning.errors import AdapterError
+
+    model = tmp_path / "model"
+    shutil.copytree(minilm_dir, model)
+    out = tmp_path / "run"
+    assert train.main(["--task", "mrpc", "--model", str(model), "--method", "prefix", "--max-train-samples", "16",
+                       "--max-dev-samples", "8", "--epochs", "1", "--data-dir", str(glue_dir),
+                       "--output-dir", str(out)]) == 0
+    load_trained(out)
+    original = (model / "config.json").read_text()
+    (model / "config.json").write_text(json.dumps({**json.loads(original), "layer_norm_eps": 1e-5}))
+    with pytest.raises(AdapterError, match=r"config.json differ"):
+        load_trained(out)
+    (model / "config.json").write_text(original)
+    load_trained(out)
+    (model / "tokenizer.json").write_text((model / "tokenizer.json").read_text().replace('"[UNK]"', '"[UNK]"', 1) + " ")
+    with pytest.raises(AdapterError, match=r"tokenizer.json differ"):
+        load_trained(out)
+
+
+def test_resume_after_the_train_file_changed_is_refused(tmp_path, capsys):
+    import train
+
+    table, dev = tmp_path / "train.tsv", tmp_path / "dev.tsv"
+    rows = "".join(f"sentence {i} about cats\t{i % 2}\n" for i in range(24))
+    table.write_text("sentence\tlabel\n" + rows)
+    dev.write_text("sentence\tlabel\n" + "".join(rows.splitlines(keepends=True)[:8]))
+    out = tmp_path / "run"
+    argv = ["--task", "sst2", "--train-file", str(table), "--dev-file", str(dev), "--text-a", "sentence",
+            "--model", "minilm", "--method", "prefix", "--epochs", "2", "--batch-size", "8", "--output-dir", str(out)]
+    assert train.main([*argv, "--stop-after-steps", "2"]) == 0
+    table.write_text("sentence\tlabel\n" + rows.replace("cats", "dogs"))  # the same path, other rows
+    with pytest.raises(SystemExit) as stopped:
+        train.main([*argv, "--resume"])
+    assert stopped.value.code == 2 and "the training data differ" in capsys.readouterr().err

@@ -106,7 +106,7 @@ def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None 
     Returns (bank, {name: tokenizer}, {name: AdapterConfig}).
     """
     from .. import arguments
-    from .files import AdapterError, load_adapter_weights, read_adapter
+    from .files import AdapterError, check_model_files, load_adapter_weights, read_adapter
     from .peft import is_peft_adapter
     from ..model import wrap_encoder
     from ..tasks import family_of_adapter
@@ -136,6 +136,8 @@ def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None 
                            f"fingerprints {sorted(map(str, fingerprints))}")
     first = next(iter(configs.values()))[0]
     model_dir = resolve_model_dir(str(model_dir or first.base_model_path))
+    for name, (config, _) in configs.items():  # the same config.json and tokenizer each was trained with
+        check_model_files(config, model_dir, f"adapter {name!r} ({adapter_dirs[name]})")
     encoder, head_state = load_encoder(model_dir)
     adapters, tokenizers = {}, {}
     for name, (config, tensors) in configs.items():

@@ -55,8 +55,9 @@ class AdapterConfig:
     source: str | None = None              # "peft": converted from a peft folder (adapters/peft.py)
     peft_config: dict | None = None        # that folder's own adapter_config.json
     task_options: dict | None = None       # the task family's own options (QA: doc_stride, n_best, ...)
-    data: dict | None = None               # --train-file/--dev-file resolved, --max-train/dev-samples
+    data: dict | None = None               # --train-file/--dev-file resolved, --max-train/dev-samples, train_sha256
     weights_sha256: str | None = None      # sha256 of adapter_model.safetensors: the pair is one unit
+    model_files: dict | None = None        # sha256 of the base's config.json and tokenizer files, by name
 
     @classmethod
     def from_dict(cls, raw: dict, source: str) -> "AdapterConfig":
@@ -121,7 +122,7 @@ FIELD_CHECKS = {
     "base_model_path": _text, "base_model": _text, "fingerprint": _text, "task": _text, "source": _text,
     "weights_sha256": _text, "label_names": _texts, "metrics": _texts,
     "precision": lambda v: None if v in ("fp32", "bf16", "fp16") else "must be fp32, bf16 or fp16",
-    "train": _mapping, "dev_metrics": _mapping, "peft_config": _mapping, "data": _mapping,
+    "train": _mapping, "dev_metrics": _mapping, "peft_config": _mapping, "data": _mapping, "model_files": _mapping,
 }
 
 
@@ -197,6 +198,35 @@ def weights_fingerprint(model_dir: str | Path) -> str:
         if key not in _FINGERPRINTS:
             _FINGERPRINTS[key] = file_sha256(path)
         digest.update(f"{path.name}:{stat.st_size}:{_FINGERPRINTS[key]}".encode())
+    return digest.hexdigest()[:16]
+
+
+# What besides the weights decides a base model's outputs: its config and its tokenizer's files.
+MODEL_FILES = ("config.json", "tokenizer.json", "vocab.txt", "vocab.json", "merges.txt")
+
+
+def model_file_hashes(model_dir: str | Path) -> dict[str, str]:
+    """sha256 of each of the base model's MODEL_FILES that it has, by name."""
+    return {name: file_sha256(Path(model_dir) / name) for name in MODEL_FILES if (Path(model_dir) / name).is_file()}
+
+
+def check_model_files(config: AdapterConfig, model_dir: str | Path, where: str) -> None:
+    """The base model's config and tokenizer files are those the adapter was trained with (the weights'
+    fingerprint does not see an edited config.json: another activation or eps changes every output)."""
+    if not config.model_files:
+        return  # an adapter from before they were recorded
+    now = model_file_hashes(model_dir)
+    changed = sorted(name for name in set(config.model_files) | set(now) if config.model_files.get(name) != now.get(name))
+    if changed:
+        raise AdapterError(f"{where} was trained on a base model whose {', '.join(changed)} differ(s) from "
+                           f"{Path(model_dir) / changed[0]}; use the base model it was trained with")
+
+
+def data_fingerprint(data) -> str:
+    """sha256 of an encoded set's token ids, token types and labels: what a run trains on, by content."""
+    digest = hashlib.sha256()
+    for encoded, label in zip(data.encoded, data.labels):
+        digest.update(json.dumps([encoded.ids, encoded.type_ids, label]).encode())
     return digest.hexdigest()[:16]
 
 
@@ -415,6 +445,8 @@ def adopt_run_settings(args, out_dir: Path) -> dict:
     for name, value in settings.items():
         if name in RESUMABLE_CHANGES or not hasattr(args, name):
             continue
+        if name == "task" and value is None:  # a run on the user's own table: --task only named a GLUE-like one
+            continue
         if name not in args.given:
             setattr(args, name, value)
         elif same_setting(name, getattr(args, name), value) is False:
@@ -423,6 +455,26 @@ def adopt_run_settings(args, out_dir: Path) -> dict:
         raise OptionError(f"--resume: {out_dir} holds a different run: " + "; ".join(differences) +
                           ". Continue it with its own settings, or start a new run in another --output-dir")
     return state
+
+
+def check_same_run(state: dict, meta: AdapterConfig, out_dir: Path, model_dir: Path) -> None:
+    """--resume: the base model (weights, config, tokenizer) and the training data are the run's, by content;
+    a changed train file at the same path, or an edited config.json, is another run."""
+    previous = state.get("adapter_config") or {}
+    if previous.get("fingerprint") not in (None, meta.fingerprint):
+        raise OptionError(f"--resume: {out_dir} was trained on other base weights than {model_dir} "
+                          f"(fingerprint {previous['fingerprint']} vs {meta.fingerprint})")
+    if previous.get("model_files"):
+        try:
+            check_model_files(AdapterConfig.from_dict(previous, str(out_dir / STATE)), model_dir,
+                              f"--resume: {out_dir}")
+        except AdapterError as err:
+            raise OptionError(str(err)) from None
+    recorded = (previous.get("data") or {}).get("train_sha256")
+    if recorded is not None and recorded != (meta.data or {}).get("train_sha256"):
+        raise OptionError(f"--resume: the training data differ from those {out_dir} was trained on (a train file "
+                          "changed at its path, or options that choose other rows); resume with the same data, "
+                          "or start a new run in another --output-dir")
 
 
 def same_setting(name: str, given, recorded) -> bool:

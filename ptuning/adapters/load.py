@@ -10,8 +10,8 @@ from ..model import load_model
 from ..tasks import family_of_adapter
 from ..text.tokenizer import Tokenizer
 from ..weights import CheckpointError, resolve_model_dir
-from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, AdapterError, load_adapter_weights, read_adapter, \
-    weights_fingerprint
+from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, AdapterError, check_model_files, \
+    load_adapter_weights, read_adapter, weights_fingerprint
 from .peft import is_peft_adapter, load_peft_trained
 
 
@@ -44,6 +44,8 @@ def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, d
     if check_fingerprint and config.fingerprint and weights_fingerprint(model_dir) != config.fingerprint:
         raise AdapterError(f"{adapter_dir} was trained on other weights than {model_dir} "
                            f"(fingerprint {config.fingerprint} vs {weights_fingerprint(model_dir)})")
+    if check_fingerprint:
+        check_model_files(config, model_dir, str(adapter_dir))
     method, family = config.method, family_of_adapter(config)
     try:
         model = load_model(model_dir, method, lambda c: family.head(c, method, config.num_labels), dtype=dtype)

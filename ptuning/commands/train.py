@@ -88,19 +88,19 @@ def run(argv=None, prog: str = "train.py") -> int:
 
     # 4. What the adapter folder records: enough to rebuild the model, and to tell this run from another.
     cfg = train_config(args)
-    data = {"max_train_samples": args.max_train_samples, "max_dev_samples": args.max_dev_samples}
+    data = {"max_train_samples": args.max_train_samples, "max_dev_samples": args.max_dev_samples,
+            "train_sha256": files.data_fingerprint(train_set)}  # what it trains on, by content
     if args.train_file:
         data.update(train_file=str(Path(args.train_file).resolve()), dev_file=str(Path(args.dev_file).resolve()))
     meta = files.AdapterConfig(
         method, num_labels, base_model_path=str(model_dir.resolve()), base_model=args.model,
-        fingerprint=files.weights_fingerprint(model_dir),
+        fingerprint=files.weights_fingerprint(model_dir), model_files=files.model_file_hashes(model_dir),
         task=tasks.recorded_task(args),
         label_names=list(label_names) if label_names else None, metrics=list(metric_names),
         max_length=args.max_length, train=dataclasses.asdict(cfg), precision=precision, data=data,
         task_options=options or None)
-    if state is not None and state.get("adapter_config", {}).get("fingerprint") not in (None, meta.fingerprint):
-        raise OptionError(f"--resume: {out_dir} was trained on other base weights than {model_dir} "
-                          f"(fingerprint {state['adapter_config']['fingerprint']} vs {meta.fingerprint})")
+    if state is not None:  # the same run: the same base model and the same training data, by content
+        files.check_same_run(state, meta, out_dir, model_dir)
 
     # 5. Train: every epoch evaluated on dev, the best adapter kept, the state resumable.
     barrier()  # every process has checked and loaded before the first one writes
