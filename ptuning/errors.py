@@ -23,6 +23,7 @@ callers and tests written before this module catch ValueError.
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import sys
@@ -125,6 +126,12 @@ def debug_requested(argv=None) -> bool:
     return os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def os_reason(err: OSError) -> str:
+    """What the operating system said, in words a user acts on ("disk full" for ENOSPC)."""
+    reason = err.strerror or str(err) or type(err).__name__
+    return f"disk full ({reason})" if err.errno == errno.ENOSPC else reason
+
+
 def describe(err: BaseException) -> tuple[str, int]:
     """(message, exit status) for an exception reaching an entry point."""
     if isinstance(err, PtuningError):
@@ -133,7 +140,7 @@ def describe(err: BaseException) -> tuple[str, int]:
         return "interrupted (Ctrl-C); files already written are intact", EXIT_INTERRUPTED
     if isinstance(err, OSError):
         where = err.filename if err.filename is not None else None
-        reason = err.strerror or str(err) or type(err).__name__
+        reason = os_reason(err)
         if getattr(err, "filename2", None) is not None:
             where = f"{where} -> {err.filename2}"
         return (f"{where}: {reason}" if where is not None else reason), EXIT_IO

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .adapters.files import atomic_write
-from .errors import DataError, OptionError, WriteError, add_debug_flag, is_unicode
+from .errors import DataError, OptionError, WriteError, add_debug_flag, is_unicode, os_reason
 from .options import add_fields, at_least, flag, option
 from .precision import PRECISIONS
 
@@ -181,6 +181,6 @@ def write_records(args, records, count: int, skipped) -> None:
     try:
         atomic_write(args.output, write)  # a failed run leaves no half-written predictions
     except OSError as err:
-        raise WriteError(f"--output {args.output}: cannot write ({err.strerror or err})") from None
+        raise WriteError(f"--output {args.output}: cannot write ({os_reason(err)})") from None
     note = f" ({len(skipped)} bad line(s) skipped, see above)" if skipped else ""
     print(f"{count} predictions written to {args.output}{note}")

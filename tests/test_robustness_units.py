@@ -207,3 +207,36 @@ def test_resume_after_the_train_file_changed_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         train.main([*argv, "--resume"])
     assert stopped.value.code == 2 and "the training data differ" in capsys.readouterr().err
+
+
+def test_a_full_disk_is_named_as_such_with_its_path(tmp_path, monkeypatch):
+    """torch reports a failed write as a RuntimeError ("enforce fail ... PytorchStreamWriter failed writing
+    file"): it is an OSError here, and the boundary says "disk full" with the path (status 4)."""
+    import errno
+
+    from ptuning.errors import describe
+
+    def failing(obj, path, *args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", failing)
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: type("U", (), {"free": 0})())
+    with pytest.raises(OSError) as raised:
+        files.save_state(tmp_path, {"epoch": 1})
+    assert raised.value.errno == errno.ENOSPC
+    message, status = describe(raised.value)
+    assert status == 4 and "disk full (No space left on device)" in message and str(tmp_path) in message
+    assert not list(tmp_path.glob("*.tmp"))  # the temporary went with it
+
+
+def test_values_matplotlib_cannot_draw_are_named(tmp_path):
+    pytest.importorskip("matplotlib")
+    from ptuning.training.report import ReportError, plot_runs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": 1e308}\n{"epoch": 2, "train_loss": -1e308}\n')
+    with pytest.raises(ReportError, match=r"metrics.jsonl: values too large to draw"):
+        plot_runs(run, tmp_path / "x.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no PNG, no temporary

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import contextlib
+import errno
 import math
 import shutil
 import string
@@ -295,7 +296,20 @@ def load_adapter_weights(model, tensors: dict[str, torch.Tensor], source: str) -
 
 
 def save_state(out_dir: str | Path, state: dict) -> None:
-    atomic_write(Path(out_dir) / STATE, lambda tmp: torch.save(state, tmp))
+    atomic_write(Path(out_dir) / STATE, lambda tmp: torch_save(state, tmp))
+
+
+def torch_save(obj, path) -> None:
+    """torch.save, whose failed write is an OSError (torch reports a full disk as a RuntimeError:
+    "enforce fail ... PytorchStreamWriter failed writing file"), so that it reads as one."""
+    try:
+        torch.save(obj, path)
+    except RuntimeError as err:
+        if "failed writing" not in str(err) and "write failed" not in str(err):
+            raise
+        full = shutil.disk_usage(Path(path).parent).free < (1 << 20)
+        raise OSError(errno.ENOSPC if full else errno.EIO, "No space left on device" if full else
+                      f"write failed ({str(err).strip().splitlines()[-1][:200]})", str(path)) from None
 
 
 # training_state.pt: each key the loop reads, and its type.

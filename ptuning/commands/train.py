@@ -25,7 +25,7 @@ import torch
 from ptuning import tasks
 from ptuning.adapters import files
 from ptuning.config import EncoderConfig
-from ptuning.errors import OptionError, WriteError, run_main
+from ptuning.errors import OptionError, WriteError, os_reason, run_main
 from ptuning.fast import compile_layers
 from ptuning.model import load_model, parameter_report
 from ptuning.parallel import barrier, init_distributed
@@ -117,7 +117,7 @@ def run(argv=None, prog: str = "train.py") -> int:
             records = fit(model, train_set, dev_set, cfg, files.RunFolder(out_dir, meta, args.resume), scoring,
                           on_log=reporter.log if reporter else None)
         except OSError as err:  # disk full, read-only folder: files already written stay intact
-            raise WriteError(f"cannot write to {out_dir}: {err.strerror or err}. Files already there are intact "
+            raise WriteError(f"cannot write to {out_dir}: {os_reason(err)}. Files already there are intact "
                              "(every write goes to a temporary name first).") from err
         finally:
             if reporter is not None:

@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..errors import DataError, WriteError
+from ..errors import DataError, WriteError, os_reason
 
 METRICS_FILE = "metrics.jsonl"   # adapters/files.py's METRICS, kept literal: this module imports no training code
 NOT_DEV_METRICS = ("epoch", "step", "train_loss", "seconds", "samples_per_s", "loss", "learning_rate")
@@ -125,8 +125,14 @@ def plot_runs(run_dirs, out_png: str | Path, metrics: list[str] | None = None) -
             handles.setdefault(label, handle)
     figure.legend(list(handles.values()), list(handles), loc="upper center", ncol=min(len(handles), 4),
                   fontsize="small", frameon=False)
-    figure.tight_layout(rect=(0, 0, 1, 1 - LEGEND_INCHES / figure.get_figheight()))
-    return save_png(figure, Path(out_png))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow notes: the error below says it
+            figure.tight_layout(rect=(0, 0, 1, 1 - LEGEND_INCHES / figure.get_figheight()))
+            return save_png(figure, Path(out_png))
+    except (ValueError, OverflowError) as error:  # values matplotlib cannot lay out (e.g. near 1e308)
+        files = ", ".join(str(Path(run_dir) / METRICS_FILE) for run_dir in run_dirs)
+        raise ReportError(f"{files}: values too large to draw ({error}); plot other --metrics or other runs") from None
 
 
 def new_figure(columns: int, rows: int = 1):
@@ -146,7 +152,10 @@ def save_png(figure, out_png: Path) -> Path:
         os.replace(temporary, out_png)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        raise WriteError(f"{out_png}: cannot write ({error.strerror or error})") from None  # an OS refusal: status 4
+        raise WriteError(f"{out_png}: cannot write ({os_reason(error)})") from None  # an OS refusal: status 4
+    except BaseException:  # matplotlib could not draw it: nothing half-written is left behind
+        temporary.unlink(missing_ok=True)
+        raise
     return out_png
 
 
