@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .adapters.files import atomic_write
+from .adapters.files import atomic_write, check_write_target
 from .errors import DataError, OptionError, WriteError, add_debug_flag, is_unicode, os_reason
 from .options import add_fields, at_least, flag, option
 from .precision import PRECISIONS
@@ -127,16 +127,12 @@ def check_device(name: str) -> torch.device:
 
 
 def check_output_target(args, folders) -> None:
-    """--output must not replace the input, nor a file of an adapter or of the base model."""
+    """--output must not replace the input, a file of a run, adapter or model, or write into `folders`."""
     if args.output is None:
         return
-    output = Path(args.output).resolve()
-    if args.input and output == Path(args.input).resolve():
+    if args.input and Path(args.output).resolve() == Path(args.input).resolve():
         raise PredictError(f"--output {args.output} is the --input file; write the predictions elsewhere")
-    for folder in folders:
-        if folder and (Path(folder).resolve() == output.parent or Path(folder).resolve() == output):
-            raise PredictError(f"--output {args.output} is inside {folder}, a folder of the adapter or base "
-                               "model; write the predictions elsewhere")
+    check_write_target(args.output, "--output", inputs=[args.input], folders=folders)
 
 
 def check_argument_text(which: str, text: str) -> None:

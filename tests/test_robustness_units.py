@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -240,3 +241,107 @@ def test_values_matplotlib_cannot_draw_are_named(tmp_path):
     with pytest.raises(ReportError, match=r"metrics.jsonl: values too large to draw"):
         plot_runs(run, tmp_path / "x.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no PNG, no temporary
+
+
+def test_a_kill_between_the_pairs_renames_leaves_the_previous_pair_loadable(tmp_path, minilm_dir, glue_dir,
+                                                                            monkeypatch):
+    """The adapter's weights and config are one unit: killed after the new weights landed and before the
+    new config did, the folder still loads the previous pair, and the next run start puts it back whole."""
+    import train
+    from ptuning import load_trained
+
+    out = tmp_path / "run"
+    argv = ["--task", "mrpc", "--model", "minilm", "--method", "prefix", "--max-train-samples", "16",
+            "--max-dev-samples", "8", "--epochs", "1", "--data-dir", str(glue_dir), "--output-dir", str(out)]
+    assert train.main(argv) == 0
+    before = {k: v.clone() for k, v in load_trained(out)[0].trainable_state_dict().items()}
+    model = load_trained(out)[0]
+    with torch.no_grad():
+        model.prefix_encoder.embedding.weight.add_(1.0)  # other weights to save
+    config = files.read_adapter(out)[0]
+
+    def killed(path, obj):  # the new config never lands
+        raise KeyboardInterrupt
+    monkeypatch.setattr(files, "write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        files.save_adapter(out, model, config)
+    monkeypatch.undo()
+    assert (out / files.PREVIOUS).is_file()  # old config, new weights, the old weights beside them
+    loaded = load_trained(out)[0].trainable_state_dict()
+    assert all(torch.equal(loaded[k], before[k]) for k in before)  # the previous pair, whole
+    files.remove_stale_temporaries(out)  # what a run's start does: the pair put back as it was
+    assert not (out / files.PREVIOUS).exists() and files.read_adapter(out)[0].weights_sha256 == config.weights_sha256
+
+
+def test_one_train_py_writes_a_run_folder_at_a_time(tmp_path, glue_dir, capsys):
+    import subprocess
+    import sys
+
+    import train
+
+    out = tmp_path / "run"
+    argv = ["--task", "mrpc", "--model", "minilm", "--method", "prefix", "--max-train-samples", "16",
+            "--max-dev-samples", "8", "--epochs", "1", "--data-dir", str(glue_dir), "--output-dir", str(out)]
+    lock = files.lock_path(out)
+    lock.write_text(f"{os.getpid()} {__import__('socket').gethostname()}")  # a live run holds it
+    with pytest.raises(SystemExit) as stopped:
+        train.main(argv)
+    assert stopped.value.code == 2 and "is being written by another train.py" in capsys.readouterr().err
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(f"{dead.stdout.strip()} {__import__('socket').gethostname()}")  # a killed run's: stale
+    assert train.main(argv) == 0
+    assert not lock.exists() and (out / files.ADAPTER_CONFIG).is_file()
+
+
+@pytest.mark.parametrize("name", ["adapter_model.safetensors", "metrics.jsonl", "adapter_config.json",
+                                  "training_state.pt", "config.json", "tokenizer.json"])
+def test_no_command_writes_over_a_runs_or_models_file(tmp_path, name, capsys):
+    """One rule (files.check_write_target) for every command that writes a file: `ptuning plot -o` and
+    `predict.py --output` alike never replace a run's, an adapter's or a model's file."""
+    from ptuning import cli
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": 0.5, "accuracy": 0.7}\n')
+    target = run / name
+    if name != "metrics.jsonl":
+        target.write_bytes(b"precious")
+    before = target.read_bytes()
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["plot", str(run), "-o", str(target)])
+    assert stopped.value.code == 2 and "-o" in capsys.readouterr().err
+    assert target.read_bytes() == before
+    with pytest.raises(files.OptionError, match="--output"):
+        files.check_write_target(target, "--output")
+
+
+def test_a_new_picture_beside_a_run_is_fine_but_not_a_folder_or_an_input(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    assert files.check_write_target(run / "curves.png", "-o") == run / "curves.png"
+    with pytest.raises(files.WriteError, match="is a folder"):
+        files.check_write_target(run, "-o")
+    with pytest.raises(files.OptionError, match="is an input"):
+        files.check_write_target(tmp_path / "in.tsv", "--output", inputs=[tmp_path / "in.tsv"])
+
+
+def test_a_killed_writers_temporary_goes_at_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "predictions.jsonl"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".predictions.jsonl.{dead.stdout.strip()}.abc123.tmp"  # what a SIGKILL leaves
+    live = tmp_path / f".predictions.jsonl.{os.getpid()}.def456.tmp"          # a writer still at work
+    stale.write_text("half")
+    live.write_text("half")
+    files.atomic_write(target, lambda tmp: Path(tmp).write_text("all\n"))
+    assert target.read_text() == "all\n" and not stale.exists() and live.exists()
+
+
+def test_an_output_dir_that_is_not_utf8_is_refused_before_training(tmp_path, capsys):
+    import train
+
+    with pytest.raises(SystemExit) as stopped:
+        train.main(["--task", "mrpc", "--output-dir", str(tmp_path / "run\udcff"), "--dry-run"])
+    assert stopped.value.code == 2 and "--output-dir: the path is not valid UTF-8" in capsys.readouterr().err

@@ -7,7 +7,8 @@
 
 Every file is written to a temporary name and renamed: a crash mid-write leaves the old one.
 The weights and the config are one unit: the config records the weights' sha256, checked on load,
-so a kill between the two renames (new weights, old config) is detected, not silently used.
+and while a new pair replaces the old one the old weights stay beside it (PREVIOUS), so a kill at
+any moment leaves a loadable pair: the old one (old config, PREVIOUS) or the new one.
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ import json
 import os
 import contextlib
 import errno
+import glob
 import math
 import shutil
+import socket
 import string
 import tempfile
 from dataclasses import asdict, dataclass, fields
@@ -32,6 +35,7 @@ from ..precision import device_and_precision
 
 ADAPTER_CONFIG, ADAPTER_WEIGHTS, STATE, METRICS = (
     "adapter_config.json", "adapter_model.safetensors", "training_state.pt", "metrics.jsonl")
+PREVIOUS = ".adapter_model.previous.safetensors"  # the old weights while a new pair replaces the old one
 
 
 @dataclass
@@ -140,7 +144,8 @@ def atomic_write(path: str | Path, write) -> None:
     """`write(tmp_path)` writes the file; it only replaces `path` once complete. The file gets the mode
     a plain `open` would give it (0644 under the usual umask): mkstemp's 0600 is for the temporary alone."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_dead_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
@@ -149,6 +154,24 @@ def atomic_write(path: str | Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_dead_temporaries(path: Path) -> None:
+    """The temporaries of `path` whose writer is gone (killed mid-write: `.NAME.PID.XXXX.tmp`)."""
+    for stale in path.parent.glob(glob.escape(f".{path.name}.") + "*.tmp"):
+        pid = stale.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def current_umask() -> int:
@@ -237,13 +260,18 @@ def save_adapter(out_dir: str | Path, model, config: AdapterConfig) -> None:
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.trainable_state_dict().items()}
     if any(not torch.isfinite(t).all() for t in tensors.values()):
         raise FloatingPointError("refusing to save an adapter with non-finite weights")
+    weights, previous = out_dir / ADAPTER_WEIGHTS, out_dir / PREVIOUS
+    if weights.is_file():  # the old pair stays loadable until the new config lands: its weights beside it
+        previous.unlink(missing_ok=True)
+        os.link(weights, previous)
     digest = []
 
     def write_weights(tmp):
         save_file(tensors, tmp, metadata={"format": "pt"})
         digest.append(file_sha256(tmp))
-    atomic_write(out_dir / ADAPTER_WEIGHTS, write_weights)
-    write_json(out_dir / ADAPTER_CONFIG, {**config.to_dict(), "weights_sha256": digest[0]})
+    atomic_write(weights, write_weights)       # now: old config, new weights, PREVIOUS = old weights
+    write_json(out_dir / ADAPTER_CONFIG, {**config.to_dict(), "weights_sha256": digest[0]})  # the new pair
+    previous.unlink(missing_ok=True)
 
 
 def read_adapter(adapter_dir: str | Path) -> tuple[AdapterConfig, dict[str, torch.Tensor]]:
@@ -254,8 +282,12 @@ def read_adapter(adapter_dir: str | Path) -> tuple[AdapterConfig, dict[str, torc
             raise AdapterError(f"{path}: missing; is {adapter_dir} an output folder of train.py?")
     config = AdapterConfig.from_dict(read_json(config_path, AdapterError), str(config_path))
     if config.weights_sha256 is not None and file_sha256(weights_path) != config.weights_sha256:
-        raise AdapterError(f"{weights_path}: not the weights {config_path} describes (sha256 differs: swapped, "
-                           "or written after the config by a run killed in between); retrain, or restore the pair")
+        previous = adapter_dir / PREVIOUS  # a run killed while it replaced the pair: the config's own weights
+        if previous.is_file() and file_sha256(previous) == config.weights_sha256:
+            weights_path = previous
+        else:
+            raise AdapterError(f"{weights_path}: not the weights {config_path} describes (sha256 differs: "
+                               "swapped, or edited); retrain, or restore the pair")
     try:
         tensors = load_file(weights_path)
     except Exception as err:
@@ -356,20 +388,105 @@ def foreign_files(run_dir: Path) -> list[str]:
     for entry in sorted(run_dir.iterdir()):
         name = entry.name
         ours = name in RUN_FILES or name in RUN_EXTRAS or (name.startswith(".") and name.endswith(".tmp")) \
-            or name.startswith("events.out.tfevents.")
+            or name.startswith("events.out.tfevents.") or name == PREVIOUS
         if not ours:
             foreign.append(name + ("/" if entry.is_dir() else ""))
     return foreign
 
 
 def remove_stale_temporaries(run_dir: Path) -> list[str]:
-    """Delete `.NAME.XXXX.tmp` files a killed writer left (atomic_write's names): they were never renamed."""
+    """Delete `.NAME.XXXX.tmp` files a killed writer left (atomic_write's names): they were never renamed.
+    A pair left half-replaced (old config, new weights, PREVIOUS) is put back to the old pair."""
     removed = []
+    previous = run_dir / PREVIOUS
+    if previous.is_file():
+        try:
+            config = read_json(run_dir / ADAPTER_CONFIG)
+            pair_is_whole = file_sha256(run_dir / ADAPTER_WEIGHTS) == config.get("weights_sha256")
+        except (AdapterError, OSError, AttributeError):
+            pair_is_whole = True  # nothing to put back
+        if not pair_is_whole and file_sha256(previous) == config.get("weights_sha256"):
+            os.replace(previous, run_dir / ADAPTER_WEIGHTS)
+        previous.unlink(missing_ok=True)
+        removed.append(PREVIOUS)
     for path in run_dir.glob(".*.tmp"):
         if path.is_file() and path.name[1:].split(".")[0] in {n.split(".")[0] for n in RUN_FILES}:
             path.unlink(missing_ok=True)
             removed.append(path.name)
     return removed
+
+
+# Files no command may write over as its output: a run's, an adapter's, a model's (by name or kind).
+PROTECTED_NAMES = RUN_FILES | set(MODEL_FILES) | {"tokenizer_config.json", "special_tokens_map.json",
+                                                  "model.safetensors.index.json"}
+PROTECTED_SUFFIXES = (".safetensors", ".pt", ".bin", ".tfevents")
+
+
+def check_write_target(path: str | Path, option: str, inputs=(), folders=()) -> Path:
+    """Whether a command may write its output file at `path` (`option` names it in the error, exit 2):
+    never over one of its `inputs`, a run's, an adapter's or a model's file, a folder, or into one of
+    `folders` (the adapter and model folders the command reads). Every command writing a file asks here.
+    A folder at `path` is a WriteError (status 4, as the operating system would refuse it); the rest
+    OptionError (status 2)."""
+    target = Path(path)
+    resolved = target.resolve()
+    if target.is_dir():  # the operating system's refusal, as opening it would be (status 4)
+        raise WriteError(f"{option} {path} is a folder; give a file name")
+    for given in inputs:
+        if given is not None and Path(given).resolve() == resolved:
+            raise OptionError(f"{option} {path} is an input of this command; write elsewhere")
+    if target.name in PROTECTED_NAMES or target.name.endswith(PROTECTED_SUFFIXES) or "tensorboard" in resolved.parts:
+        raise OptionError(f"{option} {path} would replace a file of a run, adapter or model ({target.name}); "
+                          "write elsewhere")
+    for folder in folders:
+        if folder and (Path(folder).resolve() == resolved.parent or Path(folder).resolve() == resolved):
+            raise OptionError(f"{option} {path} is inside {folder}, a folder of the adapter or base model; write "
+                              "the output elsewhere")
+    return target
+
+
+def lock_path(run_dir: Path) -> Path:
+    """Beside the run folder, not in it: --overwrite moves the old folder aside, the lock stays."""
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """One train.py writes a run folder at a time: the lock file holds the writer's pid and host. A lock
+    whose process is gone (a killed run) is stale and taken over; a live one refuses the second run."""
+    path, me = lock_path(Path(run_dir)), f"{os.getpid()} {socket.gethostname()}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            holder = _live_holder(path)
+            if holder:
+                raise OptionError(f"{run_dir} is being written by another train.py ({holder}); wait for it to "
+                                  f"end, or choose another --output-dir (if no such run is alive: delete {path})")
+            path.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as file:
+            file.write(me)
+        if path.read_text() == me:  # not taken over in between by another run clearing the same stale lock
+            break
+    try:
+        yield
+    finally:
+        if path.is_file() and path.read_text() == me:
+            path.unlink(missing_ok=True)
+
+
+def _live_holder(path: Path) -> str | None:
+    """'pid N on HOST' of a lock's process while it runs; None for a stale lock (its process is gone)."""
+    try:
+        pid_text, host = path.read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None  # half-written by a process killed at once: stale
+    if host != socket.gethostname():
+        return f"pid {pid} on {host}"  # another machine's process cannot be asked: taken as alive
+    return f"pid {pid}" if _alive(pid) else None
 
 
 @contextlib.contextmanager

@@ -44,8 +44,6 @@ def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, d
     if check_fingerprint and config.fingerprint and weights_fingerprint(model_dir) != config.fingerprint:
         raise AdapterError(f"{adapter_dir} was trained on other weights than {model_dir} "
                            f"(fingerprint {config.fingerprint} vs {weights_fingerprint(model_dir)})")
-    if check_fingerprint:
-        check_model_files(config, model_dir, str(adapter_dir))
     method, family = config.method, family_of_adapter(config)
     try:
         model = load_model(model_dir, method, lambda c: family.head(c, method, config.num_labels), dtype=dtype)
@@ -53,6 +51,8 @@ def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, d
         if type(err) is not ValueError:  # our loaders' errors already name their file
             raise
         raise AdapterError(f"{config_path}: {err}") from None
+    if check_fingerprint:  # after the load: a config.json that cannot be read is named for what is wrong in it
+        check_model_files(config, model_dir, str(adapter_dir))
     load_adapter_weights(model, tensors, str(Path(adapter_dir) / ADAPTER_WEIGHTS))
     text = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
                                  config.max_length) if tokenizer else None

@@ -14,6 +14,7 @@ Options left unset take the recipe of the method and task family (listed at the 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -106,22 +107,26 @@ def run(argv=None, prog: str = "train.py") -> int:
     barrier()  # every process has checked and loaded before the first one writes
     started = time.perf_counter()
     scoring = Scoring(family.training_loss(train_set), family.evaluate, metric_names)
-    with files.replacing_run(out_dir, enabled=args.overwrite and rank == 0):
-        if rank == 0:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            files.remove_stale_temporaries(out_dir)
-        barrier()
-        # Made after the old run (with --overwrite) has been moved aside, inside the new run's folder.
-        reporter = TensorBoardReporter(out_dir / "tensorboard") if args.report_to == "tensorboard" and rank == 0 else None
-        try:
-            records = fit(model, train_set, dev_set, cfg, files.RunFolder(out_dir, meta, args.resume), scoring,
-                          on_log=reporter.log if reporter else None)
-        except OSError as err:  # disk full, read-only folder: files already written stay intact
-            raise WriteError(f"cannot write to {out_dir}: {os_reason(err)}. Files already there are intact "
-                             "(every write goes to a temporary name first).") from err
-        finally:
-            if reporter is not None:
-                reporter.close()
+    with files.run_lock(out_dir) if rank == 0 else contextlib.nullcontext():  # one writer a run folder
+        if rank == 0 and not args.resume:  # a run that ended while this one loaded is not written over
+            files.check_output_dir(out_dir, args, model_dir)
+        with files.replacing_run(out_dir, enabled=args.overwrite and rank == 0):
+            if rank == 0:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                files.remove_stale_temporaries(out_dir)
+            barrier()
+            # Made after the old run (with --overwrite) has been moved aside, inside the new run's folder.
+            reporter = TensorBoardReporter(out_dir / "tensorboard") if args.report_to == "tensorboard" and rank == 0 \
+                else None
+            try:
+                records = fit(model, train_set, dev_set, cfg, files.RunFolder(out_dir, meta, args.resume), scoring,
+                              on_log=reporter.log if reporter else None)
+            except OSError as err:  # disk full, read-only folder: files already written stay intact
+                raise WriteError(f"cannot write to {out_dir}: {os_reason(err)}. Files already there are intact "
+                                 "(every write goes to a temporary name first).") from err
+            finally:
+                if reporter is not None:
+                    reporter.close()
 
     # 6. Report.
     if records:

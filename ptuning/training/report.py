@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..errors import DataError, WriteError, os_reason
+from ..errors import DataError, OptionError, WriteError, os_reason
 
 METRICS_FILE = "metrics.jsonl"   # adapters/files.py's METRICS, kept literal: this module imports no training code
 NOT_DEV_METRICS = ("epoch", "step", "train_loss", "seconds", "samples_per_s", "loss", "learning_rate")
@@ -79,9 +79,12 @@ def plot_runs(run_dirs, out_png: str | Path, metrics: list[str] | None = None) -
 
     `metrics` picks dev metrics (default: every one the runs logged). Returns the PNG's path.
     """
+    from ..adapters.files import check_write_target  # the one rule of what a command may write
+
     run_dirs = [Path(run_dir) for run_dir in ([run_dirs] if isinstance(run_dirs, (str, Path)) else run_dirs)]
     if not run_dirs:
         raise ReportError("no run folder given")
+    check_write_target(out_png, "-o", inputs=[run_dir / METRICS_FILE for run_dir in run_dirs])
     runs = [read_run_metrics(run_dir) for run_dir in run_dirs]
     available = dev_metric_names([record for records in runs for record in records])
     unknown = [name for name in metrics or () if name not in available]
@@ -219,5 +222,8 @@ def cli_plot(argv: list[str] | None = None) -> int:
     except ReportError as error:
         print(f"ptuning plot: {error}", file=sys.stderr)
         return 1
+    except OptionError as error:  # an output the command may not write (adapters.files.check_write_target)
+        print(f"ptuning plot: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {path}")
     return 0

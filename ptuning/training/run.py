@@ -76,6 +76,10 @@ class RunOptions:
             found += label_names_problems(values["label_names"])
             if not values.get("train_file"):
                 found.append("--label-names goes with --train-file (a known task knows its labels)")
+        for name in ("output_dir", "train_file", "dev_file", "data_dir", "model"):  # paths a run's JSON records
+            if isinstance(values.get(name), str) and not is_unicode(values[name]):
+                found.append(f"--{name.replace('_', '-')}: the path is not valid UTF-8 (the run's JSON files could "
+                             "not record it); rename it or choose another")
         if bool(values.get("train_file")) != bool(values.get("dev_file")):  # one split from a file, one from a folder
             given, missing = ("--train-file", "--dev-file") if values.get("train_file") else ("--dev-file", "--train-file")
             found.append(f"{given} needs {missing}: give both files")
