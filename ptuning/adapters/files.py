@@ -234,13 +234,15 @@ def model_file_hashes(model_dir: str | Path) -> dict[str, str]:
     return {name: file_sha256(Path(model_dir) / name) for name in MODEL_FILES if (Path(model_dir) / name).is_file()}
 
 
-def check_model_files(config: AdapterConfig, model_dir: str | Path, where: str) -> None:
-    """The base model's config and tokenizer files are those the adapter was trained with (the weights'
-    fingerprint does not see an edited config.json: another activation or eps changes every output)."""
+def check_model_files(config: AdapterConfig, model_dir: str | Path, where: str, names=MODEL_FILES) -> None:
+    """The base model's config and tokenizer files (`names` of them: config.json alone where no tokenizer
+    is read) are those the adapter was trained with (the weights' fingerprint does not see an edited
+    config.json: another activation or eps changes every output)."""
     if not config.model_files:
         return  # an adapter from before they were recorded
-    now = model_file_hashes(model_dir)
-    changed = sorted(name for name in set(config.model_files) | set(now) if config.model_files.get(name) != now.get(name))
+    now = {name: sha for name, sha in model_file_hashes(model_dir).items() if name in names}
+    recorded = {name: sha for name, sha in config.model_files.items() if name in names}
+    changed = sorted(name for name in set(recorded) | set(now) if recorded.get(name) != now.get(name))
     if changed:
         raise AdapterError(f"{where} was trained on a base model whose {', '.join(changed)} differ(s) from "
                            f"{Path(model_dir) / changed[0]}; use the base model it was trained with")

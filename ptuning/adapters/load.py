@@ -10,7 +10,7 @@ from ..model import load_model
 from ..tasks import family_of_adapter
 from ..text.tokenizer import Tokenizer
 from ..weights import CheckpointError, resolve_model_dir
-from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, AdapterError, check_model_files, \
+from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, MODEL_FILES, AdapterConfig, AdapterError, check_model_files, \
     load_adapter_weights, read_adapter, weights_fingerprint
 from .peft import is_peft_adapter, load_peft_trained
 
@@ -52,7 +52,7 @@ def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, d
             raise
         raise AdapterError(f"{config_path}: {err}") from None
     if check_fingerprint:  # after the load: a config.json that cannot be read is named for what is wrong in it
-        check_model_files(config, model_dir, str(adapter_dir))
+        check_model_files(config, model_dir, str(adapter_dir), MODEL_FILES if tokenizer else ("config.json",))
     load_adapter_weights(model, tensors, str(Path(adapter_dir) / ADAPTER_WEIGHTS))
     text = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
                                  config.max_length) if tokenizer else None
