@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import AdapterError, OptionError, is_unicode
+from .errors import AdapterError, OptionError
+from .text.lines import text_problem
 
 
 def texts(values, name: str = "texts") -> list[tuple[str, str | None]]:
@@ -29,8 +30,9 @@ def texts(values, name: str = "texts") -> list[tuple[str, str | None]]:
             value = tuple(value)
         else:
             raise OptionError(f"{name}[{number}] must be a text or a (text_a, text_b) pair of texts, not {value!r}")
-        if not all(v is None or is_unicode(v) for v in value):
-            raise OptionError(f"{name}[{number}] holds an unpaired surrogate: not valid Unicode text")
+        problem = next((text_problem(v) for v in value if v is not None and text_problem(v)), None)
+        if problem:  # as predict.py refuses the same text on its command line
+            raise OptionError(f"{name}[{number}]: a text {problem}")
         pairs.append(value)
     if not pairs:
         raise OptionError(f"{name} is empty: give at least one text")
@@ -64,19 +66,31 @@ def folder(value, name: str, error=AdapterError) -> Path:
     return Path(value)
 
 
-def ids(input_ids, attention_mask, token_type_ids, vocab_size: int, check_range: bool) -> None:
-    """(B, T) integer ids, and a mask and token types of that shape; with `check_range`, every id a row
-    of the embedding table (or -1, a v1 template's prompt slot)."""
+def ids(input_ids, attention_mask, token_type_ids, config, room: int, check_range: bool) -> None:
+    """(B, T) integer ids, B and T at least 1 and T at most `room` (the positions left for the text), and a
+    mask and token types of that shape; with `check_range`, every id a row of the embedding table (or
+    -1, a v1 template's prompt slot), token types rows of theirs, and a mask of 0s and 1s."""
     if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point() \
             or input_ids.dtype == torch.bool:
         shown = f"a {input_ids.dim()}-D {input_ids.dtype} tensor" if isinstance(input_ids, torch.Tensor) else repr(input_ids)
         raise OptionError(f"input_ids must be a 2-D integer tensor (batch, tokens), not {shown}")
+    if 0 in input_ids.shape or input_ids.device.type == "meta":
+        raise OptionError(f"input_ids of shape {tuple(input_ids.shape)} on {input_ids.device}: give at least one "
+                          "row of at least one token, as a tensor with values")
+    if input_ids.shape[1] > room:
+        raise OptionError(f"input_ids has {input_ids.shape[1]} tokens a row; the model's positions leave room for "
+                          f"{room} (truncate the text: the tokenizer does, to its max_length)")
     for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
         if tensor is not None and (not isinstance(tensor, torch.Tensor) or tensor.shape != input_ids.shape):
             shown = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else repr(tensor)
             raise OptionError(f"{name} must be a tensor of input_ids' shape {tuple(input_ids.shape)}, not {shown}")
-    if check_range and input_ids.numel():
+    if check_range:
         low, high = int(input_ids.min()), int(input_ids.max())
-        if low < -1 or high >= vocab_size:
-            raise OptionError(f"input_ids holds {high if high >= vocab_size else low}, outside the model's "
-                              f"vocabulary of {vocab_size} ids")
+        if low < -1 or high >= config.vocab_size:
+            raise OptionError(f"input_ids holds {high if high >= config.vocab_size else low}, outside the model's "
+                              f"vocabulary of {config.vocab_size} ids")
+        if token_type_ids is not None and (int(token_type_ids.min()) < 0 or
+                                           int(token_type_ids.max()) >= config.type_vocab_size):
+            raise OptionError(f"token_type_ids must be in 0..{config.type_vocab_size - 1} (the model's token types)")
+        if attention_mask is not None and not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+            raise OptionError("attention_mask must hold 0 (padding) and 1 (a token) only")

@@ -33,7 +33,8 @@ METHODS = ("ptuning", "prompt", "prefix", "full")
 PREFIX_INITS = ("random", "text")
 
 
-V1, PROMPTS = ("ptuning", "prompt"), ("ptuning", "prompt", "prefix")  # methods with v1 prompts; with any prompts
+MAX_PROMPT = 4096  # virtual tokens: 60,000 prefix entries exhaust 24 GiB of memory on MiniLM, with no message
+V1, V2, PROMPTS = ("ptuning", "prompt"), ("prefix",), ("ptuning", "prompt", "prefix")  # the methods that read an option
 
 
 @dataclass
@@ -45,33 +46,35 @@ class MethodConfig:
     method: str = option("ptuning", "ptuning (v1), prompt (v1 without reparameterization), prefix (P-tuning "
                          "v2) or full fine-tuning", choices=METHODS, group="model")
     num_virtual_tokens: int = option(20, "prompt/prefix length", recipe=True, methods=PROMPTS,
-                                     checks=[at_least(1), sane_size()], group="model")
-    encoder_hidden_size: int = option(128, "v1 prompt-encoder width", recipe=True, methods=PROMPTS,
+                                     checks=[at_least(1), ((lambda v: v <= MAX_PROMPT), f"{{flag}} {{value}} is absurd "
+                                             f"(at most {MAX_PROMPT}; the papers use up to a few hundred)")],
+                                     group="model")
+    encoder_hidden_size: int = option(128, "v1 prompt-encoder width", recipe=True, methods=("ptuning",),
                                       checks=[at_least(1), sane_size()], group="model")
     reparam: str = option("mlp", "v1 prompt encoder", choices=("mlp", "lstm", "none"), recipe=True,
-                          methods=PROMPTS, group="model")
+                          methods=("ptuning",), group="model")
     lstm_layers: int = option(2, cli=False)  # v1 with reparam lstm
     prefix_projection: bool = option(False, "v2 MLP reparameterization", recipe=True, negatable=True,
-                                     methods=PROMPTS, group="model")
-    prefix_hidden_size: int = option(512, "v2 projection width", methods=PROMPTS, checks=[at_least(1), sane_size()],
-                                     group="model")
+                                     methods=V2, group="model")
+    prefix_hidden_size: int = option(512, "v2 projection width", methods=V2, needs="prefix_projection",
+                                     checks=[at_least(1), sane_size()], group="model")
     prefix_dropout: float = option(0.0, "v2 dropout on prefix entries (P-tuning-v2 repo: 0.1)", recipe=True,
-                                   methods=PROMPTS, checks=[((lambda v: 0 <= v < 1), "{flag} must be in [0, 1)")], group="model")
+                                   methods=V2, checks=[((lambda v: 0 <= v < 1), "{flag} must be in [0, 1)")], group="model")
     prefix_position_shift: bool = option(False, "v2: number text positions after the prefix, as transformers + "
-                                         "peft and the P-tuning-v2 repo", group="model")
+                                         "peft and the P-tuning-v2 repo", methods=V2, group="model")
     prefix_init: str = option("random", "v2 starting prefixes: random N(0, 1) as peft, or the keys/values of "
                               "the words of --prefix-text (Li & Liang 2021, §7.4)", choices=PREFIX_INITS,
-                              recipe=True, methods=PROMPTS, group="model")
+                              recipe=True, methods=V2, group="model")
     prefix_text: str | None = option(None, "with --prefix-init text: the words (default: the task family's "
-                                     "description of the task, PREFIX_TEXT in its file)", methods=PROMPTS,
+                                     "description of the task, PREFIX_TEXT in its file)", methods=V2,
                                      checks=[((lambda v: bool(v.strip()) and is_unicode(v)),
                                               "{flag} must hold words (UTF-8)")], group="model")
     head: str = option("auto", "classification head: auto (roberta for RoBERTa, pooler for BERT), roberta or "
                        "pooler", choices=("auto", "roberta", "pooler"), heads=("sequence",), group="model")
     head_token: str = option("cls", "v1: read <s>/[CLS] (cls) or position 0 like peft (first)",
-                             choices=("cls", "first"), recipe=True, heads=("sequence",), group="model")
+                             choices=("cls", "first"), recipe=True, methods=V1, heads=("sequence",), group="model")
     template: str | None = option(None, 'v1 prompt placement, e.g. "[P*10] {a} [SEP] {b} [P*10]" '
-                                  "(ptuning/text/tokenizer.py); none: prompts in front, as peft", methods=PROMPTS,
+                                  "(ptuning/text/tokenizer.py); none: prompts in front, as peft", methods=V1,
                                   heads=("sequence",), group="model")
 
     def __post_init__(self):
@@ -194,7 +197,8 @@ class PromptModel(nn.Module):
         """(B, T) ids and mask -> the head's output: (B, C) logits for a sequence head; for token
         and span heads one output per text position, (B, T, C) or two (B, T), aligned with
         `input_ids`. A mask of None: no padding in the batch."""
-        arguments.ids(input_ids, attention_mask, token_type_ids, self.encoder.config.vocab_size,
+        room = self.encoder.config.max_tokens - (0 if self.method.template else self.method.positions_used)
+        arguments.ids(input_ids, attention_mask, token_type_ids, self.encoder.config, room,
                       check_range=not self.training)  # one sync per batch: evaluation and prediction only
         B = input_ids.shape[0]
         if token_type_ids is None:

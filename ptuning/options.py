@@ -33,6 +33,7 @@ class Spec:
     tasks: tuple[str, ...] | None = None    # the tasks that read it; None: every task of those families
     why: str | None = None                  # why other tasks do not (said when one is refused)
     methods: tuple[str, ...] | None = None  # the methods that read it; None: every method
+    needs: str | None = None                # another option that must be set (true) for it to mean anything
     recipe: bool = False                    # unset: the recipe's value (tasks' RECIPES, training/recipes.py)
     negatable: bool = False                 # --x and --no-x
     hidden: bool = False                    # not in --help (a testing aid)
@@ -151,10 +152,11 @@ def check(instance) -> None:
         raise OptionError("; ".join(found))
 
 
-def not_read(owners, given: set[str], *, family, task: str, method: str, families) -> list[str]:
+def not_read(owners, given: set[str], *, family, task: str, method: str, families, values: dict) -> list[str]:
     """A problem for each given option that the task (of task family `family`) or the method does not
-    read. `owners`: (options class, the one family whose own options they are, or None: every family's);
-    a field's `heads` narrows that to the families (of `families`) with those HEADs."""
+    read, or that needs another option (`values`: every option's value) to mean anything. `owners`:
+    (options class, the one family whose own options they are, or None: every family's); a field's
+    `heads` narrows that to the families (of `families`) with those HEADs."""
     found = []
     for cls, owner in owners:
         for name, (_, spec) in specs(cls).items():
@@ -171,6 +173,8 @@ def not_read(owners, given: set[str], *, family, task: str, method: str, familie
             elif spec.tasks is not None and task not in spec.tasks:
                 found.append(f"{flag(name)} has no meaning with --task {task}: {spec.why} "
                              f"({', '.join('--task ' + t for t in spec.tasks)})")
+            elif spec.needs is not None and not values.get(spec.needs):
+                found.append(f"{flag(name)} has no meaning without {flag(spec.needs)}")
     return found
 
 

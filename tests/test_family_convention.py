@@ -54,7 +54,7 @@ def test_help_shows_every_familys_recipe_values(capsys):
     for family in tasks.MODULES:
         name = family.__name__.rsplit(".", 1)[-1]
         for method in recipes.RECIPES:
-            recipe = recipes.recipe(family, method)
+            recipe = recipes.recipe(family, method, run.CLASSES)
             line = next(line for line in text.splitlines() if line.strip().startswith(f"{name} (") and
                         line.strip().endswith(f"/ {method}:" + line.split(f"/ {method}:", 1)[-1]))
             shown = dict(part.strip().split(" ", 1) for part in line.split(f"/ {method}:", 1)[1].split(","))

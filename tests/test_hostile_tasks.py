@@ -447,7 +447,7 @@ CASES = [
       "context": CONTEXT}) + "\n"), "--output", w.tmp / "pred.jsonl"), None, "ok", check=qa_answers),
     C("qa-input-context-makes-no-tokens", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.jsonl",
       json.dumps({"question": "Who?", "context": CONTEXT}) + "\n" + json.dumps({"question": "Who?",
-      "context": "\u200b\u200b"}) + "\n")), "in.jsonl:2: the context makes no tokens", INPUT),
+      "context": "\u200b\u200b"}) + "\n")), "in.jsonl:2: empty text in column 'context'", INPUT),
     C("qa-input-only-empty-lines", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.jsonl",
       "\n\n")), "in.jsonl", INPUT),
     C("qa-input-tsv", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.tsv", "question\tcontext\n"
@@ -494,7 +494,7 @@ CASES = [
       check=lines_1_and_3_answered),
     C("qa-input-every-row-makes-no-tokens-skip-bad", "predict", P, lambda w: PRED(w.qa_adapter, "--input",
       lines(w, "in.jsonl", json.dumps({"question": "Who?", "context": "\u200b"}) + "\n"), "--skip-bad"),
-      "in.jsonl: every row is bad", INPUT),
+      "in.jsonl: all 1 rows are bad", INPUT),
     C("qa-input-is-a-folder", "predict", P, lambda w: PRED(w.qa_adapter, "--input", (w.tmp / "in").mkdir() or
       w.tmp / "in"), "in: a folder, not a file", INPUT),
     C("qa-nan-span-scores", "predict", P, lambda w: PRED(w.qa_adapter, "--question", "Who sat?", "--context",

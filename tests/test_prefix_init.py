@@ -118,7 +118,7 @@ def test_train_refuses_bad_prefix_init(argv, message, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--method", "ptuning", "--prefix-init", "text"], "prefix_init 'text' starts P-tuning v2's prefixes"),
+    (["--method", "ptuning", "--prefix-init", "text"], "--prefix-init has no meaning with --method ptuning"),
     (["--method", "prefix", "--prefix-init", "text", "--prefix-projection"], "needs prefix_projection off"),
     (["--method", "prefix", "--prefix-text", "find it"], "prefix_text is the start of prefix_init 'text'"),
 ])

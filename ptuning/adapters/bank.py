@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import arguments
+from ..errors import OptionError
 from ..model import PromptModel
 
 
@@ -35,6 +37,19 @@ class AdapterBank(nn.Module):
     @torch.no_grad()
     def forward(self, input_ids, attention_mask, token_type_ids, adapter_names: list[str]) -> list[torch.Tensor]:
         """Rows of ids as each adapter's tokenizer made them; returns one logits vector per row."""
+        arguments.ids(input_ids, attention_mask, token_type_ids, self.encoder.config,
+                      self.encoder.config.max_tokens, check_range=True)
+        if isinstance(adapter_names, str) or len(adapter_names) != input_ids.shape[0]:
+            raise OptionError(f"adapter_names must name one adapter per row ({input_ids.shape[0]} rows), not "
+                              f"{adapter_names!r}")
+        unknown = sorted({name for name in adapter_names if name not in self.adapters})
+        if unknown:
+            raise OptionError(f"adapter(s) {', '.join(map(repr, unknown))} are not in the bank "
+                              f"({', '.join(self.adapters)})")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
         B, T = input_ids.shape
         config, device = self.encoder.config, input_ids.device
         models = [self.adapters[name] for name in adapter_names]
@@ -105,7 +120,6 @@ def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None 
 
     Returns (bank, {name: tokenizer}, {name: AdapterConfig}).
     """
-    from .. import arguments
     from .files import AdapterError, check_model_files, load_adapter_weights, read_adapter
     from .peft import is_peft_adapter
     from ..model import wrap_encoder
@@ -118,8 +132,8 @@ def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None 
                            f"{adapter_dirs!r}")
     device = arguments.device(device)
     for name, folder in adapter_dirs.items():
-        if not name or not isinstance(name, str):
-            raise AdapterError(f"adapter {folder}: needs a non-empty name")
+        if not isinstance(name, str) or not name.strip():
+            raise AdapterError(f"adapter {folder}: its name must be a non-empty string, not {name!r}")
         arguments.folder(folder, f"adapter {name!r}")
         if is_peft_adapter(folder):
             raise AdapterError(f"adapter {name!r} ({folder}) is a peft adapter folder; a bank takes adapters "

@@ -142,8 +142,15 @@ class RunFolder:
 
 def atomic_write(path: str | Path, write) -> None:
     """`write(tmp_path)` writes the file; it only replaces `path` once complete. The file gets the mode
-    a plain `open` would give it (0644 under the usual umask): mkstemp's 0600 is for the temporary alone."""
-    path = Path(path)
+    a plain `open` would give it (0644 under the usual umask): mkstemp's 0600 is for the temporary alone.
+
+    A symbolic link is followed: the file it points to is replaced, the link stays. A path that is not a
+    regular file (/dev/stdout, a named pipe, a device) is written in place, as a shell's `>` would:
+    renaming a temporary over it would replace the device or pipe with a plain file."""
+    path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file() and not path.is_dir():
+        write(str(path))
+        return
     remove_dead_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
@@ -373,6 +380,16 @@ def load_state(out_dir: str | Path) -> dict:
             raise StateError(f"{path}: key {key!r} {problem}; not a training state of train.py, or damaged")
     if not all(isinstance(t, torch.Tensor) for t in state["trainable"].values()):
         raise StateError(f"{path}: key 'trainable' must map names to tensors")
+    bad = next((name for name, t in state["trainable"].items() if t.is_floating_point() and not torch.isfinite(t).all()),
+               None)
+    if bad is not None:  # resumed, it would train on and stop blaming the learning rate
+        raise StateError(f"{path}: tensor {bad!r} holds NaN or infinite values; the state is damaged: start a new "
+                         "run (--overwrite), or train again from the adapter")
+    for key in ("epoch", "batch_in_epoch", "seen"):
+        if state[key] < 0:
+            raise StateError(f"{path}: key {key!r} is {state[key]}, negative; the state is damaged")
+    if not (math.isfinite(state["loss_sum"]) and math.isfinite(state["seconds"]) and state["seconds"] >= 0):
+        raise StateError(f"{path}: key 'loss_sum' or 'seconds' is not a finite number; the state is damaged")
     if not (isinstance(state["best"], float) and (math.isfinite(state["best"]) or state["best"] == -math.inf)):
         raise StateError(f"{path}: key 'best' is {state['best']!r}")
     return state
@@ -430,8 +447,8 @@ def check_write_target(path: str | Path, option: str, inputs=(), folders=()) -> 
     `folders` (the adapter and model folders the command reads). Every command writing a file asks here.
     A folder at `path` is a WriteError (status 4, as the operating system would refuse it); the rest
     OptionError (status 2)."""
-    target = Path(path)
-    resolved = target.resolve()
+    target = Path(os.path.realpath(path))  # a symbolic link: what it points to is what would be written
+    resolved = target
     if target.is_dir():  # the operating system's refusal, as opening it would be (status 4)
         raise WriteError(f"{option} {path} is a folder; give a file name")
     for given in inputs:
@@ -448,7 +465,9 @@ def check_write_target(path: str | Path, option: str, inputs=(), folders=()) -> 
 
 
 def lock_path(run_dir: Path) -> Path:
-    """Beside the run folder, not in it: --overwrite moves the old folder aside, the lock stays."""
+    """Beside the run folder, not in it (--overwrite moves the old folder aside, the lock stays); keyed on
+    the real path, so that a symbolic link to the folder meets the same lock."""
+    run_dir = Path(os.path.realpath(run_dir))
     return run_dir.parent / f".{run_dir.name}.lock"
 
 
@@ -571,7 +590,8 @@ def adopt_run_settings(args, out_dir: Path) -> dict:
     data = old.data or {}
     settings = {"task": old.task, "model": old.base_model, **(old.train or {}), **old.method.to_dict(),
                 "max_length": old.max_length, **(old.task_options or {}),
-                **{k: data.get(k) for k in ("train_file", "dev_file", "max_train_samples", "max_dev_samples")}}
+                **{k: data.get(k) for k in ("train_file", "dev_file", "max_train_samples", "max_dev_samples")},
+                **{k: v for k, v in data.items() if k not in ("train_sha256",)}}  # how the user's files were read
     if old.precision is not None:  # the remaining steps round as the first ones did (fp16: its GradScaler too)
         settings["precision"] = old.precision
     differences = []

@@ -56,4 +56,5 @@ def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, d
     load_adapter_weights(model, tensors, str(Path(adapter_dir) / ADAPTER_WEIGHTS))
     text = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
                                  config.max_length) if tokenizer else None
+    model.adapter_config = config  # what it was trained as: qa.answer and predict read their settings from it
     return model.to(device).eval(), text, config

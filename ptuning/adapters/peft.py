@@ -260,6 +260,7 @@ def load_peft_trained(adapter_dir, model_dir=None, device="cpu", dtype: torch.dt
     model, meta = load_peft_adapter(adapter_dir, model_dir, dtype)
     text = Tokenizer.from_folder(meta.base_model_path, model.encoder.config, model.method.positions_used,
                                  max_length=meta.max_length) if tokenizer else None
+    model.adapter_config = meta
     return model.to(device).eval(), text, meta
 
 

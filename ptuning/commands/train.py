@@ -91,8 +91,9 @@ def run(argv=None, prog: str = "train.py") -> int:
     cfg = train_config(args)
     data = {"max_train_samples": args.max_train_samples, "max_dev_samples": args.max_dev_samples,
             "train_sha256": files.data_fingerprint(train_set)}  # what it trains on, by content
-    if args.train_file:
-        data.update(train_file=str(Path(args.train_file).resolve()), dev_file=str(Path(args.dev_file).resolve()))
+    if args.train_file:  # the user's files, and how the family read them (columns, tag column, ...)
+        data.update(train_file=str(Path(args.train_file).resolve()), dev_file=str(Path(args.dev_file).resolve()),
+                    **{k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(family.Options)}})
     meta = files.AdapterConfig(
         method, num_labels, base_model_path=str(model_dir.resolve()), base_model=args.model,
         fingerprint=files.weights_fingerprint(model_dir), model_files=files.model_file_hashes(model_dir),

@@ -152,9 +152,9 @@ PREFIX_TEXT = ("read the sentences and decide : do they mean the same , does one
 class Options:
     """Your own tables (--train-file/--dev-file, .tsv/.csv/.jsonl): which columns hold what."""
     text_a: str = option("sentence1", "column of the first text (train.py's --train-file/--dev-file, predict.py's "
-                         "--input)")
-    text_b: str | None = option(None, "column of the second text, for pairs (default: none)")
-    label: str = option("label", "--train-file: the label column")
+                         "--input)", needs="train_file")
+    text_b: str | None = option(None, "column of the second text, for pairs (default: none)", needs="train_file")
+    label: str = option("label", "--train-file: the label column", needs="train_file")
     task_type: str | None = option(None, "--train-file: labels are classes or scores (default: inferred from the "
                                    "labels)", choices=("classification", "regression"))
 
@@ -253,12 +253,15 @@ def evaluate(model, data: EncodedSet, batch_size: int, pad_id: int, device, auto
 # --- prediction (predict.py) ------------------------------------------------------------------------
 
 def check_predict(args, meta) -> None:
-    """A GLUE task says whether the adapter reads pairs; adapters trained on users' data may read either."""
-    task = TASKS.get(meta.task or "")
-    if task is None:
+    """A GLUE task says whether the adapter reads pairs, and so does the table of a user's own run (its
+    --text-b, recorded since adapters record their columns; an older adapter may read either)."""
+    task, data = TASKS.get(meta.task or ""), meta.data or {}
+    if task is None and "text_b" not in data:
         return
-    pairs = task.text_b_column is not None
-    trained = f"the adapter was trained on {task.name}, a {'sentence-pair' if pairs else 'single-sentence'} task"
+    pairs = task.text_b_column is not None if task is not None else data["text_b"] is not None
+    trained = (f"the adapter was trained on {task.name}, a {'sentence-pair' if pairs else 'single-sentence'} task"
+               if task is not None else
+               f"the adapter was trained on {'pairs of texts' if pairs else 'single texts'} of {data.get('train_file')}")
     if args.input:
         if pairs and not args.text_b:
             raise PredictError(f"{trained}: give --text-b COLUMN, the column of {args.input} holding the second text")

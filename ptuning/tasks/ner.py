@@ -288,7 +288,7 @@ LOCATE = "give --train-file/--dev-file; data/README.md says where to get the fil
 class Options:
     """Your own NER files (--train-file/--dev-file): CoNLL columns or JSONL tokens/tags."""
     tag_column: int = option(-1, "NER --train-file/--dev-file in CoNLL columns: the tag column, 0-based (-1: the "
-                             "last)")
+                             "last)", needs="train_file")
 
     @staticmethod
     def extra_problems(values: dict) -> list[str]:
@@ -349,6 +349,10 @@ def load(args):
     """(train, dev, tag names, metric names): CoNLL-2003's folder, or the user's CoNLL/JSONL files; the tag
     set comes from the train file (--label-names names JSONL integer tags, HF datasets' ClassLabel ids)."""
     if args.train_file:
+        jsonl = [f for f in (args.train_file, args.dev_file) if Path(f).suffix in (".jsonl", ".json")]
+        if len(jsonl) == 2 and "tag_column" in getattr(args, "given", ()):  # no CoNLL file to read it
+            raise OptionError(f"--tag-column picks a CoNLL column; {jsonl[0]} and {jsonl[1]} are JSONL, whose tags "
+                              "are named (tags)")
         names = given_label_names(args.label_names)
         train, dev = read_file(args.train_file, args.tag_column, names), read_file(args.dev_file, args.tag_column, names)
     else:  # conll2003: --data-dir, else $CONLL_DIR, else data/conll2003; `ner` has no folder (read says so)
@@ -480,6 +484,13 @@ def tag_sentences(model, tokenizer, label_names: list[str], word_lists: list[lis
             isinstance(words, (list, tuple)) and all(isinstance(w, str) for w in words) for words in word_lists):
         raise OptionError("word_lists must be a list of sentences, each a list of words (str): e.g. "
                           "[['George', 'Washington', 'visited', 'Paris']]")
+    bad = next(((n, w) for n, words in enumerate(word_lists) for w in words if text_problem(w)), None)
+    if bad is not None:
+        raise OptionError(f"word_lists[{bad[0]}]: the word {bad[1]!r} {text_problem(bad[1])}")
+    heads = getattr(getattr(model, "head", None), "classifier", None)
+    if heads is not None and len(label_names) != heads.out_features:
+        raise OptionError(f"label_names has {len(label_names)} names, but the model tags with {heads.out_features}: "
+                          "give the adapter's (load_trained's config.label_names)")
     arguments.count(batch_size, "batch_size")
     device = arguments.device(device)
     sentences = [Sentence(words, ["O"] * len(words), "input", 0) for words in word_lists if words]
@@ -519,7 +530,11 @@ def read_rows(args, tokenizer) -> tuple[list[tuple[int, list[str], list[tuple[in
     its line), or --input's, and (line, reason) of the lines skipped (--skip-bad)."""
     if args.texts:
         for number, text in enumerate(args.texts):
-            check_argument_text(f"the {'first' if number == 0 else 'second'} text (argument {number + 1})", text)
+            which = f"the {'first' if number == 0 else 'second'} text (argument {number + 1})"
+            check_argument_text(which, text)
+            bad = next((word for word in split_words(text)[0] if text_problem(word)), None)
+            if bad is not None:
+                raise PredictError(f"{which}: the word {bad!r} {text_problem(bad)}")
         return [(number, *split_words(text)) for number, text in enumerate(args.texts)], []
     skipped = []
     return read_sentences(args.input, args.skip_bad, skipped), skipped
@@ -555,9 +570,11 @@ def read_sentences(path: str, skip_bad: bool, skipped: list) -> list[tuple[int, 
                 continue
             try:
                 if not jsonl:
-                    if not is_unicode(line):
-                        raise ValueError(text_problem(line))
-                    sentences.append((number, *split_words(line)))
+                    words, offsets = split_words(line)
+                    bad = next((word for word in words if text_problem(word)), None)
+                    if bad is not None or not is_unicode(line):  # a "word" of only zero-width characters
+                        raise ValueError(f"word {bad!r} {text_problem(bad)}" if bad is not None else text_problem(line))
+                    sentences.append((number, words, offsets))
                     continue
                 record = json.loads(line)
                 words = record.get("tokens") if isinstance(record, dict) else None

@@ -20,6 +20,7 @@ Plain Python + numpy; torch tensors are accepted as logits.
 """
 from __future__ import annotations
 
+import math
 import re
 import string
 import unicodedata
@@ -38,7 +39,7 @@ from ..errors import DataError, OptionError, is_unicode
 from ..prediction import PredictError, check_argument_text
 from ..heads import SpanHead
 from ..inference import CHUNK_ROWS, inference_autocast, run_shard
-from ..options import at_least, option
+from ..options import at_least, check, option
 from ..parallel import gather_objects, world
 from ..text.download import existing_data_dir
 from ..text.batches import EncodedSet
@@ -465,8 +466,12 @@ class Options:
     max_answer_length: int = option(30, "longest answer in tokens", checks=[at_least(1)])
     n_best: int = option(20, "best starts and ends tried per window", checks=[at_least(1)])
     null_threshold: float = option(0.0, "SQuAD v2.0: decline when the null score beats the best span by more "
-                                   "than this", tasks=("squad_v2",), why="only SQuAD v2.0 questions may have no answer")
+                                   "than this", tasks=("squad_v2",), why="only SQuAD v2.0 questions may have no answer",
+                                   checks=[((lambda v: math.isfinite(v)), "{flag} must be a finite number, not {value}")])
     version_2: bool = option(False, cli=False)  # SQuAD v2.0: questions may have no answer (from the task)
+
+    def __post_init__(self):
+        check(self)  # the library's answer(..., n_best=0) is refused as train.py's --n-best 0 is
 
 
 @dataclass(frozen=True)
@@ -606,14 +611,17 @@ def evaluate(model, data: WindowSet, batch_size: int, pad_id: int, device, autoc
 
 def answer(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int = 64, device="cpu",
            names: list[str] | None = None, precision: str = "fp32", align_to_words: bool = True,
-           **settings) -> list[dict]:
+           config=None, **settings) -> list[dict]:
     """Answers to (question, context) pairs, for predict.py. Long contexts are windowed (never cut)
     and decoded as in evaluation. Each answer: {"answer", "score" (start + end logit), "start",
     "end" (characters of the context), "declined" (v2.0: the null score won; the answer is "")},
     and "null_score" for v2.0. `names` (e.g. "file:line") name the pairs in errors; default "pair N".
     `precision`: fp32, or bf16/fp16/auto under autocast (`inference.inference_autocast`).
     `align_to_words`: widen a span to the whole words it touches ("iff" of "Eiffel" -> "Eiffel"), as the
-    HF question-answering pipeline does by default; evaluation does not (run_qa.py's scoring)."""
+    HF question-answering pipeline does by default; evaluation does not (run_qa.py's scoring).
+    `config`: the adapter's AdapterConfig (default: the one `load_trained` gave the model), whose recorded
+    windowing and decoding options (doc_stride, n_best, ..., v2.0's null threshold) are the defaults
+    that `settings` override, as predict.py does."""
     if not callable(model) or (hasattr(model, "head") and not isinstance(model.head, SpanHead)):
         raise OptionError(f"answer needs a question-answering (span) model, not one with "
                           f"{type(getattr(model, 'head', model)).__name__}")
@@ -623,7 +631,11 @@ def answer(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int = 64,
                           "sat.')]")
     arguments.count(batch_size, "batch_size")
     device = arguments.device(device)
-    settings = Options(**settings)
+    config = config if config is not None else getattr(model, "adapter_config", None)
+    recorded = {}
+    if config is not None:
+        recorded = dict(config.task_options or {}, version_2=TASKS.get(config.task) == "2.0")
+    settings = Options(**{**recorded, **settings})
     names = names or [f"pair {number + 1}" for number in range(len(pairs))]
     questions = [Question(name, question, context, (), source=name) for name, (question, context) in zip(names, pairs)]
     features = make_features(tokenizer, questions, tokenizer.max_length, settings.doc_stride)
@@ -681,16 +693,14 @@ def read_rows(args, tokenizer) -> tuple[list[Example], list[tuple[int, str]]]:
 
 def predict_rows(model, tokenizer, meta, rows: list[Example], args):
     """Each question's answer: {"line", "answer", "score", "start", "end", "declined"} (v2.0: "null_score")."""
-    settings = dict(meta.task_options or {}, version_2=TASKS[meta.task] == "2.0")
-    if "null_threshold" in args.given:
-        settings["null_threshold"] = args.null_threshold
+    settings = {"null_threshold": args.null_threshold} if "null_threshold" in args.given else {}
     for start in range(0, len(rows), CHUNK_ROWS):  # bounded memory on big files
         chunk = rows[start:start + CHUNK_ROWS]
         # An error names the row's line (not its place in the chunk), or the option that gave the context.
         names = [f"{args.input}:{e.line}" for e in chunk] if args.input else ["--context"]
         found = answer(model, tokenizer, [(e.text_a, e.text_b) for e in chunk], args.batch_size if args.input else 1,
                        args.device, names=names, precision=args.precision, align_to_words=args.align_to_words,
-                       **settings)
+                       config=meta, **settings)
         for example, answered in zip(chunk, found):
             yield {"line": example.line, **answered}
 

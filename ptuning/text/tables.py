@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import DataError, is_unicode, not_a_file  # noqa: F401 - DataError re-exported
-from .lines import read_lines  # noqa: F401 - read_lines: the readers below and their callers share it
+from .lines import read_lines, text_problem  # noqa: F401 - read_lines: the readers below and their callers share it
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,8 @@ def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: 
                 raise BadRow(f"label {written!r} is not one of {', '.join(shown)}")
             if given is None and raw_label.lower().lstrip("+-") in ("nan", "inf", "infinity"):
                 raise BadRow(f"label {raw_label!r} is not a finite number")
+            if given is None and task_type != "classification" and _too_large(raw_label):  # 1e400: inf when read
+                raise BadRow(f"label {raw_label!r} is not a finite number a float32 holds (|x| < 3.4e38)")
             if regression and not is_number(raw_label):
                 raise BadRow(f"label {raw_label!r} is not a number (regression)")
         return Example(text_field(record, text_a), text_field(record, text_b), raw_label, line)
@@ -101,6 +103,14 @@ def canonical_label(raw: str) -> str:
     if math.isfinite(number) and number.is_integer() and abs(number) < 2**53:
         return str(int(number))
     return text
+
+
+def _too_large(text: str) -> bool:
+    """A number whose float is infinite, or past float32's range (the loss would be inf, blamed on --lr)."""
+    try:
+        return not abs(float(text)) < 3.4e38
+    except ValueError:
+        return False
 
 
 def is_number(text: str) -> bool:
@@ -257,6 +267,8 @@ def text_field(record: dict, column: str | None) -> str | None:
         raise BadRow(f"empty text in column {column!r}")
     if not is_unicode(value):  # JSON's lone \ud800 escape; the tokenizer would fail on it
         raise BadRow(f"field {column!r} holds an unpaired surrogate; not valid Unicode text")
+    if text_problem(value):  # only zero-width characters: the tokenizer makes no tokens of it
+        raise BadRow(f"empty text in column {column!r} (it holds only invisible characters, which make no tokens)")
     return value
 
 

@@ -22,9 +22,14 @@ RECIPES = {
 }
 
 
-def recipe(family, method: str) -> dict:
-    """The recipe a run of `method` on a task of `family` (a tasks/ module) takes for unset options."""
-    return {**RECIPES[method], **family.RECIPES.get(method, {})}
+def recipe(family, method: str, classes=()) -> dict:
+    """The recipe a run of `method` on a task of `family` (a tasks/ module) takes for unset options; with
+    the option `classes`, only the options that such a run reads (--help lists these)."""
+    chosen = {**RECIPES[method], **family.RECIPES.get(method, {})}
+    read = {name: spec for cls in classes for name, (_, spec) in specs(cls).items()}
+    return {name: value for name, value in chosen.items() if name not in read or (
+        (read[name].methods is None or method in read[name].methods) and
+        (read[name].heads is None or family.HEAD in read[name].heads))} if classes else chosen
 
 
 def fill(values: dict, family, method: str, classes) -> None:
@@ -39,12 +44,13 @@ def fill(values: dict, family, method: str, classes) -> None:
         values["max_length"] = getattr(family, "MAX_LENGTH", None)
 
 
-def describe(families) -> str:
+def describe(families, classes) -> str:
     """Every family's recipe per method, for --help: `family / method: lr 0.01, epochs 20, ...`."""
     lines = ["recipes (what options left unset take), by task family and method:"]
     for family in families:
         for method in RECIPES:
-            values = ", ".join(f"{name.replace('_', '-')} {value}" for name, value in recipe(family, method).items())
+            values = ", ".join(f"{name.replace('_', '-')} {value}"
+                               for name, value in recipe(family, method, classes).items())
             lines.append(f"  {family.__name__.rsplit('.', 1)[-1]} ({', '.join(family.TASKS)}) / {method}: {values}")
     return "\n".join(lines)
 
@@ -53,7 +59,8 @@ def option_help(name: str, families, classes) -> str:
     """What an unset recipe option takes, for its --help line: per family, the methods that set it."""
     parts = []
     for family in families:
-        values = [f"{method} {recipe(family, method)[name]}" for method in RECIPES if name in recipe(family, method)]
+        values = [f"{method} {recipe(family, method, classes)[name]}" for method in RECIPES
+                  if name in recipe(family, method, classes)]
         if values:
             parts.append(f"{family.__name__.rsplit('.', 1)[-1]}: {', '.join(values)}")
     default = next(f.default for cls in classes for f in dataclasses.fields(cls) if f.name == name)

@@ -85,6 +85,10 @@ def plot_runs(run_dirs, out_png: str | Path, metrics: list[str] | None = None) -
     if not run_dirs:
         raise ReportError("no run folder given")
     check_write_target(out_png, "-o", inputs=[run_dir / METRICS_FILE for run_dir in run_dirs])
+    existing = Path(os.path.realpath(out_png))  # an existing file is replaced if it is a picture or named as one
+    if existing.is_file() and existing.suffix.lower() != ".png" and existing.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
+        raise OptionError(f"-o {out_png} would replace {existing.name}, which is not a PNG picture; give another "
+                          "name (curves.png)")
     runs = [read_run_metrics(run_dir) for run_dir in run_dirs]
     available = dev_metric_names([record for records in runs for record in records])
     unknown = [name for name in metrics or () if name not in available]

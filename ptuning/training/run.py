@@ -93,7 +93,7 @@ CLASSES = (RunOptions, MethodConfig, TrainConfig)
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
     """train.py's command line, derived from the option fields; --help shows every family's recipes."""
     families = tasks.MODULES
-    p = argparse.ArgumentParser(prog=prog, description=description, epilog=recipes.describe(families),
+    p = argparse.ArgumentParser(prog=prog, description=description, epilog=recipes.describe(families, CLASSES),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     recipe_help = lambda name: recipes.option_help(name, families, CLASSES)  # noqa: E731
     add_fields(p.add_argument_group("data"), RunOptions, section="data")
@@ -117,7 +117,8 @@ def parse_args(argv=None, prog: str = "train.py", description: str = "") -> argp
     values = vars(args)
     recipes.fill(values, family, args.method, CLASSES)
     owners = [(cls, None) for cls in CLASSES] + [(f.Options, f) for f in tasks.MODULES]
-    found = not_read(owners, args.given, family=family, task=args.task, method=args.method, families=tasks.MODULES)
+    found = not_read(owners, args.given, family=family, task=args.task, method=args.method, families=tasks.MODULES,
+                     values=values)
     for cls in (*CLASSES, family.Options):
         found += problems(cls, values)
     if found:
