@@ -7,7 +7,11 @@ What a prediction does, top to bottom, is ptuning/commands/predict.py; this file
 """
 import sys
 
-from ptuning.commands.predict import main
+try:
+    from ptuning.commands.predict import main
+except KeyboardInterrupt:  # Ctrl-C while torch imports: the same one line as later, not a traceback
+    print("predict.py: interrupted (Ctrl-C); nothing was written", file=sys.stderr)
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,11 @@ The story of a run, top to bottom, is ptuning/commands/train.py; this file runs 
 """
 import sys
 
-from ptuning.commands.train import main
+try:
+    from ptuning.commands.train import main
+except KeyboardInterrupt:  # Ctrl-C while torch imports: the same one line as later, not a traceback
+    print("train.py: interrupted (Ctrl-C); nothing was written", file=sys.stderr)
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main())

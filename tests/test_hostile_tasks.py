@@ -544,3 +544,40 @@ def test_case(case, world, monkeypatch, capsys):
     acceptable = case.expected if isinstance(case.expected, tuple) else (case.expected,)
     good = ("ok",) if case.expected == "ok" else ("clear error",) + (("ok",) if "ok" in acceptable else ())
     assert result["outcome"] in good, f"{result['outcome']}: {result['why']}\nstderr: {result['stderr']}"
+
+
+# --- round 3: what the hostile pass of this round found, as cases of the suite ------------------------
+
+ROUND3 = [
+    C("plot-o-a-data-file", "plot", PLOT, lambda w: ["plot", w.run_with_metrics, "-o",
+      write(w.tmp / "mine.tsv", b"a\tb\n1\t2\n")], "not a PNG picture", OPT),
+    C("plot-o-an-adapter-file", "plot", PLOT, lambda w: ["plot", w.run_with_metrics, "-o",
+      w.run_with_metrics / "metrics.jsonl"], "-o", OPT),
+    C("predict-model-is-not-a-model", "predict", P, lambda w: PRED(w.ner_adapter, "--model",
+      (w.tmp / "empty").mkdir() or w.tmp / "empty", "Alice met Bob"), "not a model folder", INPUT),
+    C("ner-input-word-of-zero-width-space", "predict", P, lambda w: PRED(w.ner_adapter, "--input",
+      lines(w, "in.txt", "Alice met Bob\nGeorge \u200b Paris\n")), "in.txt:2: word", INPUT),
+    C("ner-cli-word-of-zero-width-space", "predict", P, lambda w: PRED(w.ner_adapter, "George \u200b Paris"),
+      "the word", OPT),
+    C("qa-input-first-bad-line-first", "predict", P, lambda w: PRED(w.qa_adapter, "--input", lines(w, "in.jsonl",
+      json.dumps({"question": "Who?", "context": CONTEXT}) + "\n" +
+      json.dumps({"question": "Who?", "context": "\u200b"}) + "\n" + json.dumps({"question": "Who?"}) + "\n")),
+      "in.jsonl:2:", INPUT),
+    C("export-peft-of-a-peft-folder", "lib", L, lambda w: lambda: export_peft_folder(w), "already a peft adapter",
+      INPUT),
+]
+
+
+def export_peft_folder(w):
+    """export_peft given a peft adapter folder as its source, as a user who confused the two would."""
+    from ptuning.adapters.peft import export_peft
+
+    folder = w.tmp / "peft"
+    folder.mkdir()
+    write(folder / "adapter_config.json", json.dumps({"peft_type": "PREFIX_TUNING", "task_type": "SEQ_CLS"}))
+    return export_peft(folder, w.tmp / "again")
+
+
+@pytest.mark.parametrize("case", ROUND3, ids=[c.id for c in ROUND3])
+def test_round3_case(case, world, monkeypatch, capsys):
+    test_case(case, world, monkeypatch, capsys)

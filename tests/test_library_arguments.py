@@ -99,3 +99,29 @@ def test_every_error_above_is_ours(loaded):
         ptuning.predict(model, tokenizer, [None])
     with pytest.raises(ValueError):
         ptuning.predict(model, tokenizer, [])
+
+
+def test_the_bank_checks_its_rows_and_names(tiny):
+    from ptuning.text.tokenizer import collate
+
+    bank, tokenizers, _ = ptuning.load_bank({"a": tiny[1], "b": tiny[1]})
+    batch = collate([tokenizers["a"].encode("A cat.", "A dog.")] * 2, tokenizers["a"].pad_id)
+    ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+    assert len(bank(ids, mask, types, ["a", "b"])) == 2
+    for names, message in ((["a"], "one adapter per row"), ("ab", "one adapter per row"), (["a", "zzz"], "'zzz'")):
+        with pytest.raises(OptionError, match=message):
+            bank(ids, mask, types, names)
+    with pytest.raises(OptionError, match="input_ids must be a 2-D integer tensor"):
+        bank(ids.float(), mask, types, ["a", "b"])
+    assert torch.equal(torch.stack(bank(ids, None, types, ["a", "b"])), torch.stack(bank(ids, mask, types, ["a", "b"])))
+
+
+def test_token_types_masks_and_lengths_are_checked(loaded):
+    model, _, _ = loaded
+    ids = torch.tensor([[101, 1037, 102]])
+    for kwargs, message in ((dict(token_type_ids=torch.tensor([[0, 5, 0]])), "token_type_ids must be in 0..1"),
+                            (dict(attention_mask=torch.tensor([[1, 2, 1]])), "attention_mask must hold 0"),
+                            (dict(input_ids=torch.zeros(0, 3, dtype=torch.long)), "at least one row"),
+                            (dict(input_ids=torch.full((1, 600), 101)), "leave room for")):
+        with pytest.raises(OptionError, match=message):
+            model(**{"input_ids": ids, **kwargs})

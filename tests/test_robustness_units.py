@@ -345,3 +345,77 @@ def test_an_output_dir_that_is_not_utf8_is_refused_before_training(tmp_path, cap
     with pytest.raises(SystemExit) as stopped:
         train.main(["--task", "mrpc", "--output-dir", str(tmp_path / "run\udcff"), "--dry-run"])
     assert stopped.value.code == 2 and "--output-dir: the path is not valid UTF-8" in capsys.readouterr().err
+
+
+# --- the hostile pass of this round: each root cause, with a case beyond the one found ----------------
+
+def test_writes_follow_symlinks_and_leave_devices_as_they_are(tmp_path):
+    target, link = tmp_path / "target.jsonl", tmp_path / "link.jsonl"
+    target.write_text("old\n")
+    link.symlink_to(target)
+    files.atomic_write(link, lambda tmp: Path(tmp).write_text("new\n"))
+    assert link.is_symlink() and target.read_text() == "new\n"  # the link stays, its file is replaced
+    files.atomic_write("/dev/null", lambda name: Path(name).write_text("gone\n"))
+    assert Path("/dev/null").is_char_device()  # written in place, as a shell's `>`: still the device
+    assert files.lock_path(link) == files.lock_path(target)  # one lock, whichever name a run is given
+
+
+def test_a_damaged_training_state_is_refused_by_name(tmp_path):
+    from ptuning.errors import StateError
+
+    state = {"epoch": 0, "batch_in_epoch": 0, "best": float("-inf"), "loss_sum": 0.0, "seen": 0, "seconds": 0.0,
+             "optimizer": {}, "scheduler": {}, "rng": torch.get_rng_state(),
+             "trainable": {"head.classifier.weight": torch.full((2, 3), float("nan"))}}
+    files.save_state(tmp_path, state)
+    with pytest.raises(StateError, match="head.classifier.weight' holds NaN"):
+        files.load_state(tmp_path)
+    files.save_state(tmp_path, {**state, "trainable": {"w": torch.zeros(2)}, "epoch": -3})
+    with pytest.raises(StateError, match="'epoch' is -3, negative"):
+        files.load_state(tmp_path)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--method", "prefix", "--reparam", "lstm"], "--reparam has no meaning with --method prefix"),
+    (["--method", "prompt", "--encoder-hidden-size", "7"], "--encoder-hidden-size has no meaning with --method prompt"),
+    (["--method", "ptuning", "--prefix-dropout", "0.1"], "--prefix-dropout has no meaning with --method ptuning"),
+    (["--method", "prefix", "--prefix-hidden-size", "64"], "--prefix-hidden-size has no meaning without --prefix-projection"),
+    (["--method", "full", "--head-token", "first"], "--head-token has no meaning with --method full"),
+    (["--label", "quality"], "--label has no meaning without --train-file"),
+    (["--task", "conll2003", "--tag-column", "2"], "--tag-column has no meaning without --train-file"),
+    (["--method", "prefix", "--num-virtual-tokens", "60000"], "is absurd (at most 4096"),
+])
+def test_an_option_nothing_reads_is_refused(argv, message, capsys):
+    import train
+
+    with pytest.raises(SystemExit) as stopped:
+        train.main(["--task", "mrpc", *argv, "--dry-run"] if "--task" not in argv else [*argv, "--dry-run"])
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_regression_labels_past_float32_are_bad_rows(tmp_path):
+    from ptuning.errors import DataError
+
+    table = tmp_path / "t.tsv"
+    table.write_text("sentence\tscore\na\t0.5\nb\t1e39\nc\t1.5\n")
+    with pytest.raises(DataError, match=r"t.tsv:3: label '1e39' is not a finite number a float32 holds"):
+        read_table(table, "sentence", label="score", strict=True, task_type="regression")
+
+
+def test_library_checks_beyond_the_cases_found(tmp_path):
+    from ptuning.errors import OptionError
+    from ptuning.tasks.qa import Options
+
+    for settings, message in ((dict(n_best=0), "--n-best must be at least 1"),
+                              (dict(doc_stride=-5), "--doc-stride must be at least 0"),
+                              (dict(null_threshold=float("nan")), "--null-threshold must be a finite number")):
+        with pytest.raises(OptionError, match=message):
+            Options(**settings)
+
+
+def test_an_empty_jsonl_sentence_is_a_bad_line(tmp_path):
+    from ptuning.text.conll import NerDataError, read_jsonl
+
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"tokens": ["a"], "tags": ["O"]}) + "\n" + json.dumps({"tokens": [], "tags": []}) + "\n")
+    with pytest.raises(NerDataError, match=r"t.jsonl:2: `tokens` is empty"):
+        read_jsonl(path)

@@ -249,6 +249,9 @@ def check_model_files(config: AdapterConfig, model_dir: str | Path, where: str, 
         return  # an adapter from before they were recorded
     now = {name: sha for name, sha in model_file_hashes(model_dir).items() if name in names}
     recorded = {name: sha for name, sha in config.model_files.items() if name in names}
+    missing = sorted(set(recorded) - set(now))
+    if missing:
+        raise AdapterError(f"{where} was trained with the base model's {', '.join(missing)}, missing from {model_dir}")
     changed = sorted(name for name in set(recorded) | set(now) if recorded.get(name) != now.get(name))
     if changed:
         raise AdapterError(f"{where} was trained on a base model whose {', '.join(changed)} differ(s) from "

@@ -34,6 +34,9 @@ def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, d
     base = model_dir or config.base_model_path
     if not base:
         raise AdapterError(f"{config_path}: field 'base_model_path' is missing")
+    if model_dir is not None and Path(model_dir).is_dir() and not (Path(model_dir) / "config.json").is_file():
+        raise CheckpointError(f"{model_dir}: not a model folder (no config.json); --model / model_dir names the base "
+                              "model, as `from_pretrained` would read it")
     try:
         model_dir = resolve_model_dir(str(base))
     except CheckpointError as err:

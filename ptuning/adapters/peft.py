@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import OptionError
+from ..errors import OptionError, WriteError
 from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, AdapterError, atomic_write, read_adapter, write_json
 from ..config import EncoderConfig
 from ..weights import HEAD_TABLE, map_keys, resolve_model_dir
@@ -78,8 +78,11 @@ def peft_key(name: str, family: str) -> str:
 
 def check_export_target(out_dir: Path, overwrite: bool) -> None:
     """Nothing the user owns is overwritten: a training run never, a peft folder only with overwrite."""
+    blocker = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise WriteError(f"{out_dir}: {blocker} is a file, not a folder; the export writes a folder")
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
-        return  # new (or empty); a file in the way fails at mkdir, naming the path
+        return  # new (or empty)
     if (out_dir / ADAPTER_CONFIG).is_file() and not is_peft_adapter(out_dir) or (out_dir / "training_state.pt").exists():
         raise AdapterError(f"{out_dir}: holds an adapter of ours (a training run); refusing to overwrite it "
                            "with a peft export; choose another folder")
@@ -380,6 +383,9 @@ def export_peft(source: str | Path | PromptModel, out_dir: str | Path,
         base = str(model_dir) if model_dir else None
     else:
         source = Path(source)
+        if is_peft_adapter(source):
+            raise AdapterError(f"{source}: already a peft adapter folder (its adapter_config.json has peft_type); "
+                               "export-peft converts an output folder of train.py")
         if out_dir.resolve() == source.resolve():
             raise AdapterError(f"{out_dir}: the export would overwrite its own source adapter; choose another folder")
         method, encoder, module, head, base, task_type = _from_folder(source, model_dir)

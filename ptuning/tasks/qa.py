@@ -669,8 +669,9 @@ def check_predict(args, meta) -> None:
 
 
 def read_rows(args, tokenizer) -> tuple[list[Example], list[tuple[int, str]]]:
-    """--question/--context (line 0), or --input's rows; with --skip-bad, rows that cannot be windowed (a
-    context of zero-width spaces) are skipped as bad rows too."""
+    """--question/--context (line 0), or --input's rows. Rows that cannot be read and rows that cannot be
+    windowed (a context of zero-width spaces) are bad rows alike: the first in the file stops the run,
+    or with --skip-bad every one is skipped."""
     if args.input is None:
         for name in ("question", "context"):
             check_argument_text(f"--{name}", getattr(args, name))
@@ -680,14 +681,19 @@ def read_rows(args, tokenizer) -> tuple[list[Example], list[tuple[int, str]]]:
     skipped = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # read_table's summary warning: predict.py lists the skipped lines itself
-        examples, _ = read_table(args.input, "question", "context", label="__none__", strict=not args.skip_bad,
-                                 report=skipped)
-    if args.skip_bad:  # rows that read well but cannot be windowed are bad rows too
-        problems = {e.line: pair_problem(tokenizer, e.text_a, e.text_b) for e in examples}
-        skipped = sorted(skipped + [(line, problem) for line, problem in problems.items() if problem])
-        examples = [e for e in examples if not problems[e.line]]
-        if not examples:
-            raise DataError(f"{args.input}: every row is bad; the first, line {skipped[0][0]}: {skipped[0][1]}")
+        try:
+            examples, _ = read_table(args.input, "question", "context", label="__none__", strict=False, report=skipped)
+        except DataError:
+            if skipped and not args.skip_bad:  # every row is bad: the first one, by its line
+                raise DataError(f"{args.input}:{skipped[0][0]}: {skipped[0][1]}") from None
+            raise
+    problems = {e.line: pair_problem(tokenizer, e.text_a, e.text_b) for e in examples}
+    skipped = sorted(skipped + [(line, problem) for line, problem in problems.items() if problem])
+    if skipped and not args.skip_bad:
+        raise DataError(f"{args.input}:{skipped[0][0]}: {skipped[0][1]}")
+    examples = [e for e in examples if not problems[e.line]]
+    if not examples:
+        raise DataError(f"{args.input}: every row is bad; the first, line {skipped[0][0]}: {skipped[0][1]}")
     return examples, skipped
 
 

@@ -110,8 +110,9 @@ def read_jsonl(path: str | Path, label_names: list[str] | None = None,
             if not all(isinstance(tag, int) and 0 <= tag < len(label_names) for tag in tags):
                 raise NerDataError(f"{path}:{number}: tags must all be ids in 0..{len(label_names) - 1}")
             tags = [label_names[tag] for tag in tags]
-        if words:
-            sentences.append([(word, str(tag), number) for word, tag in zip(words, tags)])
+        if not words:  # a sentence without a word: a mistake in the file, not a sentence to drop unsaid
+            raise NerDataError(f"{path}:{number}: `tokens` is empty; a sentence needs at least one word")
+        sentences.append([(word, str(tag), number) for word, tag in zip(words, tags)])
     return finish(str(path), sentences, label_names, scheme)
 
 

@@ -360,7 +360,7 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run
                     on_log(record)
             save_state(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, seen=0, seconds=0.0,
                        best=max(run["best"], dev[main_metric]), log_loss=log_loss.item(), log_seen=log_seen)
-            dev_text = "  ".join(f"{k} {v:.4f}" for k, v in dev.items())
+            dev_text = "  ".join(f"{k} {record[k]:.4f}" for k in dev)  # as metrics.jsonl and the last line have it
             say(f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}  dev {dev_text}  "
                   f"{train_seconds:.0f}s ({record['samples_per_s']} samples/s){'  *best' if improved else ''}",
                   flush=True)
