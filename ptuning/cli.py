@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from .errors import add_debug_flag, run_main
+from .options import Parser
 
 
 def export_peft_command(args) -> int:
@@ -40,7 +41,7 @@ def plot_command(args) -> int:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="ptuning", description=__doc__,
+    parser = Parser(prog="ptuning", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in PROGRAMS.items():  # listed in --help; `main` hands their arguments over whole

@@ -93,6 +93,11 @@ def not_a_file(path) -> str:
     return f"{path}: {'a folder, not a file' if Path(path).is_dir() else 'file not found'}"
 
 
+def readable_file(path) -> bool:
+    """A file to read: a regular one, or a device or pipe (/dev/null, <(...)), not a folder or nothing."""
+    return Path(path).exists() and not Path(path).is_dir()
+
+
 def is_unicode(text: str) -> bool:
     """False for a string holding an unpaired surrogate (JSON's lone \\ud800 escape, or bytes the
     terminal could not decode), which the tokenizers library refuses with a TypeError."""

@@ -114,6 +114,12 @@ def predict(model, tokenizer, texts, batch_size: int = 32, precision: str = "fp3
                           "token; use ptuning.tasks.ner.tag_sentences (token) or ptuning.tasks.qa.answer (span)")
     pairs = arguments.texts(texts)
     arguments.count(batch_size, "batch_size")
+    config = getattr(model, "adapter_config", None)  # load_trained's: the family says what the adapter reads
+    if config is not None:
+        from .tasks import family_of_adapter  # here: the task families import this module
+        check = getattr(family_of_adapter(config), "check_texts", None)
+        if check is not None:
+            check(config, pairs)
     encoded = tokenizer.encode_batch(pairs)
     data = EncodedSet(encoded, [None] * len(encoded), sum(e.truncated for e in encoded))
     device = next(model.parameters()).device

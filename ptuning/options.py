@@ -48,6 +48,14 @@ def option(default, help: str = "", *, checks=(), **spec) -> dataclasses.Field:
     return field(default=default, metadata={"option": Spec(help, tuple(checks), **spec)})
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line, `prog: error: message`, as every other error of ours
+    (argparse prints its whole usage first: 25 lines before the message), status 2 as argparse's."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
+
+
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 

@@ -17,7 +17,7 @@ import torch
 
 from .adapters.files import atomic_write, check_write_target
 from .errors import DataError, OptionError, WriteError, add_debug_flag, is_unicode, os_reason
-from .options import add_fields, at_least, flag, option
+from .options import Parser, add_fields, at_least, flag, option
 from .precision import PRECISIONS
 
 SHOW_SKIPPED = 20   # skipped lines listed with their reason on stderr; then up to LIST_SKIPPED more by number
@@ -46,7 +46,7 @@ class PredictOptions:
 
 def parser(prog: str, description: str, families) -> argparse.ArgumentParser:
     """predict.py's command line: the texts, the adapter(s), PredictOptions, and each family's own."""
-    p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("texts", nargs="*", help="one text, or two for a pair task")
     p.add_argument("--adapter", required=True, action="append",
                    help="output folder of train.py (or a peft adapter folder); several as NAME=DIR, "
@@ -78,6 +78,8 @@ def check_arguments(p: argparse.ArgumentParser, args) -> None:
         p.error(f"give one or two texts, not {len(args.texts)} (quote each sentence)")
     if args.input is None and (args.output or args.skip_bad):
         p.error("--output and --skip-bad go with --input FILE")
+    if len(args.adapter) == 1 and args.adapter_column:
+        p.error("--adapter-column names each row's adapter among several (--adapter NAME=DIR, more than one)")
     if len(args.adapter) > 1:
         if not (args.input and args.adapter_column):
             p.error("several adapters score an --input FILE whose --adapter-column names each row's adapter")

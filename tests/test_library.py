@@ -130,7 +130,9 @@ def test_readme_library_example_runs(tiny, tmp_path, capsys):
     assert printed[1].startswith("It rained. {") and printed[2].startswith("tensor([[")
     # the example's predict agrees with the model called on the same ids
     model, tokenizer, _ = ptuning.load_trained(adapter_dir)
-    logits = ptuning.predict(model, tokenizer, ["one sentence", ("a", "pair")])
+    logits = ptuning.predict(model, tokenizer, [("one", "sentence"), ("a", "pair")])
+    with pytest.raises(ValueError, match=r"texts\[0\]: .* sentence-pair task: give \(text_a, text_b\) pairs"):
+        ptuning.predict(model, tokenizer, ["one sentence", ("a", "pair")])   # a pair task wants pairs
     batch = tokenizer.encode("a", "pair")
     with torch.no_grad():
         direct = model(torch.tensor([batch.ids]), None, torch.tensor([batch.type_ids]))

@@ -2,6 +2,8 @@
 never a torch or numpy error from deep inside; a single string passed as the texts is one text."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -24,6 +26,11 @@ def loaded(tiny):
 
 def test_a_single_string_is_one_text(loaded):
     model, tokenizer, _ = loaded
+    # this MRPC adapter reads pairs: the one text is refused by name, not scored as one row per character
+    with pytest.raises(OptionError, match=r"texts\[0\]: .*mrpc, a sentence-pair task"):
+        ptuning.predict(model, tokenizer, "The cat sat on the mat.")
+    model = copy.copy(model)      # the same weights without the adapter's record (load_classifier's kind):
+    model.adapter_config = None   # nothing says what it reads, so single texts are taken
     one = ptuning.predict(model, tokenizer, "The cat sat on the mat.")
     assert one.shape == (1, 2)
     assert (ptuning.predict(model, tokenizer, ["The cat sat on the mat."]) == one).all()

@@ -419,3 +419,73 @@ def test_an_empty_jsonl_sentence_is_a_bad_line(tmp_path):
     path.write_text(json.dumps({"tokens": ["a"], "tags": ["O"]}) + "\n" + json.dumps({"tokens": [], "tags": []}) + "\n")
     with pytest.raises(NerDataError, match=r"t.jsonl:2: `tokens` is empty"):
         read_jsonl(path)
+
+
+# --- round 4 of the hostile pass ---------------------------------------------------------------------
+
+def test_a_run_killed_while_overwrite_replaced_another_gets_the_old_one_back(tmp_path):
+    """SIGKILL leaves no `except`: the run set aside (`.run.replaced.*`) is what the folder held; the next
+    start puts it back where the new run saved no adapter, and says where it is meanwhile."""
+    run = tmp_path / "run"
+    aside = tmp_path / ".run.replaced.abc123"
+    aside.mkdir()
+    for name in (files.ADAPTER_CONFIG, files.ADAPTER_WEIGHTS):
+        (aside / name).write_text("the old run")
+    run.mkdir()
+    (run / files.STATE).write_bytes(b"the killed run's first state")
+    with pytest.raises(files.AdapterError, match=r"\.run\.replaced\.abc123: train.py puts it back"):
+        files.read_adapter(run)
+    files.recover_replaced(run)
+    assert sorted(p.name for p in run.iterdir()) == sorted([files.ADAPTER_CONFIG, files.ADAPTER_WEIGHTS])
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+    # a new run that did save an adapter stands; what was set aside then goes
+    aside.mkdir()
+    (aside / files.ADAPTER_WEIGHTS).write_text("older")
+    files.recover_replaced(run)
+    assert (run / files.ADAPTER_WEIGHTS).read_text() == "the old run" and not aside.exists()
+
+
+def test_a_run_stopped_while_replacing_another_does_not_offer_resume(tmp_path):
+    from ptuning.errors import TrainingStopped
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / files.METRICS).write_text('{"epoch": 1}\n')
+    with pytest.raises(TrainingStopped, match="holds the run it was replacing, as it was") as stopped:
+        with files.replacing_run(run):
+            run.mkdir()
+            raise TrainingStopped("stopped by signal 15; continue with --resume", exit_code=143)
+    assert "--resume" not in str(stopped.value) and stopped.value.exit_code == 143
+
+
+def test_devices_and_pipes_are_inputs_but_folders_are_not(tmp_path):
+    from ptuning.text.lines import read_lines
+
+    assert list(read_lines("/dev/null")) == []
+    with pytest.raises(Exception, match="a folder, not a file"):
+        list(read_lines(tmp_path))
+
+
+def test_the_bank_names_a_bad_adapter_column_value_as_an_adapter_name(tmp_path):
+    table = tmp_path / "rows.tsv"
+    table.write_text("text\tadapter\nfine\tsst2\nodd\tnope\n")
+    with pytest.raises(Exception, match=r"adapter name 'nope' is not one of sst2, cola"):
+        read_table(table, "text", label="adapter", label_names=("sst2", "cola"), strict=True, label_what="adapter name")
+
+
+@pytest.mark.parametrize("script, argv", [
+    ("train.py", ["--no-such-option"]),
+    ("predict.py", ["--adapter", "x", "--adapter-column", "name", "--input", "rows.tsv", "--text-a", "t"]),
+    ("ptuning", ["plot"]),
+])
+def test_a_command_line_error_is_one_line(script, argv, capsys):
+    """argparse prints its whole usage (25 lines) before the message; ours is one line, status 2."""
+    import predict
+    import train
+
+    from ptuning import cli
+    main = {"train.py": train.main, "predict.py": predict.main, "ptuning": cli.main}[script]
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stopped.value.code == 2 and len(err) == 1 and ": error: " in err[0], err

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import AdapterError, OptionError, StateError, WriteError  # noqa: F401 - re-exported
+from ..errors import AdapterError, OptionError, StateError, TrainingStopped, WriteError  # noqa: F401 - re-exported
 from ..model import MethodConfig
 from ..precision import device_and_precision
 
@@ -291,7 +291,10 @@ def read_adapter(adapter_dir: str | Path) -> tuple[AdapterConfig, dict[str, torc
     config_path, weights_path = adapter_dir / ADAPTER_CONFIG, adapter_dir / ADAPTER_WEIGHTS
     for path in (config_path, weights_path):
         if not path.is_file():
-            raise AdapterError(f"{path}: missing; is {adapter_dir} an output folder of train.py?")
+            aside = next(iter(adapter_dir.parent.glob(glob.escape(f".{adapter_dir.name}.replaced.") + "*")), None)
+            hint = (f" (a run killed while --overwrite replaced it left the earlier run in {aside}: train.py "
+                    "puts it back at its next start, or move it back yourself)") if aside else ""
+            raise AdapterError(f"{path}: missing; is {adapter_dir} an output folder of train.py?{hint}")
     config = AdapterConfig.from_dict(read_json(config_path, AdapterError), str(config_path))
     if config.weights_sha256 is not None and file_sha256(weights_path) != config.weights_sha256:
         previous = adapter_dir / PREVIOUS  # a run killed while it replaced the pair: the config's own weights
@@ -529,14 +532,30 @@ def replacing_run(run_dir: Path, enabled: bool = True):
     os.replace(run_dir, aside)
     try:
         yield
-    except BaseException:
+    except BaseException as err:
         if not (run_dir / ADAPTER_WEIGHTS).exists():  # nothing usable came of the new run: the old one back
             shutil.rmtree(run_dir, ignore_errors=True)
             os.replace(aside, run_dir)
+            if isinstance(err, TrainingStopped):  # its "continue with --resume" would continue the old run
+                raise TrainingStopped(f"{str(err).split(';')[0]}, before the new run saved an adapter: {run_dir} "
+                                      "holds the run it was replacing, as it was", exit_code=err.exit_code) from None
         else:  # the new run has a saved adapter (and a state to --resume): it replaces the old one
             shutil.rmtree(aside, ignore_errors=True)
         raise
     shutil.rmtree(aside, ignore_errors=True)
+
+
+def recover_replaced(run_dir: Path) -> None:
+    """A run killed (SIGKILL) while --overwrite replaced another leaves the old one aside
+    (`.NAME.replaced.XXXX`): put it back where the new run never saved an adapter, else delete it."""
+    run_dir = Path(run_dir)
+    for aside in sorted(run_dir.parent.glob(glob.escape(f".{run_dir.name}.replaced.") + "*")):
+        if aside.is_dir() and not (run_dir / ADAPTER_WEIGHTS).exists() and (aside / ADAPTER_WEIGHTS).exists():
+            if run_dir.exists():
+                shutil.rmtree(run_dir)
+            os.replace(aside, run_dir)
+        else:
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 # --- the rules of a run folder: which folder, may it be written, and is it the same run ---------------
@@ -599,7 +618,11 @@ def adopt_run_settings(args, out_dir: Path) -> dict:
         settings["precision"] = old.precision
     differences = []
     for name, value in settings.items():
-        if name in RESUMABLE_CHANGES or not hasattr(args, name):
+        if not hasattr(args, name):
+            continue
+        if name in RESUMABLE_CHANGES:  # the run's own unless given: --epochs 40 lengthens it, none keeps it
+            if name not in args.given and name != "stop_after_steps":  # that one was for one start only
+                setattr(args, name, value)
             continue
         if name == "task" and value is None:  # a run on the user's own table: --task only named a GLUE-like one
             continue

@@ -78,7 +78,8 @@ def run_bank(args) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # read_table's summary warning: the skipped lines are listed below
         examples, _ = read_table(args.input, args.text_a, args.text_b, label=args.adapter_column,
-                                 label_names=names, strict=not args.skip_bad, report=skipped)
+                                 label_names=names, strict=not args.skip_bad, report=skipped,
+                                 label_what="adapter name")
     report_skipped(args.input, skipped)
     if any(e.label is None for e in examples):
         raise DataError(f"{args.input}: no column {args.adapter_column!r} (--adapter-column) naming each row's adapter")

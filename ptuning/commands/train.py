@@ -60,6 +60,8 @@ def run(argv=None, prog: str = "train.py") -> int:
         except ReportError as err:
             raise OptionError(f"--report-to tensorboard: {err}") from None
     model_dir = resolve_model_dir(args.model)
+    if rank == 0 and not args.resume:  # a kill during an earlier --overwrite: the run it replaced, put back
+        files.recover_replaced(out_dir)
     files.check_output_dir(out_dir, args, model_dir)
     family.check_fit(args, method, EncoderConfig.from_json(model_dir))
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import EncoderConfig
-from ..errors import not_a_file
+from ..errors import OptionError, not_a_file
 from ..inference import logits_record, predict_chunks, predict_logits
 from ..model import MethodConfig, sequence_head
 from ..options import option
@@ -252,16 +252,35 @@ def evaluate(model, data: EncodedSet, batch_size: int, pad_id: int, device, auto
 
 # --- prediction (predict.py) ------------------------------------------------------------------------
 
-def check_predict(args, meta) -> None:
-    """A GLUE task says whether the adapter reads pairs, and so does the table of a user's own run (its
-    --text-b, recorded since adapters record their columns; an older adapter may read either)."""
+def reads_pairs(meta) -> tuple[bool | None, str]:
+    """(whether the adapter reads pairs of texts, how to say what it was trained on). A GLUE task says so,
+    and so does the table of a user's own run (its --text-b; an adapter older than that record: None)."""
     task, data = TASKS.get(meta.task or ""), meta.data or {}
     if task is None and "text_b" not in data:
-        return
+        return None, ""
     pairs = task.text_b_column is not None if task is not None else data["text_b"] is not None
-    trained = (f"the adapter was trained on {task.name}, a {'sentence-pair' if pairs else 'single-sentence'} task"
-               if task is not None else
-               f"the adapter was trained on {'pairs of texts' if pairs else 'single texts'} of {data.get('train_file')}")
+    return pairs, (f"the adapter was trained on {task.name}, a {'sentence-pair' if pairs else 'single-sentence'} task"
+                   if task is not None else
+                   f"the adapter was trained on {'pairs of texts' if pairs else 'single texts'} of "
+                   f"{data.get('train_file')}")
+
+
+def check_texts(meta, pairs: list[tuple[str, str | None]]) -> None:
+    """The library's `predict` on this adapter: pairs for a pair task, single texts otherwise."""
+    wants_pairs, trained = reads_pairs(meta)
+    if wants_pairs is None:
+        return
+    odd = next((n for n, (_, b) in enumerate(pairs) if (b is not None) != wants_pairs), None)
+    if odd is not None:
+        raise OptionError(f"texts[{odd}]: {trained}: give " +
+                          ("(text_a, text_b) pairs" if wants_pairs else "single texts, not pairs"))
+
+
+def check_predict(args, meta) -> None:
+    """A GLUE task says whether the adapter reads pairs, and so does the table of a user's own run."""
+    pairs, trained = reads_pairs(meta)
+    if pairs is None:
+        return
     if args.input:
         if pairs and not args.text_b:
             raise PredictError(f"{trained}: give --text-b COLUMN, the column of {args.input} holding the second text")

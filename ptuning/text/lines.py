@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import DataError, is_unicode, not_a_file
+from ..errors import DataError, is_unicode, not_a_file, readable_file
 
 LINE_END = re.compile(rb"\r\n|\r|\n")
 # Characters that show nothing: zero-width space / non-joiner / joiner, word joiner, BOM, soft hyphen.
@@ -23,7 +23,7 @@ def read_lines(path: str | Path, keep_ends: bool = False, error=DataError):
     """Yield (line number, text) for each line of a UTF-8 file, decoding one line at a time; a problem
     raises `error` (a DataError) naming the file and line."""
     path = Path(path)
-    if not path.is_file():
+    if not readable_file(path):
         raise error(not_a_file(path))
     number = 0
     with open(path, "rb") as file:

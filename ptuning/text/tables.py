@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import DataError, is_unicode, not_a_file  # noqa: F401 - DataError re-exported
+from ..errors import DataError, is_unicode, not_a_file, readable_file  # noqa: F401 - DataError re-exported
 from .lines import read_lines, text_problem  # noqa: F401 - read_lines: the readers below and their callers share it
 
 
@@ -30,7 +30,7 @@ class Example:
 
 def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: str = "label",
                label_names: tuple[str, ...] | list[str] | None = None, strict: bool = False,
-               report: list | None = None, task_type: str | None = None
+               report: list | None = None, task_type: str | None = None, label_what: str = "label"
                ) -> tuple[list[Example], tuple[str, ...] | None]:
     """Read a user's .tsv (no quoting), .csv (normal quoting) or .jsonl (one object a line).
 
@@ -45,9 +45,10 @@ def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: 
 
     Labels are values, not strings: `1`, `1.0` and ` 1 ` are one class, a stray BOM is dropped
     (`canonical_label`). `task_type` "classification" or "regression" overrides the inference.
+    `label_what` names the column's values in messages (predict.py's bank: "adapter name").
     """
     path = Path(path)
-    if not path.is_file():
+    if not readable_file(path):
         raise DataError(not_a_file(path))
     rows, to_record = _table_source(path, text_a, text_b)
     regression = task_type == "regression"
@@ -63,9 +64,9 @@ def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: 
             raw_label = canonical_label(written)
             spelling.setdefault(raw_label, written)   # names keep the file's first spelling of each value
             if not raw_label:
-                raise BadRow(f"empty label in column {label!r}")
+                raise BadRow(f"empty {label_what} in column {label!r}")
             if given is not None and raw_label not in given:
-                raise BadRow(f"label {written!r} is not one of {', '.join(shown)}")
+                raise BadRow(f"{label_what} {written!r} is not one of {', '.join(shown)}")
             if given is None and raw_label.lower().lstrip("+-") in ("nan", "inf", "infinity"):
                 raise BadRow(f"label {raw_label!r} is not a finite number")
             if given is None and task_type != "classification" and _too_large(raw_label):  # 1e400: inf when read
@@ -80,7 +81,7 @@ def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: 
     if labeled:   # JSONL: rows without the label key are bad when other rows have one
         for example in examples:
             if example.label is None:
-                skipped.add(example.line, f"missing label {label!r}")
+                skipped.add(example.line, f"missing {label_what} {label!r}")
     skipped.warn()
     if not labeled:   # a file to predict on; given names still say what the ids will mean
         return examples, shown

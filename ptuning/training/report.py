@@ -216,7 +216,9 @@ def plot_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def cli_plot(argv: list[str] | None = None) -> int:
     """`ptuning plot RUN_DIR [RUN_DIR ...] -o curves.png`: dev metrics and train loss per epoch."""
-    parser = plot_arguments(argparse.ArgumentParser(
+    from ..options import Parser
+
+    parser = plot_arguments(Parser(
         prog="ptuning plot", description="Draw dev metrics and train loss per epoch of one or more runs "
                                          "(one line per run) into a PNG. Needs matplotlib."))
     args = parser.parse_args(argv)

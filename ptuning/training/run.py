@@ -16,7 +16,7 @@ from ..adapters.files import output_dir_from_template
 from ..config import KNOWN_SHAPES, EncoderConfig
 from ..errors import OptionError, add_debug_flag, is_unicode
 from ..model import MethodConfig, build_model, mark_trainable, parameter_report
-from ..options import add_fields, at_least, given_options, not_read, option, problems, sane_size, values_for
+from ..options import Parser, add_fields, at_least, given_options, not_read, option, problems, sane_size, values_for
 from ..precision import PRECISIONS
 from ..text.tables import label_names_problems
 from ..weights import resolve_model_dir, stored_head_names
@@ -93,7 +93,7 @@ CLASSES = (RunOptions, MethodConfig, TrainConfig)
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
     """train.py's command line, derived from the option fields; --help shows every family's recipes."""
     families = tasks.MODULES
-    p = argparse.ArgumentParser(prog=prog, description=description, epilog=recipes.describe(families, CLASSES),
+    p = Parser(prog=prog, description=description, epilog=recipes.describe(families, CLASSES),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     recipe_help = lambda name: recipes.option_help(name, families, CLASSES)  # noqa: E731
     add_fields(p.add_argument_group("data"), RunOptions, section="data")
