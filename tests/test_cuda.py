@@ -37,12 +37,20 @@ def minilm() -> str:
 
 @pytest.fixture(autouse=True)
 def exact_matmuls():
-    """fp32 means fp32: no TF32 on Ampere and later (torch's default, pinned here)."""
+    """fp32 means fp32: no TF32 on Ampere and later (torch's default, pinned here). And half-precision
+    products sum in fp32: cuBLAS may otherwise reduce split-K partial sums in bf16/fp16, a choice it makes
+    per shape and kernel, which is not the numerics under test. The 2026-12-04 H200 run, with them on,
+    failed one bf16 case (v1, roberta: a prompt-MLP gradient at 2.5x transformers' own error, 1.3x on the
+    CPU); these flags are the first suspect, not yet confirmed on a GPU (BENCHMARKS.md)."""
     if DEVICE.type == "cuda":
-        previous = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = False
+        flags = torch.backends.cuda.matmul
+        names = ("allow_tf32", "allow_bf16_reduced_precision_reduction", "allow_fp16_reduced_precision_reduction")
+        previous = {name: getattr(flags, name) for name in names}
+        for name in names:
+            setattr(flags, name, False)
         yield
-        torch.backends.cuda.matmul.allow_tf32 = previous
+        for name, value in previous.items():
+            setattr(flags, name, value)
     else:
         yield
 
@@ -96,11 +104,15 @@ def test_half_precision_parity_within_transformers_own_error(family, kind, preci
                                 **half)
     pairs = [("logits", exact[0], their_half[0], our_half[0])]
     pairs += [(f"grad {n}", exact[1][n], their_half[1][n], our_half[1][n]) for n in exact[1]]
-    for what, fp32, hf_half, ours_half in pairs:
-        err = relative(hf_half, fp32)
-        assert 0 < err < 1, what
-        assert relative(ours_half, fp32) <= 2 * err, what
-        assert relative(ours_half, hf_half) <= 3 * err, what
+    # every tensor's ratios first, so that one failing run shows them all (device time is scarce)
+    ratios = {what: (relative(hf_half, fp32), relative(ours_half, fp32), relative(ours_half, hf_half))
+              for what, fp32, hf_half, ours_half in pairs}
+    table = "; ".join(f"{what}: err {e:.2e}, ours {o / e:.2f}x, ours-theirs {d / e:.2f}x"
+                      for what, (e, o, d) in ratios.items())
+    for what, (err, ours_err, apart) in ratios.items():
+        assert 0 < err < 1, f"{what}: {table}"
+        assert ours_err <= 2 * err, f"{what}: {table}"
+        assert apart <= 3 * err, f"{what}: {table}"
 
 
 @pytest.mark.parametrize("family", ["roberta", "bert"])

@@ -28,6 +28,22 @@ def test_gpu_script_smoke_runs_every_step(tmp_path, glue_dir):
     assert len(steps["accuracy"]["summary"]) == 3  # v2, v1, full: one seed each
     log = (out / "gpu.log").read_text()
     assert "[tests] " in log and "[accuracy] " in log  # the two side by side, told apart in the log
-    assert "matrix products" in (out / "profile.txt").read_text()
+    profile = (out / "profile.txt").read_text()
+    assert "matrix products" in profile and profile.count("synchronised after each phase") == 4
     assert sorted(p.name for p in out.iterdir()) == ["accuracy.jsonl", "gpu.log", "profile.txt", "results.jsonl",
                                                       "speed.jsonl", "tests.xml"]  # the device tool brings back 8
+
+
+def test_a_chosen_step_gets_all_that_is_left_and_the_whole_plan_its_share(tmp_path):
+    """The 2026-12-04 rerun of `--steps tests --budget-s 340` was still stopped at the whole plan's 180 s."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import gpu
+
+    quick = [sys.executable, "-c", "print('hello')"]
+    for whole_plan, expected in ((False, "at most 1000 s"), (True, f"at most {gpu.STEP_BUDGET['tests']} s")):
+        out = tmp_path / str(whole_plan)
+        out.mkdir()
+        runner = gpu.Runner(out, 1000, {}, smoke=False, whole_plan=whole_plan)
+        assert runner.step("tests", quick)
+        runner.log.close()
+        assert expected in (out / "gpu.log").read_text()
