@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ptuning.config import EncoderConfig
+from ptuning.text.lines import text_problem
 from ptuning.text.tables import DataError, read_table
 from ptuning.tasks.glue import read_glue
 from ptuning.text.tokenizer import PROMPT_SLOT, Tokenizer
@@ -176,11 +177,13 @@ def test_glue_bytes_raise_only_data_error(folder, file, strict):
 # --- (b) good rows come back exactly ---------------------------------------------------------------
 
 def texts(excluded: str):
-    """Non-blank unicode texts; lone surrogates (not encodable as UTF-8) and `excluded` left out."""
+    """Texts with something to read; lone surrogates (not encodable as UTF-8) and `excluded` left out.
+    A text of only blanks or invisible characters (a soft hyphen, a zero-width space) is a bad row by
+    design (text_problem): test_a_row_of_only_invisible_characters_is_bad covers it."""
     chars = st.characters(blacklist_categories=("Cs",), blacklist_characters=excluded)
     padded = st.tuples(st.sampled_from(["", " ", "  "]), st.text(chars, min_size=1, max_size=25),
                        st.sampled_from(["", " ", "\u00a0"])).map("".join)  # spaces at either end must survive
-    return padded.filter(lambda text: text.strip())
+    return padded.filter(lambda text: text_problem(text) is None)
 
 
 LABEL_SETS = [("negative", "positive"), ("0", "1", "2"), ("9", "10", "11"), ("é", "b", "A"), ("0.5", "1.25", "-3.0")]
@@ -261,6 +264,14 @@ def test_csv_rows_come_back_exactly(folder, data):
         starts.append(line)
         line += 1 + a.count("\n") + (b.count("\n") if pair else 0)
     assert_same(examples, names, pair, written, starts)
+
+
+def test_a_row_of_only_invisible_characters_is_bad(folder):
+    """Found by the CSV round trip on a fresh clone: a soft hyphen alone is a text that makes no tokens."""
+    path = folder / "invisible.csv"
+    path.write_text("text a,label\nfine,x\n\u00ad\u200b,y\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"invisible.csv:3: .*only invisible characters"):
+        read_table(path, "text a", strict=True)
 
 
 # Found while writing these properties; data.py is not ours to change for them (see the report).
