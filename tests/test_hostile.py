@@ -196,7 +196,8 @@ def resume(w: World, *extra, edit=None) -> list:
     run = prior_run(w)
     if edit is not None:
         edit(run)
-    return train_args(w.model, run, w.glue, "--resume", "--epochs", "1", *extra)
+    # one epoch more than the prior run trained: a resume with nothing left to train is refused by itself
+    return train_args(w.model, run, w.glue, "--resume", "--epochs", "2", *extra)
 
 
 def peft_copy(w: World, **changes) -> Path:

@@ -423,26 +423,65 @@ def test_an_empty_jsonl_sentence_is_a_bad_line(tmp_path):
 
 # --- round 4 of the hostile pass ---------------------------------------------------------------------
 
-def test_a_run_killed_while_overwrite_replaced_another_gets_the_old_one_back(tmp_path):
+@pytest.fixture(scope="module")
+def an_adapter(tmp_path_factory, minilm_dir, glue_dir):
+    from test_predict import tiny_adapter
+
+    return tiny_adapter(tmp_path_factory, minilm_dir, glue_dir)[1]
+
+
+def test_a_run_killed_while_overwrite_replaced_another_gets_the_old_one_back(tmp_path, an_adapter):
     """SIGKILL leaves no `except`: the run set aside (`.run.replaced.*`) is what the folder held; the next
-    start puts it back where the new run saved no adapter, and says where it is meanwhile."""
-    run = tmp_path / "run"
-    aside = tmp_path / ".run.replaced.abc123"
-    aside.mkdir()
-    for name in (files.ADAPTER_CONFIG, files.ADAPTER_WEIGHTS):
-        (aside / name).write_text("the old run")
+    start puts it back where the new run saved no whole adapter, and says where it is meanwhile."""
+    import shutil
+    import socket
+
+    run, aside = tmp_path / "run", tmp_path / ".run.replaced.abc123"
+    shutil.copytree(an_adapter, aside)
     run.mkdir()
     (run / files.STATE).write_bytes(b"the killed run's first state")
     with pytest.raises(files.AdapterError, match=r"\.run\.replaced\.abc123: train.py puts it back"):
         files.read_adapter(run)
+    lock = files.lock_path(run)
+    lock.write_text(f"{os.getpid()} {socket.gethostname()}")  # a live train.py writing the folder: hands off
     files.recover_replaced(run)
-    assert sorted(p.name for p in run.iterdir()) == sorted([files.ADAPTER_CONFIG, files.ADAPTER_WEIGHTS])
-    assert [p.name for p in tmp_path.iterdir()] == ["run"]
-    # a new run that did save an adapter stands; what was set aside then goes
+    assert aside.is_dir() and (run / files.STATE).read_bytes() == b"the killed run's first state"
+    lock.unlink()
+    # new weights without their config (killed between the two renames) are no adapter: the old run back
+    shutil.copy(an_adapter / files.ADAPTER_WEIGHTS, run / files.ADAPTER_WEIGHTS)
+    files.recover_replaced(run)
+    assert files.whole_adapter(run) and not (run / files.STATE).read_bytes().startswith(b"the killed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    # a new run that did save a whole adapter stands; what was set aside then goes
     aside.mkdir()
-    (aside / files.ADAPTER_WEIGHTS).write_text("older")
+    (aside / files.STATE).write_text("older")
     files.recover_replaced(run)
-    assert (run / files.ADAPTER_WEIGHTS).read_text() == "the old run" and not aside.exists()
+    assert files.whole_adapter(run) and not aside.exists()
+
+
+def test_an_old_run_with_only_a_state_is_put_back_too(tmp_path):
+    """A stopped run (--stop-after-steps, a signal) holds a state to --resume and no adapter yet."""
+    run, aside = tmp_path / "run", tmp_path / ".run.replaced.x"
+    aside.mkdir()
+    (aside / files.STATE).write_text("resumable")
+    run.mkdir()
+    (run / files.STATE).write_text("the killed new run")
+    files.recover_replaced(run)
+    assert (run / files.STATE).read_text() == "resumable" and not aside.exists()
+
+
+def test_overwrite_through_a_symlink_replaces_the_real_folder(tmp_path):
+    real, link = tmp_path / "real" / "target", tmp_path / "runs" / "link"
+    real.mkdir(parents=True)
+    link.parent.mkdir()
+    link.symlink_to(real)
+    (real / files.METRICS).write_text('{"epoch": 1}\n')
+    with pytest.raises(RuntimeError):
+        with files.replacing_run(link):
+            assert not real.exists() and link.is_symlink()  # the folder set aside, the link left alone
+            raise RuntimeError("failed before the first adapter")
+    assert link.is_symlink() and (real / files.METRICS).is_file()
+    assert sorted(p.name for p in real.parent.iterdir()) == ["target"]
 
 
 def test_a_run_stopped_while_replacing_another_does_not_offer_resume(tmp_path):
@@ -489,3 +528,14 @@ def test_a_command_line_error_is_one_line(script, argv, capsys):
         main(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert stopped.value.code == 2 and len(err) == 1 and ": error: " in err[0], err
+
+
+def test_overwrite_of_the_current_folder_is_refused_before_any_work(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / files.METRICS).write_text('{"epoch": 1}\n')
+    args = argparse.Namespace(data_dir=None, train_file=None, dev_file=None, resume=False, overwrite=True)
+    files.check_output_dir(run, args, None)  # from elsewhere: fine
+    monkeypatch.chdir(run)
+    with pytest.raises(files.OptionError, match="it is the current folder"):
+        files.check_output_dir(Path("."), args, None)

@@ -87,7 +87,7 @@ def test_in_memory_model_equals_reloaded_adapter(tmp_path, glue_dir):
                                   in_memory)
 
 
-def test_resume_after_interruption_gives_same_metrics(tmp_path, glue_dir):
+def test_resume_after_interruption_gives_same_metrics(tmp_path, glue_dir, capsys):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     args = [*COMMON, "--epochs", "2", "--data-dir", str(glue_dir), "--max-grad-norm", "1.0"]
     train.main([*args, "--output-dir", str(whole)])
@@ -96,6 +96,9 @@ def test_resume_after_interruption_gives_same_metrics(tmp_path, glue_dir):
     assert len(metrics_of(cut)) == 1
     with pytest.raises(SystemExit):  # a second start without --resume refuses to clobber the run
         train.main([*args, "--output-dir", str(cut)])
+    with pytest.raises(SystemExit):  # fewer epochs than already trained: nothing would train, said so
+        train.main([*COMMON, "--data-dir", str(glue_dir), "--output-dir", str(cut), "--resume", "--epochs", "1"])
+    assert "has already trained 1 epoch and part of epoch 2; give --epochs 2 or more" in capsys.readouterr().err
     # --resume alone: the run's own --epochs 2 is adopted (not the recipe's 20), as every other setting
     train.main([*COMMON, "--data-dir", str(glue_dir), "--output-dir", str(cut), "--resume"])
     assert metrics_of(cut) == metrics_of(whole)

@@ -520,10 +520,11 @@ def _live_holder(path: Path) -> str | None:
 def replacing_run(run_dir: Path, enabled: bool = True):
     """--overwrite: set the old run aside, train a new one in its place, delete the old one at the end.
 
-    If the new run fails before saving its first adapter, the old run is put back as it was.
-    Called only after every check has passed and the model has loaded.
+    If the new run fails before saving its first whole adapter, the old run is put back as it was.
+    Called only after every check has passed and the model has loaded. A folder given through a symbolic
+    link is replaced where it really is (the link stays a link).
     """
-    run_dir = Path(run_dir)
+    run_dir = Path(os.path.realpath(run_dir))
     if not enabled or not run_dir.is_dir() or not any(run_dir.iterdir()):
         yield
         return
@@ -533,7 +534,7 @@ def replacing_run(run_dir: Path, enabled: bool = True):
     try:
         yield
     except BaseException as err:
-        if not (run_dir / ADAPTER_WEIGHTS).exists():  # nothing usable came of the new run: the old one back
+        if not whole_adapter(run_dir):  # nothing usable came of the new run: the old one back
             shutil.rmtree(run_dir, ignore_errors=True)
             os.replace(aside, run_dir)
             if isinstance(err, TrainingStopped):  # its "continue with --resume" would continue the old run
@@ -545,17 +546,46 @@ def replacing_run(run_dir: Path, enabled: bool = True):
     shutil.rmtree(aside, ignore_errors=True)
 
 
+def whole_adapter(run_dir: Path) -> bool:
+    """Both files of an adapter, the config naming these weights: a run that can be loaded. (A kill between
+    the weights' rename and the config's leaves weights alone, which are not one.)"""
+    try:
+        read_adapter(run_dir)
+    except Exception:  # any reason it cannot be read is a reason not to trust it over an older run
+        return False
+    return True
+
+
+def holds_a_run(folder: Path) -> bool:
+    """A whole adapter, or a state to --resume: something of a run worth keeping."""
+    return whole_adapter(folder) or (folder / STATE).is_file()
+
+
 def recover_replaced(run_dir: Path) -> None:
-    """A run killed (SIGKILL) while --overwrite replaced another leaves the old one aside
-    (`.NAME.replaced.XXXX`): put it back where the new run never saved an adapter, else delete it."""
-    run_dir = Path(run_dir)
-    for aside in sorted(run_dir.parent.glob(glob.escape(f".{run_dir.name}.replaced.") + "*")):
-        if aside.is_dir() and not (run_dir / ADAPTER_WEIGHTS).exists() and (aside / ADAPTER_WEIGHTS).exists():
-            if run_dir.exists():
-                shutil.rmtree(run_dir)
-            os.replace(aside, run_dir)
-        else:
-            shutil.rmtree(aside, ignore_errors=True)
+    """A run killed outright (SIGKILL) while --overwrite replaced another leaves the old one aside
+    (`.NAME.replaced.XXXX`, no `except` ran): put the newest such run back where the new run never saved a
+    whole adapter, and delete what is left aside. Under the run lock: while another train.py writes the
+    folder, its aside is its own and nothing is touched."""
+    run_dir = Path(os.path.realpath(run_dir))
+    asides = list(run_dir.parent.glob(glob.escape(f".{run_dir.name}.replaced.") + "*"))
+    if not asides:
+        return
+    try:
+        with run_lock(run_dir):
+            asides.sort(key=lambda p: p.lstat().st_ctime, reverse=True)  # ctime: when it was set aside
+            keep = not whole_adapter(run_dir)
+            for aside in asides:
+                if aside.is_symlink() or not aside.is_dir():  # a link set aside by an older version: just a link
+                    aside.unlink(missing_ok=True)
+                elif keep and holds_a_run(aside):
+                    if run_dir.exists():
+                        shutil.rmtree(run_dir)
+                    os.replace(aside, run_dir)
+                    keep = False
+                else:
+                    shutil.rmtree(aside, ignore_errors=True)
+    except OptionError:  # another train.py holds the lock: it is writing this folder now
+        return
 
 
 # --- the rules of a run folder: which folder, may it be written, and is it the same run ---------------
@@ -591,6 +621,10 @@ def check_output_dir(out_dir: Path, args, model_dir: Path | None) -> None:
                           "--overwrite only ever replaces a run of train.py: choose another --output-dir")
     if not (args.resume or args.overwrite):
         raise OptionError(f"{out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
+    here = Path.cwd().resolve()
+    if args.overwrite and (here == out_dir.resolve() or out_dir.resolve() in here.parents):
+        raise OptionError(f"--overwrite sets {out_dir} aside while it trains the new run, but it is the current "
+                          "folder (or holds it): run train.py from outside it")
 
 
 # Settings that may differ when a run is resumed: a longer schedule, and how often it saves or logs.
@@ -634,6 +668,15 @@ def adopt_run_settings(args, out_dir: Path) -> dict:
         raise OptionError(f"--resume: {out_dir} holds a different run: " + "; ".join(differences) +
                           ". Continue it with its own settings, or start a new run in another --output-dir")
     return state
+
+
+def check_epochs_left(args, state: dict, out_dir: Path) -> None:
+    """--resume --epochs N: something must be left to train (after the checks that it is the same run)."""
+    done, partial = state.get("epoch", 0), bool(state.get("batch_in_epoch", 0))
+    if "epochs" in args.given and isinstance(done, int) and args.epochs < done + 1:
+        trained = f"{done} epoch{'s' if done != 1 else ''}" + (f" and part of epoch {done + 1}" if partial else "")
+        raise OptionError(f"--resume --epochs {args.epochs}: {out_dir} has already trained {trained}; give "
+                          f"--epochs {done + 1} or more to train on, or leave --epochs out to finish the run as planned")
 
 
 def check_same_run(state: dict, meta: AdapterConfig, out_dir: Path, model_dir: Path) -> None:

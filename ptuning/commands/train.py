@@ -43,6 +43,8 @@ def run(argv=None, prog: str = "train.py") -> int:
     args = parse_args(argv, prog, __doc__)
     family = tasks.family_for(args.task)  # the task family: data, head, loss, metrics (ptuning/tasks/)
     out_dir = Path(args.output_dir)
+    if int(os.environ.get("RANK", "0")) == 0 and not args.dry_run:
+        files.recover_replaced(out_dir)  # a kill during an earlier --overwrite: the run it replaced, put back
     state = files.adopt_run_settings(args, out_dir) if args.resume else None
     method = method_config(args)
     if args.dry_run:
@@ -60,8 +62,6 @@ def run(argv=None, prog: str = "train.py") -> int:
         except ReportError as err:
             raise OptionError(f"--report-to tensorboard: {err}") from None
     model_dir = resolve_model_dir(args.model)
-    if rank == 0 and not args.resume:  # a kill during an earlier --overwrite: the run it replaced, put back
-        files.recover_replaced(out_dir)
     files.check_output_dir(out_dir, args, model_dir)
     family.check_fit(args, method, EncoderConfig.from_json(model_dir))
 
@@ -105,6 +105,7 @@ def run(argv=None, prog: str = "train.py") -> int:
         task_options=options or None)
     if state is not None:  # the same run: the same base model and the same training data, by content
         files.check_same_run(state, meta, out_dir, model_dir)
+        files.check_epochs_left(args, state, out_dir)
 
     # 5. Train: every epoch evaluated on dev, the best adapter kept, the state resumable.
     barrier()  # every process has checked and loaded before the first one writes
