@@ -20,6 +20,13 @@ def texts(values, name: str = "texts") -> list[tuple[str, str | None]]:
     read it), never a sequence of one-character texts."""
     if isinstance(values, str):
         values = [values]
+    if isinstance(values, (set, frozenset)):  # rows come back in the order given: a set has none
+        raise OptionError(f"{name} is a {type(values).__name__}, which has no order, so the rows could not be "
+                          "matched to the texts: give a list")
+    if hasattr(values, "tolist") and not isinstance(values, torch.Tensor):  # numpy: df[[a, b]].values, (N, 2)
+        values = values.tolist()
+        if isinstance(values, str):  # a 0-d array of one text
+            values = [values]
     if values is None or isinstance(values, (bytes, dict)) or not hasattr(values, "__iter__"):
         raise OptionError(f"{name} must be a text, or a list of texts or (text_a, text_b) pairs; not {values!r}")
     pairs = []

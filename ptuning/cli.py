@@ -65,7 +65,10 @@ def parse_args(argv=None):
         description="Draw dev metrics and train loss per epoch of one or more train.py runs, one line per run, "
                     "into a PNG. Needs matplotlib (pip install matplotlib)."))
     plot.set_defaults(run=plot_command)
-    return parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command they were given to (`ptuning plot: error: ...`), not by `ptuning`
+        {"export-peft": export, "plot": plot}[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 # Commands that are whole programs of their own: everything after the command's name is theirs.

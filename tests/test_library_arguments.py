@@ -132,3 +132,15 @@ def test_token_types_masks_and_lengths_are_checked(loaded):
                             (dict(input_ids=torch.full((1, 600), 101)), "leave room for")):
         with pytest.raises(OptionError, match=message):
             model(**{"input_ids": ids, **kwargs})
+
+
+def test_numpy_texts_are_read_as_lists_and_a_set_is_refused(loaded):
+    """A table's columns (`df[["a", "b"]].values`) are (N, 2) numpy strings; a set has no order for the rows."""
+    import numpy as np
+
+    model, tokenizer, _ = loaded
+    pairs = [("The cat sat.", "A cat sat."), ("It rained.", "The sun shone.")]
+    expected = ptuning.predict(model, tokenizer, pairs)
+    assert (ptuning.predict(model, tokenizer, np.array(pairs)) == expected).all()
+    with pytest.raises(OptionError, match="texts is a set, which has no order"):
+        ptuning.predict(model, tokenizer, set(pairs))

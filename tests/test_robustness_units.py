@@ -516,6 +516,8 @@ def test_the_bank_names_a_bad_adapter_column_value_as_an_adapter_name(tmp_path):
     ("train.py", ["--no-such-option"]),
     ("predict.py", ["--adapter", "x", "--adapter-column", "name", "--input", "rows.tsv", "--text-a", "t"]),
     ("ptuning", ["plot"]),
+    ("ptuning", ["plot", "runs/r", "--bogus"]),
+    ("ptuning", ["export-peft", "a", "b", "c"]),
 ])
 def test_a_command_line_error_is_one_line(script, argv, capsys):
     """argparse prints its whole usage (25 lines) before the message; ours is one line, status 2."""
@@ -528,6 +530,8 @@ def test_a_command_line_error_is_one_line(script, argv, capsys):
         main(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert stopped.value.code == 2 and len(err) == 1 and ": error: " in err[0], err
+    if script == "ptuning":  # the subcommand that was given the arguments says so
+        assert err[0].startswith(f"ptuning {argv[0]}: error: "), err
 
 
 def test_overwrite_of_the_current_folder_is_refused_before_any_work(tmp_path, monkeypatch):
