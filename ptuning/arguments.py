@@ -37,7 +37,7 @@ def texts(values, name: str = "texts") -> list[tuple[str, str | None]]:
             value = tuple(value)
         else:
             raise OptionError(f"{name}[{number}] must be a text or a (text_a, text_b) pair of texts, not {value!r}")
-        problem = next((text_problem(v) for v in value if v is not None and text_problem(v)), None)
+        problem = next(filter(None, (text_problem(v) for v in value if v is not None)), None)
         if problem:  # as predict.py refuses the same text on its command line
             raise OptionError(f"{name}[{number}]: a text {problem}")
         pairs.append(value)

@@ -41,8 +41,7 @@ def plot_command(args) -> int:
 
 
 def parse_args(argv=None):
-    parser = Parser(prog="ptuning", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="ptuning", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in PROGRAMS.items():  # listed in --help; `main` hands their arguments over whole
         subcommands.add_parser(name, help=text, add_help=False)
@@ -67,7 +66,7 @@ def parse_args(argv=None):
     plot.set_defaults(run=plot_command)
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said by the command they were given to (`ptuning plot: error: ...`), not by `ptuning`
-        {"export-peft": export, "plot": plot}[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        subcommands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     return args
 
 

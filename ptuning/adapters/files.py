@@ -291,7 +291,7 @@ def read_adapter(adapter_dir: str | Path) -> tuple[AdapterConfig, dict[str, torc
     config_path, weights_path = adapter_dir / ADAPTER_CONFIG, adapter_dir / ADAPTER_WEIGHTS
     for path in (config_path, weights_path):
         if not path.is_file():
-            aside = next(iter(adapter_dir.parent.glob(glob.escape(f".{adapter_dir.name}.replaced.") + "*")), None)
+            aside = next(iter(set_aside(adapter_dir)), None)
             hint = (f" (a run killed while --overwrite replaced it left the earlier run in {aside}: train.py "
                     "puts it back at its next start, or move it back yourself)") if aside else ""
             raise AdapterError(f"{path}: missing; is {adapter_dir} an output folder of train.py?{hint}")
@@ -528,7 +528,7 @@ def replacing_run(run_dir: Path, enabled: bool = True):
     if not enabled or not run_dir.is_dir() or not any(run_dir.iterdir()):
         yield
         return
-    aside = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}.replaced."))
+    aside = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=aside_prefix(run_dir)))
     aside.rmdir()
     os.replace(run_dir, aside)
     try:
@@ -544,6 +544,17 @@ def replacing_run(run_dir: Path, enabled: bool = True):
             shutil.rmtree(aside, ignore_errors=True)
         raise
     shutil.rmtree(aside, ignore_errors=True)
+
+
+def aside_prefix(run_dir: Path) -> str:
+    """The name --overwrite gives a run it sets aside, beside it: `.NAME.replaced.XXXX`."""
+    return f".{run_dir.name}.replaced."
+
+
+def set_aside(run_dir: Path) -> list[Path]:
+    """The runs --overwrite set aside from `run_dir` (at its real path) and has not put back or deleted."""
+    run_dir = Path(os.path.realpath(run_dir))
+    return list(run_dir.parent.glob(glob.escape(aside_prefix(run_dir)) + "*"))
 
 
 def whole_adapter(run_dir: Path) -> bool:
@@ -567,7 +578,7 @@ def recover_replaced(run_dir: Path) -> None:
     whole adapter, and delete what is left aside. Under the run lock: while another train.py writes the
     folder, its aside is its own and nothing is touched."""
     run_dir = Path(os.path.realpath(run_dir))
-    asides = list(run_dir.parent.glob(glob.escape(f".{run_dir.name}.replaced.") + "*"))
+    asides = set_aside(run_dir)
     if not asides:
         return
     try:
@@ -627,8 +638,10 @@ def check_output_dir(out_dir: Path, args, model_dir: Path | None) -> None:
                           "folder (or holds it): run train.py from outside it")
 
 
-# Settings that may differ when a run is resumed: a longer schedule, and how often it saves or logs.
+# Settings that may differ when a run is resumed: a longer schedule, and how often it saves or logs. Left
+# unset, --resume takes the run's own, except ONE_START_ONLY's: they were meant for the start that gave them.
 RESUMABLE_CHANGES = ("epochs", "stop_after_steps", "save_steps", "log_seconds", "eval_batch_size", "logging_steps")
+ONE_START_ONLY = ("stop_after_steps",)
 
 
 def adopt_run_settings(args, out_dir: Path) -> dict:
@@ -655,7 +668,7 @@ def adopt_run_settings(args, out_dir: Path) -> dict:
         if not hasattr(args, name):
             continue
         if name in RESUMABLE_CHANGES:  # the run's own unless given: --epochs 40 lengthens it, none keeps it
-            if name not in args.given and name != "stop_after_steps":  # that one was for one start only
+            if name not in args.given and name not in ONE_START_ONLY:
                 setattr(args, name, value)
             continue
         if name == "task" and value is None:  # a run on the user's own table: --task only named a GLUE-like one

@@ -49,7 +49,8 @@ family offers the same names, found by convention (no registry, no base class):
                                          one JSON-ready record per row, {"line": ...} first
     show(record, args) -> str            a command-line prediction as the console shows it
 
-Optional: MAX_LENGTH (--max-length when the user gives none; QA: 384, BERT's window).
+Optional: MAX_LENGTH (--max-length when the user gives none; QA: 384, BERT's window); check_texts(meta,
+pairs) (the library's `predict` on the family's adapter: GLUE refuses single texts for a pair task).
 `tests/test_family_convention.py` adds a toy family (regression on one text) that train.py and
 predict.py run without being edited: a new family is one new file here plus its tests.
 """

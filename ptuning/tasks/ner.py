@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer as Backend
 
 from .. import arguments
-from ..errors import DataError, OptionError
+from ..errors import DataError, OptionError, is_unicode
 from ..heads import TokenHead
 from ..inference import CHUNK_ROWS, gather_rows, inference_autocast, run_shard
 from ..model import head_dropout
@@ -34,7 +34,6 @@ from ..options import option
 from ..prediction import PredictError, check_argument_text
 from ..text.batches import EncodedSet
 from ..text.conll import TAG, NerDataError, Sentence, read_ner  # noqa: F401 - NerDataError re-exported
-from ..errors import is_unicode
 from ..text.download import existing_data_dir
 from ..text.lines import read_lines, text_problem
 from ..text.tables import given_label_names

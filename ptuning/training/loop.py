@@ -284,8 +284,9 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run
                     # Sum over my rows / the global batch size: summing across processes gives the mean.
                     batch_loss = loss(outputs, batch, reduction="sum") / len(indices)
                     (scaler.scale(batch_loss / cfg.grad_accum) if scaler else batch_loss / cfg.grad_accum).backward()
-                    loss_sum += batch_loss.detach() * len(indices)
-                    log_loss += batch_loss.detach() * len(indices)
+                    summed = batch_loss.detach() * len(indices)  # the batch's share of both running sums
+                    loss_sum += summed
+                    log_loss += summed
                 seen += len(indices)
                 log_seen += len(indices)
                 if (b + 1) % cfg.grad_accum and b + 1 < len(batches):

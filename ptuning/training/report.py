@@ -218,9 +218,8 @@ def cli_plot(argv: list[str] | None = None) -> int:
     """`ptuning plot RUN_DIR [RUN_DIR ...] -o curves.png`: dev metrics and train loss per epoch."""
     from ..options import Parser
 
-    parser = plot_arguments(Parser(
-        prog="ptuning plot", description="Draw dev metrics and train loss per epoch of one or more runs "
-                                         "(one line per run) into a PNG. Needs matplotlib."))
+    parser = plot_arguments(Parser(prog="ptuning plot", description="Draw dev metrics and train loss per epoch "
+                                   "of one or more runs (one line per run) into a PNG. Needs matplotlib."))
     args = parser.parse_args(argv)
     metrics = [name.strip() for name in args.metrics.split(",") if name.strip()] if args.metrics else None
     try:

@@ -94,7 +94,7 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     """train.py's command line, derived from the option fields; --help shows every family's recipes."""
     families = tasks.MODULES
     p = Parser(prog=prog, description=description, epilog=recipes.describe(families, CLASSES),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     recipe_help = lambda name: recipes.option_help(name, families, CLASSES)  # noqa: E731
     add_fields(p.add_argument_group("data"), RunOptions, section="data")
     p._option_string_actions["--task"].help += ": " + ", ".join(tasks.families())
