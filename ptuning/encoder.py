@@ -57,6 +57,16 @@ class Embeddings(nn.Module):
         return dropout(self.norm(x), self.dropout_p, self.training)
 
 
+Only = int | torch.Tensor | None  # the one position per row the last layer computes (None: all)
+
+
+def one_position(x: torch.Tensor, only: int | torch.Tensor) -> torch.Tensor:
+    """(B, T, h) -> (B, 1, h): position `only` of every row, or `only[b]` of row b."""
+    if isinstance(only, int):
+        return x[:, only:only + 1]
+    return x[torch.arange(x.shape[0], device=x.device), only].unsqueeze(1)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, config: EncoderConfig, fused: bool = True):
         super().__init__()
@@ -68,12 +78,12 @@ class SelfAttention(nn.Module):
         self.dropout_p = config.attention_probs_dropout_prob
         self.fused = fused  # True: torch's scaled_dot_product_attention; False: the math below
 
-    def forward(self, x, mask, prefix: Prefix | None = None, only: int | None = None):
+    def forward(self, x, mask, prefix: Prefix | None = None, only: Only = None):
         """`mask`: additive, (B, 1, 1, P+T) over the prefix and the text, or None: all visible.
-        `only`: compute the output of this one position (queries), not all."""
+        `only`: compute the output of this one position per row (queries), not all."""
         B, T, C = x.shape
         split = lambda t: t.view(B, -1, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
-        queries = x if only is None else x[:, only:only + 1]
+        queries = x if only is None else one_position(x, only)
         q, k, v = split(self.query(queries)), split(self.key(x)), split(self.value(x))
 
         if prefix is not None:  # P-tuning v2: learned keys/values in front of the text's own
@@ -122,9 +132,9 @@ class Layer(nn.Module):
         self.ffn_norm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout_p = config.hidden_dropout_prob
 
-    def forward(self, x, mask, prefix: Prefix | None = None, only: int | None = None):
+    def forward(self, x, mask, prefix: Prefix | None = None, only: Only = None):
         drop = lambda t: dropout(t, self.dropout_p, self.training)  # noqa: E731
-        residual = x if only is None else x[:, only:only + 1]
+        residual = x if only is None else one_position(x, only)
         x = self.attention_norm(residual + drop(self.attention(x, mask, prefix, only)))
         return self.ffn_norm(x + drop(self.ffn(x)))
 
@@ -137,14 +147,15 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(Layer(config, fused) for _ in range(config.num_hidden_layers))
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, prefixes: list[Prefix] | None = None, prefix_mask=None, only: int | None = None):
+                inputs_embeds=None, prefixes: list[Prefix] | None = None, prefix_mask=None, only: Only = None):
         """Returns the last hidden states, (B, T, hidden); with `only`, (B, 1, hidden) at that position.
 
         Give `input_ids` or `inputs_embeds` (prompt methods splice their vectors into the
         latter). `prefixes`: one (key, value) pair per layer, or None. `prefix_mask`: (B, P),
         1 where a prefix entry is real; only needed when rows carry prefixes of different lengths.
         `attention_mask=None` means no padding. `only`: a classifier reads one token, so the last
-        layer computes that token's row alone (its keys and values still come from every token).
+        layer computes that token's row alone (its keys and values still come from every token); an int
+        is the same position in every row, a (B,) tensor one position per row (an MLM head reads [MASK]).
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")

@@ -3,16 +3,21 @@
 Each head says which positions it reads (`reads`), and `PromptModel` hands it those:
     "cls": one token per row, (B, h) -> (B, num_labels). Sequence tasks (GLUE); `num_labels == 1`
            means regression (STS-B): the single logit is the score.
+    "mask": each row's [MASK], (B, h) -> (B, num_labels). Cloze tasks: the pretrained MLM head read
+           through a verbalizer (`MaskedLMHead`).
     "all": every text position, (B, T, h) -> per-position outputs. Token tasks (NER: `TokenHead`)
            and span tasks (extractive QA: `SpanHead`).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from .encoder import LayerNorm
+
 HEADS = ("roberta", "pooler")  # the sequence heads `build_head` makes
-READS = ("cls", "all")
+READS = ("cls", "mask", "all")
 
 
 class RobertaClassificationHead(nn.Module):
@@ -70,6 +75,66 @@ class SpanHead(nn.Module):
     def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # (B, T, h) -> 2 x (B, T)
         start, end = self.qa_outputs(hidden).unbind(dim=-1)
         return start.contiguous(), end.contiguous()
+
+
+class MaskedLMHead(nn.Module):
+    """The model's own masked-language-model head, read through a verbalizer: P-tuning v1 as its paper
+    runs NLU ("GPT Understands, Too", §4: a template with a [MASK], each label a word) and PET.
+
+    hidden at [MASK] -> dense -> gelu -> LayerNorm -> a score per vocabulary token (decoder = the word
+    embeddings, tied, plus a bias), as HF `BertOnlyMLMHead` / `RobertaLMHead`. `vocab_logits` gives all
+    of them; `forward` only the label words': label c's score is the mean, over its words and each word's
+    tokens, of their logits at [MASK]. That is the mean of their log-probabilities plus log Σ exp(logits),
+    which is the same for every label of a row, so the softmax over labels (PET's loss, our probabilities)
+    is that of the mean log-probabilities, without a softmax over 50,000 tokens. A word of several tokens
+    counts every piece, not just its first (a first piece such as "un" may say little).
+    """
+    reads = "mask"
+    pretrained = True  # loaded from the checkpoint (never at random), frozen with the encoder for prompt methods
+
+    def __init__(self, hidden_size: int, vocab_size: int, eps: float, activation: str,
+                 label_words: list[list[list[int]]] | None = None, mask_token_id: int | None = None):
+        """`label_words[c]`: label c's words, each a list of token ids. None: built only to be sized."""
+        super().__init__()
+        self.transform = nn.Linear(hidden_size, hidden_size)
+        self.norm = LayerNorm(hidden_size, eps=eps)  # fp32 under autocast, as the encoder's
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+        self.activation = activation  # BERT: config's hidden_act; RoBERTa's LM head: gelu
+        self.mask_token_id = mask_token_id
+        # One row per label: its word pieces' ids and weights (1 / words / pieces; 0 pads the row).
+        ids, weights = [], []
+        for words in label_words or []:
+            ids.append([t for word in words for t in word])
+            weights.append([1 / len(words) / len(word) for word in words for _ in word])
+        width = max(map(len, ids), default=0)
+        self.register_buffer("word_ids", torch.tensor([row + [0] * (width - len(row)) for row in ids],
+                                                      dtype=torch.long).reshape(len(ids), width), persistent=False)
+        self.register_buffer("word_weights", torch.tensor([row + [0.0] * (width - len(row)) for row in weights]
+                                                          ).reshape(len(ids), width), persistent=False)
+
+    def tie(self, word_embeddings: nn.Embedding) -> None:
+        """The decoder is the encoder's word-embedding matrix: held, not registered, so it is stored once."""
+        object.__setattr__(self, "decoder", word_embeddings)
+
+    def hidden(self, features: torch.Tensor) -> torch.Tensor:  # (B, h) -> (B, h)
+        x = self.transform(features)
+        x = F.relu(x) if self.activation == "relu" else \
+            F.gelu(x, approximate="none" if self.activation == "gelu" else "tanh")
+        return self.norm(x)
+
+    def vocab_logits(self, features: torch.Tensor) -> torch.Tensor:  # (B, h) -> (B, vocab)
+        """Every token's MLM logit at [MASK], as HF's `*ForMaskedLM(...).logits` there."""
+        x = self.hidden(features)
+        return x @ self.decoder.weight.to(x.dtype).T + self.bias
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # (B, h) -> (B, num_labels)
+        if self.word_ids.numel() == 0:
+            raise ValueError("MaskedLMHead was built without label words (label_words=None): give the verbalizer")
+        x = self.hidden(features)
+        C, M = self.word_ids.shape
+        rows = self.decoder.weight[self.word_ids.flatten()].to(x.dtype)  # only the label words' rows
+        logits = x @ rows.T + self.bias[self.word_ids.flatten()]           # (B, C·M)
+        return (logits.view(-1, C, M) * self.word_weights).sum(dim=-1)
 
 
 def build_head(kind: str, hidden_size: int, num_labels: int, dropout: float) -> nn.Module:

@@ -109,7 +109,7 @@ def predict(model, tokenizer, texts, batch_size: int = 32, precision: str = "fp3
                              "with load_trained(..., tokenizer=True), or compute logits from ids with model(ids, "
                              "mask, types)")
     reads = getattr(getattr(model, "head", None), "reads", "cls")
-    if reads != "cls":  # token and span heads give (B, T, C) or start/end pairs: not one row per text
+    if reads == "all":  # token and span heads give (B, T, C) or start/end pairs: not one row per text
         raise OptionError(f"predict scores whole texts, but this model's {type(model.head).__name__} scores every "
                           "token; use ptuning.tasks.ner.tag_sentences (token) or ptuning.tasks.qa.answer (span)")
     pairs = arguments.texts(texts)

@@ -5,7 +5,8 @@
     encoder hidden states ──► the positions the head reads ──► head ──► logits
 
 How prompts enter (the method) and what a task reads out (the head) are independent: any
-method works with any head (a v1 template only with one-token heads).
+method works with any head (a v1 template only with one-token heads). A cloze task's MLM head reads
+each row's [MASK] (P-tuning v1 as its paper runs it: a template around the text, the answer a word).
 
 Which token the head reads is a real choice (P-tuning-v2 issue #18): peft prepends the v1
 prompts and its head reads position 0, the first *virtual* token; `head_token="cls"` reads the
@@ -23,11 +24,11 @@ from torch import nn
 from . import arguments
 from .config import EncoderConfig
 from .encoder import Encoder, default_position_ids
-from .errors import OptionError, is_unicode
+from .errors import CheckpointError, OptionError, is_unicode
 from .heads import READS, build_head
 from .options import at_least, option, sane_size
 from .prompts import PrefixEncoder, PromptEncoder
-from .text.tokenizer import PROMPT_SLOT  # the id a template puts where a virtual token goes
+from .text.tokenizer import PROMPT_SLOT, template_slots  # PROMPT_SLOT: the id a template puts where a virtual token goes
 
 METHODS = ("ptuning", "prompt", "prefix", "full")
 PREFIX_INITS = ("random", "text")
@@ -74,8 +75,10 @@ class MethodConfig:
     head_token: str = option("cls", "v1: read <s>/[CLS] (cls) or position 0 like peft (first)",
                              choices=("cls", "first"), recipe=True, methods=V1, heads=("sequence",), group="model")
     template: str | None = option(None, 'v1 prompt placement, e.g. "[P*10] {a} [SEP] {b} [P*10]" '
-                                  "(ptuning/text/tokenizer.py); none: prompts in front, as peft", methods=V1,
-                                  heads=("sequence",), group="model")
+                                  "(ptuning/text/tokenizer.py); none: prompts in front, as peft. A cloze task: "
+                                  'the pattern with its [MASK], e.g. "[P*3] {a} ? [MASK] , [P*3] {b}" (v1), '
+                                  '"{a} ? [MASK] , {b}" (prefix, full)', methods={"sequence": V1, "mask": None},
+                                  heads=("sequence", "mask"), group="model")
 
     def __post_init__(self):
         self.check_types()
@@ -87,8 +90,12 @@ class MethodConfig:
             raise ValueError(f"head_token must be 'cls' or 'first', not {self.head_token!r}")
         if self.uses_prompts and self.num_virtual_tokens < 1:
             raise ValueError("num_virtual_tokens must be at least 1")
-        if self.template is not None and not self.is_v1:
-            raise ValueError("a template places v1 prompts; it needs --method ptuning or prompt")
+        if self.template is not None and template_slots(self.template) and not self.is_v1:
+            raise ValueError("a template's [P] slots place v1 prompts (--method ptuning or prompt); with "
+                             f"--method {self.method} a template holds only the text, e.g. '{{a}} ? [MASK] , {{b}}'")
+        if self.template is not None and self.is_v1 and template_slots(self.template) != self.num_virtual_tokens:
+            raise ValueError(f"the template {self.template!r} holds {template_slots(self.template)} virtual tokens, "
+                             f"the method {self.num_virtual_tokens} (--num-virtual-tokens)")
         if self.prefix_init == "text" and not self.is_prefix:
             raise ValueError("prefix_init 'text' starts P-tuning v2's prefixes; it needs --method prefix")
         if self.prefix_init == "text" and self.prefix_projection:
@@ -139,6 +146,11 @@ class MethodConfig:
         return not self.is_full
 
     @property
+    def prompts_in_template(self) -> bool:
+        """v1 prompts sit in the template's [P] slots, among the ids (not put in front by the model)."""
+        return self.is_v1 and self.template is not None
+
+    @property
     def positions_used(self) -> int:
         """Position-table entries the method takes from the text."""
         if self.is_v1 or (self.is_prefix and self.prefix_position_shift):
@@ -166,8 +178,10 @@ class PromptModel(nn.Module):
     """A frozen encoder, a prompt method around it, and a head that reads the encoder's output.
 
     The head says which positions it reads (`head.reads`): "cls", one token per row (sequence
-    heads; the encoder's last layer then computes that row alone), or "all", every text position
-    (token and span heads; the v1 prompts in front are dropped, so outputs align with input_ids).
+    heads; the encoder's last layer then computes that row alone); "mask", each row's [MASK] (an MLM
+    head: the head's `mask_token_id` finds it; the last layer computes that position alone); or "all",
+    every text position (token and span heads; the v1 prompts in front are dropped, so outputs align
+    with input_ids).
     """
 
     def __init__(self, encoder: Encoder, method: MethodConfig, head: nn.Module):
@@ -183,11 +197,23 @@ class PromptModel(nn.Module):
         if reads == "all" and method.template is not None:
             raise OptionError(f"a template places v1 prompts among the text, so {type(head).__name__}'s outputs "
                              "would not line up with the input tokens; use prompts in front (no template)")
+        masks = (method.template or "").split().count("[MASK]")
+        if reads == "mask" and masks != 1:
+            raise OptionError(f"{type(head).__name__} reads the answer at the template's [MASK]: give a --template "
+                              f"with one [MASK], e.g. '{{a}} ? [MASK] , {{b}}' (it has {masks})")
+        if reads != "mask" and masks:
+            raise OptionError("a [MASK] in the template is read by an MLM head only (a cloze task, --task "
+                              "mrpc-cloze); a classification head reads <s>/[CLS]")
+        if reads == "cls" and method.template is not None and not method.is_v1:
+            raise OptionError(f"a template places v1 prompts; with --method {method.method} a classification head "
+                              "has nothing for it to place (a cloze task's MLM head reads one: --task mrpc-cloze)")
         if method.is_v1:
             self.prompt_encoder = prompt_module(config, method)
         if method.is_prefix:
             self.prefix_encoder = prompt_module(config, method)
         self.head = head
+        if hasattr(head, "tie"):  # an MLM head's decoder is the word-embedding matrix (HF's tie_weights)
+            head.tie(encoder.embeddings.word)
         # v1 without a template puts its prompts in front: the text starts after them.
         self.text_start = method.num_virtual_tokens if method.is_v1 and method.template is None else 0
         # The token a sequence head reads: <s>/[CLS] (after front prompts), or position 0 (peft's v1 choice).
@@ -197,13 +223,16 @@ class PromptModel(nn.Module):
         """(B, T) ids and mask -> the head's output: (B, C) logits for a sequence head; for token
         and span heads one output per text position, (B, T, C) or two (B, T), aligned with
         `input_ids`. A mask of None: no padding in the batch."""
-        room = self.encoder.config.max_tokens - (0 if self.method.template else self.method.positions_used)
+        room = self.encoder.config.max_tokens - self.method.positions_used + template_slots(self.method.template)
         arguments.ids(input_ids, attention_mask, token_type_ids, self.encoder.config, room,
                       check_range=not self.training)  # one sync per batch: evaluation and prediction only
         B = input_ids.shape[0]
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         embeds = position_ids = prefixes = None
+        only = None if self.head.reads == "all" else self.head_index
+        if self.head.reads == "mask":  # each row's [MASK], counted after the v1 prompts put in front
+            only = self.mask_positions(input_ids) + self.text_start
         if self.method.is_v1:
             embeds, attention_mask, token_type_ids = self.splice_prompts(input_ids, attention_mask, token_type_ids)
             input_ids = None  # positions then count from the first token, virtual ones included (as HF)
@@ -212,12 +241,23 @@ class PromptModel(nn.Module):
             if self.method.prefix_position_shift:
                 position_ids = self.shifted_positions(input_ids)
 
-        one_token = self.head.reads == "cls"
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                              position_ids=position_ids, inputs_embeds=embeds, prefixes=prefixes,
-                              only=self.head_index if one_token else None)
-        features = hidden[:, 0] if one_token else hidden[:, self.text_start:]  # (B, h) or (B, T, h)
+                              position_ids=position_ids, inputs_embeds=embeds, prefixes=prefixes, only=only)
+        features = hidden[:, 0] if only is not None else hidden[:, self.text_start:]  # (B, h) or (B, T, h)
         return self.head(features.to(self.head_dtype))
+
+    def mask_positions(self, input_ids) -> torch.Tensor:
+        """(B,) where each row's mask token is. Outside training, a row without exactly one is refused."""
+        is_mask = input_ids.eq(self.head.mask_token_id)
+        if not self.training:
+            counts = is_mask.sum(dim=1)
+            bad = (counts != 1).nonzero()
+            if len(bad):
+                row = int(bad[0])
+                raise ValueError(f"input_ids row {row} holds {int(counts[row])} mask tokens (id "
+                                 f"{self.head.mask_token_id}); a cloze row holds exactly one, where the template "
+                                 "puts [MASK]")
+        return is_mask.int().argmax(dim=1)
 
     def splice_prompts(self, input_ids, attention_mask, token_type_ids):
         """P-tuning v1: put the prompt vectors where the ids hold PROMPT_SLOT.
@@ -292,11 +332,14 @@ def mark_trainable(model: PromptModel, pooler_pretrained: bool) -> None:
     """The one place that decides what trains.
 
     Full fine-tuning trains everything. Prompt methods train their prompt/prefix encoder and
-    the head; the encoder stays frozen, and so does a pretrained pooler (as peft leaves it).
+    the head; the encoder stays frozen, and so does a pretrained pooler (as peft leaves it) and a
+    head that is the pretraining's own (`head.pretrained`: the MLM head, so only the prompts train,
+    as P-tuning's frozen-model setting).
     """
-    full = model.method.is_full
+    full, pretrained_head = model.method.is_full, getattr(model.head, "pretrained", False)
     for name, p in model.named_parameters():
-        frozen = name.startswith("encoder.") or (name.startswith("head.pooler.") and pooler_pretrained)
+        frozen = name.startswith("encoder.") or (name.startswith("head.pooler.") and pooler_pretrained) or \
+            (name.startswith("head.") and pretrained_head)
         p.requires_grad_(full or not frozen)
 
 
@@ -334,6 +377,8 @@ def init_head(head: nn.Module, std: float = 0.02) -> None:
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, std=std)
             nn.init.zeros_(module.bias)
+    for p in head.parameters(recurse=False):  # a head's own tensor (the MLM head's bias): zero, as HF
+        nn.init.zeros_(p)
 
 
 MakeHead = Callable[[EncoderConfig], nn.Module]  # the encoder's config -> a fresh head
@@ -369,11 +414,11 @@ def load_model(model_dir: str | Path, method: MethodConfig, make_head: MakeHead,
                           "model keeps fp32 weights; load with dtype=torch.float32 and use autocast "
                           "(train.py --precision bf16) for speed")
     encoder, head_state = load_encoder(model_dir, dtype=dtype, fused=fused)
-    return wrap_encoder(encoder, head_state, method, make_head, seed).eval()
+    return wrap_encoder(encoder, head_state, method, make_head, seed, source=str(model_dir)).eval()
 
 
 def wrap_encoder(encoder: Encoder, head_state: dict, method: MethodConfig, make_head: MakeHead,
-                 seed: int | None = None) -> PromptModel:
+                 seed: int | None = None, source: str = "the checkpoint") -> PromptModel:
     """A loaded encoder inside a prompt method and a fresh head: what `load_model` does once the weights
     are in (an adapter bank wraps one encoder many times). A head tensor stored in the checkpoint
     (`head_state`: pooler, a task model's classifier) is used where it fits."""
@@ -388,6 +433,15 @@ def wrap_encoder(encoder: Encoder, head_state: dict, method: MethodConfig, make_
     init_head(model.head)
     own = model.head.state_dict()
     fitting = {k: t.float() for k, t in head_state.items() if k in own and own[k].shape == t.shape}
+    if getattr(model.head, "pretrained", False) and set(own) - set(fitting):  # the MLM head cannot start at random
+        from .weights import hf_head_keys
+
+        missing = sorted(set(own) - set(fitting))
+        raise CheckpointError(f"{source}: no pretrained {type(model.head).__name__} (missing: "
+                              f"{', '.join(hf_head_keys(missing, encoder.config.family))}). A cloze task reads the "
+                              "model's masked-language-model head: use a *ForMaskedLM checkpoint (roberta-large, "
+                              "bert-base-uncased as published), or a classification task (--task mrpc) whose head "
+                              "trains from scratch")
     model.head.load_state_dict(fitting, strict=False)
     mark_trainable(model, pooler_pretrained="pooler.weight" in fitting)
     return model

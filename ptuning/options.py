@@ -32,7 +32,8 @@ class Spec:
     heads: tuple[str, ...] | None = None    # the task families (by their HEAD) that read it; None: every one
     tasks: tuple[str, ...] | None = None    # the tasks that read it; None: every task of those families
     why: str | None = None                  # why other tasks do not (said when one is refused)
-    methods: tuple[str, ...] | None = None  # the methods that read it; None: every method
+    methods: tuple[str, ...] | dict | None = None  # the methods that read it; None: every method; a dict:
+                                            # per family HEAD (--template: v1 on a classifier, any on a cloze task)
     needs: str | None = None                # another option that must be set (true) for it to mean anything
     recipe: bool = False                    # unset: the recipe's value (tasks' RECIPES, training/recipes.py)
     negatable: bool = False                 # --x and --no-x
@@ -41,6 +42,11 @@ class Spec:
     group: str | None = None                # which --help section, where a class spans several
     kind: Callable | None = None            # argparse's type (default: from the field's type)
     metavar: str | None = None
+
+    def read_with(self, method: str, head: str) -> bool:
+        """Whether a run of `method` on a family with HEAD `head` reads it (as far as methods go)."""
+        methods = self.methods.get(head, ()) if isinstance(self.methods, dict) else self.methods
+        return methods is None or method in methods
 
 
 def option(default, help: str = "", *, checks=(), **spec) -> dataclasses.Field:
@@ -173,7 +179,7 @@ def not_read(owners, given: set[str], *, family, task: str, method: str, familie
             readers = [owner] if owner is not None else None
             if spec.heads is not None:
                 readers = [f for f in families if f.HEAD in spec.heads]
-            if spec.methods is not None and method not in spec.methods:
+            if not spec.read_with(method, family.HEAD):
                 found.append(f"{flag(name)} has no meaning with --method {method}")
             elif readers is not None and family not in readers:
                 found.append(f"{flag(name)} has no meaning with --task {task}; it is for "

@@ -56,6 +56,20 @@ HEAD_TABLE = {
     "classifier.out_proj.bias": "out_proj.bias",
     "qa_outputs.weight": "qa_outputs.weight",          # *ForQuestionAnswering (heads.SpanHead)
     "qa_outputs.bias": "qa_outputs.bias",
+    # The MLM head (heads.MaskedLMHead; a cloze task). Its decoder is the word embeddings (tied): a stored
+    # `…decoder.weight` is only checked to be them (`load_encoder_state`); `…decoder.bias` is `…bias` again.
+    "cls.predictions.decoder.weight": "decoder.weight",
+    "lm_head.decoder.weight": "decoder.weight",
+    "cls.predictions.transform.dense.weight": "transform.weight",   # BertForMaskedLM
+    "cls.predictions.transform.dense.bias": "transform.bias",
+    "cls.predictions.transform.LayerNorm.weight": "norm.weight",
+    "cls.predictions.transform.LayerNorm.bias": "norm.bias",
+    "cls.predictions.bias": "bias",
+    "lm_head.dense.weight": "transform.weight",                     # RobertaForMaskedLM
+    "lm_head.dense.bias": "transform.bias",
+    "lm_head.layer_norm.weight": "norm.weight",
+    "lm_head.layer_norm.bias": "norm.bias",
+    "lm_head.bias": "bias",
 }
 MODEL_PREFIXES = ("roberta.", "bert.", "xlm_roberta.", "camembert.")
 # Known to be unused by an encoder: buffers HF saves, pretraining heads.
@@ -118,6 +132,13 @@ def stored_head_names(folder: str | Path) -> set[str]:
     return names
 
 
+def hf_head_keys(names, family: str) -> list[str]:
+    """Our head tensor names -> the checkpoint keys that would hold them (BERT's or RoBERTa's spelling)."""
+    spelling = "lm_head." if family == "roberta" else "cls."
+    found = {ours: hf for hf, ours in HEAD_TABLE.items() if hf.startswith(spelling)}
+    return [found.get(name, name) for name in names]
+
+
 def _template(key: str) -> tuple[str, str | None]:
     """'encoder.layer.3.output.dense.bias' -> ('encoder.layer.{}.output.dense.bias', '3')."""
     match = re.match(r"^(encoder\.layer\.)(\d+)(\..*)$", key)
@@ -162,6 +183,11 @@ def load_encoder_state(encoder: torch.nn.Module, folder: str | Path,
         lines = [f"  {name}: " + ", ".join(items[:20]) + (f" … ({len(items)} in all)" if len(items) > 20 else "")
                  for name, items in problems]
         raise CheckpointError(f"{folder}: weights do not match config.json:\n" + "\n".join(lines))
+    decoder = head_state.pop("decoder.weight", None)  # an MLM head's, stored although tied
+    if decoder is not None and not torch.equal(decoder, encoder_state["embeddings.word.weight"]):
+        raise CheckpointError(f"{folder}: the MLM head's decoder differs from the word embeddings (an untied "
+                              "checkpoint, tie_word_embeddings false); ours ties them, as BERT and RoBERTa are "
+                              "published")
     encoder.load_state_dict({k: t.to(dtype) for k, t in encoder_state.items()}, assign=True)
     return head_state  # as stored: heads train in fp32, so no rounding through `dtype`
 

@@ -62,7 +62,7 @@ def test_help_shows_every_familys_recipe_values(capsys):
     # Each recipe option's own help names every family's value (argparse folds the lines).
     folded = " ".join(text.split())
     assert "prompt/prefix length (recipe: glue: ptuning 20, prompt 20, prefix 20; ner: ptuning 16, prompt 16, " \
-           "prefix 64; qa: ptuning 20, prompt 20, prefix 16; else 20)" in folded
+           "prefix 64; qa: ptuning 20, prompt 20, prefix 16; cloze: ptuning 6, prompt 6, prefix 20; else 20)" in folded
     assert "(recipe: ner: ptuning 16, prompt 16, prefix 16, full 16; qa: prefix 8, full 12; else 32)" in folded
 
 

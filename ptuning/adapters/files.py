@@ -715,6 +715,9 @@ def check_same_run(state: dict, meta: AdapterConfig, out_dir: Path, model_dir: P
 def same_setting(name: str, given, recorded) -> bool:
     if name == "precision":  # `auto` is what it resolves to on this machine
         return device_and_precision(given)[1] == recorded
+    if name == "verbalizer" and given is not None and recorded is not None:  # a cloze task's: text, file or record
+        from ..tasks.cloze import parse_verbalizer
+        return parse_verbalizer(given) == parse_verbalizer(recorded)
     if name in ("train_file", "dev_file", "model") and given is not None and recorded is not None:
         return Path(str(given)).resolve() == Path(str(recorded)).resolve() or str(given) == str(recorded)
     return given == recorded

@@ -7,7 +7,7 @@ import torch
 
 from .. import arguments
 from ..model import load_model
-from ..tasks import family_of_adapter
+from ..tasks import family_of_adapter, make_head
 from ..text.tokenizer import Tokenizer
 from ..weights import CheckpointError, resolve_model_dir
 from .files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, MODEL_FILES, AdapterConfig, AdapterError, check_model_files, \
@@ -49,7 +49,8 @@ def load_trained(adapter_dir: str | Path, model_dir: str | Path | None = None, d
                            f"(fingerprint {config.fingerprint} vs {weights_fingerprint(model_dir)})")
     method, family = config.method, family_of_adapter(config)
     try:
-        model = load_model(model_dir, method, lambda c: family.head(c, method, config.num_labels), dtype=dtype)
+        model = load_model(model_dir, method, lambda c: make_head(family, c, method, config.num_labels,
+                                                                  config.task_options), dtype=dtype)
     except ValueError as err:
         if type(err) is not ValueError:  # our loaders' errors already name their file
             raise

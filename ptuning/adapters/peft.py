@@ -279,6 +279,8 @@ def _label_names(model_dir: Path, num_labels: int) -> list[str]:
 def peft_refusal(method: MethodConfig, family: str, task_type: str = "SEQ_CLS") -> str | None:
     """Why peft cannot reproduce this method's logits, or None when it can. `task_type`: the task
     family's PEFT_TASK_TYPE."""
+    if task_type is None:
+        return "the MLM head read through a verbalizer (a cloze task): peft has no task model for it"
     if task_type not in EXPORT_TASK_TYPES:
         return f"a {HEAD_WORDS.get(task_type, task_type)} head: peft export covers sequence and token classification"
     if method.is_full:

@@ -72,14 +72,14 @@ def run(argv=None, prog: str = "train.py") -> int:
     num_labels = 1 if label_names is None else len(label_names)
 
     # 3. Model: the frozen backbone in half precision for prompt methods; what trains stays fp32.
-    model = load_model(model_dir, method, lambda c: family.head(c, method, num_labels),
+    options = family.encode_options(args)  # the family's own settings (cloze: the verbalizer), for data and head
+    model = load_model(model_dir, method, lambda c: tasks.make_head(family, c, method, num_labels, options),
                        dtype=storage_dtype(precision, method.is_full), fused=args.attention == "sdpa",
                        seed=args.seed).to(device)
     if args.compile:  # in place: parameter names, and so checkpoints, stay as they are
         compile_layers(model.encoder)
     tokenizer = Tokenizer.from_folder(model_dir, model.encoder.config, method.positions_used, method.template,
                                       args.max_length)
-    options = family.encode_options(args)
     train_set = family.encode(tokenizer, train_examples, label_names, **options)
     dev_set = family.encode(tokenizer, dev_examples, label_names, **options)
     if method.prefix_init == "text":  # a resumed run then loads its trained prefixes over these

@@ -7,8 +7,9 @@ predict.py, the adapter code and the peft interop ask the family; none of them n
 family offers the same names, found by convention (no registry, no base class):
 
     HEAD                  "sequence" (one token per row, (B, C) logits: GLUE), "token" (every text
-                          position, (B, T, C): NER) or "span" (start and end scores per text
-                          position, 2 x (B, T): extractive QA)
+                          position, (B, T, C): NER), "span" (start and end scores per text
+                          position, 2 x (B, T): extractive QA) or "mask" (the MLM head at each row's
+                          [MASK], (B, C) label-word scores: cloze tasks)
     TASKS                 the task names it serves (--task)
     DESCRIPTION           those tasks in words, for messages ("NER (--task conll2003, ner)")
     PREFIX_TEXT           words describing the task: where --prefix-init text starts the prefix
@@ -32,8 +33,9 @@ family offers the same names, found by convention (no registry, no base class):
     encode(tokenizer, examples, label_names=None, **options) -> EncodedSet
                                          token ids and each example's label(s); a family may return a
                                          subclass carrying what its `evaluate` needs
-    head(config, method, num_labels) -> nn.Module
-                                         a fresh head whose `reads` is "cls" or "all" (heads.py)
+    head(config, method, num_labels, **head_options) -> nn.Module
+                                         a fresh head whose `reads` is "cls", "mask" or "all" (heads.py);
+                                         it also gets the task options named in HEAD_OPTIONS (`make_head`)
     loss(outputs, batch, reduction="mean") -> tensor
                                          "sum" sums the rows' losses (fit divides by the batch size)
     training_loss(train_set) -> loss     the loss `fit` trains with (NER: a fixed normaliser, so that
@@ -50,7 +52,9 @@ family offers the same names, found by convention (no registry, no base class):
     show(record, args) -> str            a command-line prediction as the console shows it
 
 Optional: MAX_LENGTH (--max-length when the user gives none; QA: 384, BERT's window); check_texts(meta,
-pairs) (the library's `predict` on the family's adapter: GLUE refuses single texts for a pair task).
+pairs) (the library's `predict` on the family's adapter: GLUE refuses single texts for a pair task);
+HEAD_OPTIONS (the task options `head` is built from: cloze, the verbalizer's token ids);
+default_template(values) (--template when the user gives none: cloze, the task's pattern).
 `tests/test_family_convention.py` adds a toy family (regression on one text) that train.py and
 predict.py run without being edited: a new family is one new file here plus its tests.
 """
@@ -59,9 +63,15 @@ from __future__ import annotations
 import argparse
 from types import ModuleType
 
-from . import glue, ner, qa
+from . import cloze, glue, ner, qa
 
-MODULES: list[ModuleType] = [glue, ner, qa]  # every family; a new one is added here
+MODULES: list[ModuleType] = [glue, ner, qa, cloze]  # every family; a new one is added here
+
+
+def make_head(family: ModuleType, config, method, num_labels: int, task_options: dict | None = None):
+    """The family's head, given the task options it is built from (its HEAD_OPTIONS; an adapter records them)."""
+    wanted = {k: v for k, v in (task_options or {}).items() if k in getattr(family, "HEAD_OPTIONS", ())}
+    return family.head(config, method, num_labels, **wanted)
 
 
 def families() -> dict[str, ModuleType]:

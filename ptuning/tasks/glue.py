@@ -148,13 +148,17 @@ PREFIX_TEXT = ("read the sentences and decide : do they mean the same , does one
                "is the sentence positive or negative , is it good english , how similar are they ?")
 
 
+TABLES = ("sequence", "mask")  # the families that read users' tables by these columns: GLUE's and cloze tasks
+
+
 @dataclass(frozen=True)
 class Options:
     """Your own tables (--train-file/--dev-file, .tsv/.csv/.jsonl): which columns hold what."""
     text_a: str = option("sentence1", "column of the first text (train.py's --train-file/--dev-file, predict.py's "
-                         "--input)", needs="train_file")
-    text_b: str | None = option(None, "column of the second text, for pairs (default: none)", needs="train_file")
-    label: str = option("label", "--train-file: the label column", needs="train_file")
+                         "--input)", needs="train_file", heads=TABLES)
+    text_b: str | None = option(None, "column of the second text, for pairs (default: none)", needs="train_file",
+                                heads=TABLES)
+    label: str = option("label", "--train-file: the label column", needs="train_file", heads=TABLES)
     task_type: str | None = option(None, "--train-file: labels are classes or scores (default: inferred from the "
                                    "labels)", choices=("classification", "regression"))
 

@@ -60,7 +60,8 @@ def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: 
         record = to_record(raw)
         raw_label = record.get(label)   # kept as written for now; ids come once all are read
         if raw_label is not None:
-            written = str(raw_label).replace("\ufeff", "").strip()
+            written = (json.dumps(raw_label) if isinstance(raw_label, bool) else str(raw_label)  # JSON's true
+                       ).replace("\ufeff", "").strip()
             raw_label = canonical_label(written)
             spelling.setdefault(raw_label, written)   # names keep the file's first spelling of each value
             if not raw_label:

@@ -12,10 +12,13 @@ added around it:
     [P]  one virtual token        [P*4]  four virtual tokens
     {a}  the first text           {b}    the second text
     [SEP]  the family's pair separator (</s></s> or [SEP]; BERT token types switch to 1 after it)
+    [MASK] the family's mask token (<mask> or [MASK]): where a cloze task's MLM head reads the answer
     anything else: literal text, tokenized as is
-e.g. "[P*4] {a} [P*4] ? [SEP] {b} [P*12]" (20 virtual tokens). The slots carry the id
-PROMPT_SLOT (-1); the model puts its prompt vectors there. Without a template the prompts
-go in front of everything, as peft does, and the model adds them itself.
+e.g. "[P*4] {a} [P*4] ? [SEP] {b} [P*12]" (20 virtual tokens), or the P-tuning paper's cloze form
+"[P*3] {a} ? [MASK] , [P*3] {b}". The slots carry the id PROMPT_SLOT (-1); the model puts its
+prompt vectors there. Without a template the prompts go in front of everything, as peft does,
+and the model adds them itself. A template without slots only arranges the text (P-tuning v2
+and full fine-tuning on a cloze task: "{a} ? [MASK] , {b}").
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from ..errors import OptionError, TokenizerError  # noqa: F401 - TokenizerError 
 
 PROMPT_SLOT = -1
 SPECIALS = {"roberta": ("<s>", "</s>"), "bert": ("[CLS]", "[SEP]")}
+MASKS = {"roberta": "<mask>", "bert": "[MASK]"}  # what a template's [MASK] becomes
 
 
 @dataclass
@@ -91,7 +95,13 @@ class Tokenizer:
             raise TokenizerError(f"{source}: {backend.get_vocab_size()} tokens, but the model's vocab_size "
                                  f"is {config.vocab_size}; tokenizer and weights belong to different models")
         self.pad_id = config.pad_token_id
-        self.template = parse_template(template, num_virtual_tokens) if template else None
+        self.mask_token = MASKS[self.family]
+        self.mask_id = backend.token_to_id(self.mask_token)  # None: a vocabulary without one
+        # A template holds all the method's virtual tokens, or none (it then only arranges the text).
+        self.template = parse_template(template, num_virtual_tokens if template_slots(template) else 0) \
+            if template else None
+        if self.template and "[MASK]" in self.template and self.mask_id is None:
+            raise TokenizerError(f"{source}: has no {self.mask_token} token for the template's [MASK]")
         if not self.template:
             backend.enable_truncation(max_length, strategy="longest_first")  # as HF truncation=True
 
@@ -111,7 +121,7 @@ class Tokenizer:
         else:
             backend, source = _fallback_backend(folder, config.family)
         # A template's slots are part of the ids it makes; prompts the model prepends are not.
-        limit = config.max_tokens - (0 if template else reserved_positions)
+        limit = config.max_tokens - reserved_positions + template_slots(template)
         return cls(backend, config, min(limit, max_length) if max_length else limit, template,
                    reserved_positions, source=source)
 
@@ -135,6 +145,8 @@ class Tokenizer:
                 pieces.append(["text", self.backend.encode(texts[piece], add_special_tokens=False).ids])
             elif piece == "[SEP]":
                 pieces.append(["sep", sep])
+            elif piece == "[MASK]":
+                pieces.append(["mask", [self.mask_id]])
             elif piece.startswith("[P"):
                 pieces.append(["slot", [PROMPT_SLOT] * int(piece[3:-1] if "*" in piece else 1)])
             else:
@@ -155,15 +167,23 @@ class Tokenizer:
         return Encoded(ids + [self.sep_id], type_ids + [segment], truncated)
 
 
-def parse_template(template: str, num_virtual_tokens: int) -> list[str]:
-    pieces = template.split()
+def template_slots(template: str | None) -> int:
+    """How many virtual tokens a template's [P] and [P*k] pieces hold (0 for None)."""
     slots = 0
-    for piece in pieces:
+    for piece in (template or "").split():
         if piece.startswith("[P"):
             match = re.fullmatch(r"\[P(?:\*(\d+))?\]", piece)
             if not match:
                 raise TokenizerError(f"template piece {piece!r}: write [P] or [P*k]")
             slots += int(match.group(1) or 1)
+    return slots
+
+
+def parse_template(template: str, num_virtual_tokens: int) -> list[str]:
+    pieces = template.split()
+    slots = template_slots(template)
+    if pieces.count("[MASK]") > 1:
+        raise TokenizerError(f"template {template!r} has {pieces.count('[MASK]')} [MASK]s; an MLM head reads one")
     if "{a}" not in pieces:
         raise TokenizerError(f"template {template!r} has no {{a}}")
     if slots != num_virtual_tokens:
@@ -195,11 +215,11 @@ def check_room(method, config: EncoderConfig, max_length: int | None, pair: bool
         pieces = method.template.split()
         fixed = 2 + sum(sep_width if p == "[SEP]" else 0 if p in ("{a}", "{b}") or p.startswith("[P") else 1
                         for p in pieces)
-        room = config.max_tokens - fixed - method.num_virtual_tokens
+        room = config.max_tokens - fixed - method.positions_used  # v1's slots, or v2's shifted positions
         if room < sum(p in ("{a}", "{b}") for p in pieces):
-            raise OptionError(f"--template {method.template!r} with {method.num_virtual_tokens} virtual tokens fills "
+            raise OptionError(f"--template {method.template!r} with {method.positions_used} virtual tokens fills "
                               f"the model's {config.max_tokens} positions: no room is left for the text")
-        needed = fixed + method.num_virtual_tokens + texts
+        needed = fixed + method.positions_used + texts
     elif config.max_tokens - method.positions_used < needed:
         raise OptionError(f"--num-virtual-tokens {method.num_virtual_tokens} leaves {config.max_tokens - method.positions_used}"
                           f" of the model's {config.max_tokens} positions for the text; it needs at least {needed} "

@@ -28,13 +28,14 @@ def recipe(family, method: str, classes=()) -> dict:
     chosen = {**RECIPES[method], **family.RECIPES.get(method, {})}
     read = {name: spec for cls in classes for name, (_, spec) in specs(cls).items()}
     return {name: value for name, value in chosen.items() if name not in read or (
-        (read[name].methods is None or method in read[name].methods) and
+        read[name].read_with(method, family.HEAD) and
         (read[name].heads is None or family.HEAD in read[name].heads))} if classes else chosen
 
 
 def fill(values: dict, family, method: str, classes) -> None:
     """Set each unset (None) recipe option in `values` to the recipe's value, else its field's default.
-    `--max-length` left unset takes the family's MAX_LENGTH where it has one (QA: 384-token windows)."""
+    `--max-length` left unset takes the family's MAX_LENGTH where it has one (QA: 384-token windows), and
+    `--template` the family's `default_template` (a cloze task's pattern with its [MASK])."""
     chosen = recipe(family, method)
     for cls in classes:
         for name, (f, spec) in specs(cls).items():
@@ -42,6 +43,8 @@ def fill(values: dict, family, method: str, classes) -> None:
                 values[name] = chosen.get(name, f.default)
     if values.get("max_length") is None:
         values["max_length"] = getattr(family, "MAX_LENGTH", None)
+    if values.get("template") is None and hasattr(family, "default_template"):  # cloze: the task's pattern
+        values["template"] = family.default_template(values)
 
 
 def describe(families, classes) -> str:

@@ -162,7 +162,7 @@ def dry_run(args, method: MethodConfig, family) -> str:
     # Users' files say their labels (a table's classes, NER's tags); a known task knows its own.
     names = family.load(args)[2] if args.train_file else family.label_names(args.task)
     num_labels = len(names or ["score"])
-    model = build_model(config, method, lambda c: family.head(c, method, num_labels), device="meta")
+    model = build_model(config, method, lambda c: tasks.make_head(family, c, method, num_labels), device="meta")
     # A pretrained pooler stays frozen, as in the run (mark_trainable): HF's BERT and RoBERTa checkpoints
     # carry one; a folder says whether it does.
     pooler = "pooler.weight" in stored_head_names(model_dir) if model_dir else True
