@@ -121,6 +121,11 @@ def predict(model, tokenizer, texts, batch_size: int = 32, precision: str = "fp3
         if check is not None:
             check(config, pairs)
     encoded = tokenizer.encode_batch(pairs)
+    if reads == "mask":  # an MLM head reads the template's one [MASK]: a text holding the mask token adds one
+        odd = next((n for n, e in enumerate(encoded) if e.ids.count(model.head.mask_token_id) != 1), None)
+        if odd is not None:
+            raise OptionError(f"texts[{odd}] holds the mask token {tokenizer.mask_token}; a cloze row has one, where "
+                              "the template puts [MASK] (take it out of the text)")
     data = EncodedSet(encoded, [None] * len(encoded), sum(e.truncated for e in encoded))
     device = next(model.parameters()).device
     return predict_logits(model, data, batch_size, tokenizer.pad_id, device, inference_autocast(device, precision))

@@ -28,7 +28,7 @@ from .errors import CheckpointError, OptionError, is_unicode
 from .heads import READS, build_head
 from .options import at_least, option, sane_size
 from .prompts import PrefixEncoder, PromptEncoder
-from .text.tokenizer import PROMPT_SLOT, template_slots  # PROMPT_SLOT: the id a template puts where a virtual token goes
+from .text.tokenizer import PROMPT_SLOT, check_template, template_slots  # PROMPT_SLOT: the id a template puts where a virtual token goes
 
 METHODS = ("ptuning", "prompt", "prefix", "full")
 PREFIX_INITS = ("random", "text")
@@ -90,6 +90,8 @@ class MethodConfig:
             raise ValueError(f"head_token must be 'cls' or 'first', not {self.head_token!r}")
         if self.uses_prompts and self.num_virtual_tokens < 1:
             raise ValueError("num_virtual_tokens must be at least 1")
+        if self.template is not None:
+            check_template(self.template)
         if self.template is not None and template_slots(self.template) and not self.is_v1:
             raise ValueError("a template's [P] slots place v1 prompts (--method ptuning or prompt); with "
                              f"--method {self.method} a template holds only the text, e.g. '{{a}} ? [MASK] , {{b}}'")
@@ -144,11 +146,6 @@ class MethodConfig:
     @property
     def uses_prompts(self) -> bool:
         return not self.is_full
-
-    @property
-    def prompts_in_template(self) -> bool:
-        """v1 prompts sit in the template's [P] slots, among the ids (not put in front by the model)."""
-        return self.is_v1 and self.template is not None
 
     @property
     def positions_used(self) -> int:

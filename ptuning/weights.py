@@ -70,6 +70,8 @@ HEAD_TABLE = {
     "lm_head.layer_norm.weight": "norm.weight",
     "lm_head.layer_norm.bias": "norm.bias",
     "lm_head.bias": "bias",
+    "cls.predictions.decoder.bias": "bias",                         # the same tensor, where only it is stored
+    "lm_head.decoder.bias": "bias",
 }
 MODEL_PREFIXES = ("roberta.", "bert.", "xlm_roberta.", "camembert.")
 # Known to be unused by an encoder: buffers HF saves, pretraining heads.
@@ -135,7 +137,10 @@ def stored_head_names(folder: str | Path) -> set[str]:
 def hf_head_keys(names, family: str) -> list[str]:
     """Our head tensor names -> the checkpoint keys that would hold them (BERT's or RoBERTa's spelling)."""
     spelling = "lm_head." if family == "roberta" else "cls."
-    found = {ours: hf for hf, ours in HEAD_TABLE.items() if hf.startswith(spelling)}
+    found = {}
+    for hf, ours in HEAD_TABLE.items():
+        if hf.startswith(spelling):
+            found.setdefault(ours, hf)  # the first spelling: `…predictions.bias`, not its `decoder.bias` alias
     return [found.get(name, name) for name in names]
 
 

@@ -203,8 +203,13 @@ def test_template_without_one_mask_is_refused(template, message, mlm_dirs):
 
 
 def test_template_with_two_masks_is_refused():
-    with pytest.raises(TokenizerError, match="2 \\[MASK\\]s"):
+    with pytest.raises(TokenizerError, match="has \\[MASK\\] 2 times"):
         parse_template("{a} [MASK] [MASK] {b}", 0)
+    for glued in ("{a} ? [MASK]. {b}", "{a} ?[MASK] , {b}", "{a} [MASK] , {b}.", "{a} <mask> {b}"):
+        with pytest.raises(TokenizerError, match="piece of its own|write the mask as \\[MASK\\]"):
+            parse_template(glued, 0)
+        with pytest.raises(ValueError, match="piece of its own|write the mask as"):
+            MethodConfig(method="prefix", template=glued)
 
 
 def test_mask_in_a_classifiers_template_and_prompts_in_v2_template_are_refused(tiny_dirs, mlm_dirs):
@@ -232,6 +237,11 @@ def test_a_row_without_its_one_mask_is_refused_in_evaluation(mlm_dirs):
     ("equivalent:Yes,not_equivalent=No", "write label=word"),
     ("=Yes,not_equivalent=No", "write label=word"),
     ("equivalent=Yes|,not_equivalent=No", "empty word"),
+    ("equivalent=Yes|Yes,not_equivalent=No", "names a word twice"),
+    ("1=Yes,1.0=No", "label '1.0' is given twice \\(as '1'\\)"),
+    ("Yes,No", "write label=word entries"),
+    (",".join(f"label{i}=word{i}" for i in range(60)) + ",x", "write label=word"),  # long: no path lookup
+    ("x" * 5000, "write label=word entries"),
 ])
 def test_bad_verbalizers_are_refused(text, message):
     with pytest.raises(OptionError, match=message):
@@ -256,6 +266,13 @@ def test_verbalizer_from_json_file(tmp_path):
         cloze.parse_verbalizer(str(path))
     with pytest.raises(OptionError, match="missing.json"):
         cloze.parse_verbalizer(str(tmp_path / "missing.json"))
+    path.write_text('{"a": "x", "b": "y", "a": "z"}')
+    with pytest.raises(OptionError, match="key 'a' is given twice"):
+        cloze.parse_verbalizer(str(path))
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"a": "x", "b": "y"}).encode())  # a BOM, as Windows writes
+    assert cloze.parse_verbalizer(str(path)) == {"a": ["x"], "b": ["y"]}
+    with pytest.raises(OptionError, match="label 1 must be text"):
+        cloze.parse_verbalizer({1: "x", "b": "y"})
 
 
 def test_label_words_unknown_split_and_clashing(minilm_dir):
@@ -266,8 +283,12 @@ def test_label_words_unknown_split_and_clashing(minilm_dir):
     assert len(said) == 1 and "'unbelievably'" in said[0] and "mean of their log-probabilities" in said[0]
     with pytest.raises(OptionError, match="'☃'.*not in the model's vocabulary"):
         cloze.label_word_ids(tokenizer, {"no": ["No"], "yes": ["☃"]})
-    with pytest.raises(OptionError, match="labels 'no' and 'yes' have the same words"):
+    with pytest.raises(OptionError, match="'yes' \\(label 'no'\\) and 'Yes' \\(label 'yes'\\) are the same tokens"):
         cloze.label_word_ids(tokenizer, {"no": ["yes"], "yes": ["Yes"]})  # uncased: one word
+    with pytest.raises(OptionError, match="same tokens"):  # a word shared, though the label has another too
+        cloze.label_word_ids(tokenizer, {"no": ["yes"], "yes": ["yes", "sure"]})
+    with pytest.raises(OptionError, match="'\\[MASK\\]' \\(label 'yes'\\) is a special token"):
+        cloze.label_word_ids(tokenizer, {"no": ["No"], "yes": ["[MASK]"]})
 
 
 def test_template_mask_becomes_the_mask_token_once(minilm_dir):
@@ -374,6 +395,66 @@ def test_train_mrpc_cloze_prefix_and_resume_keeps_the_verbalizer(vocab_mlm, glue
 def test_command_line_refusals(argv, message):
     done = run("train.py", *argv, "--dry-run", check=False)
     assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--template", "{a} ? [MASK] . [MASK]."], "write [MASK] as a piece of its own"),
+    (["--template", "{a} ? [MASK] , {b}."], "write {b} as a piece of its own"),
+    (["--template", "{a} ? [MASK] ."], "pairs of texts, and the template has no {b}"),
+    (["--task", "sst2-cloze", "--template", "{a} [MASK] {b}"], "one text (no --text-b), and the template has a {b}"),
+    (["--verbalizer", "not_equivalent=No,equivalent=☃"], "not in the model's vocabulary"),
+])
+def test_refused_before_training(vocab_mlm, glue_dir, tmp_path, argv, message):
+    """What would fail later (or never say so) stops before any training, naming the option; --dry-run too."""
+    base = ["--model", vocab_mlm, "--data-dir", glue_dir, "--method", "prefix", "--output-dir", tmp_path / "run"]
+    argv = (["--task", "mrpc-cloze"] if "--task" not in argv else []) + argv
+    for extra in ([], ["--dry-run"]):
+        done = run("train.py", *argv, *base, *extra, check=False)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_mask_token_in_the_data_is_refused_naming_file_and_line(vocab_mlm, tmp_path):
+    rows = [{"text": "fine text", "label": "a"}, {"text": "a [MASK] here", "label": "b"}]
+    data = tmp_path / "t.jsonl"
+    data.write_text("\n".join(map(json.dumps, rows)) + "\n")
+    done = run("train.py", "--task", "cloze", "--model", vocab_mlm, "--train-file", data, "--dev-file", data,
+               "--text-a", "text", "--verbalizer", "a=good,b=bad", "--output-dir", tmp_path / "run", check=False)
+    assert done.returncode == 3 and f"{data}:2: the text holds [MASK]" in done.stderr, done.stderr
+
+
+def test_resume_compares_the_verbalizer_recorded_not_the_file_again(vocab_mlm, tmp_path):
+    """A verbalizer file edited between the start and --resume is another run; the same words as text are not."""
+    rows = [{"text": f"text number {i}", "label": ["a", "b"][i % 2]} for i in range(8)]
+    data, words = tmp_path / "t.jsonl", tmp_path / "words.json"
+    data.write_text("\n".join(map(json.dumps, rows)) + "\n")
+    words.write_text(json.dumps({"a": "good", "b": "bad"}))
+    common = ["--task", "cloze", "--model", vocab_mlm, "--train-file", data, "--dev-file", data, "--text-a", "text",
+              "--output-dir", tmp_path / "run"]
+    run("train.py", *common, "--verbalizer", words, "--epochs", "1")
+    words.write_text(json.dumps({"a": "fine", "b": "bad"}))
+    done = run("train.py", *common, "--verbalizer", words, "--epochs", "2", "--resume", check=False)
+    assert done.returncode == 2 and "the run used a=good,b=bad" in done.stderr, done.stderr
+    done = run("train.py", *common, "--verbalizer", "b=bad,a=good", "--epochs", "2", "--resume", check=False)
+    assert done.returncode == 2 and "the run used a=good,b=bad" in done.stderr, done.stderr  # label order = ids
+    run("train.py", *common, "--epochs", "2", "--resume")  # no --verbalizer: the run's own
+    run("train.py", *common, "--verbalizer", "a=good,b=bad", "--epochs", "3", "--resume")
+
+
+def test_library_predict_names_the_text_holding_a_mask(vocab_mlm, tmp_path):
+    from ptuning import load_trained, predict
+
+    rows = [{"text": f"text number {i}", "label": ["a", "b"][i % 2]} for i in range(4)]
+    data = tmp_path / "t.jsonl"
+    data.write_text("\n".join(map(json.dumps, rows)) + "\n")
+    run("train.py", "--task", "cloze", "--model", vocab_mlm, "--train-file", data, "--dev-file", data, "--text-a",
+        "text", "--verbalizer", "a=good,b=bad", "--epochs", "1", "--output-dir", tmp_path / "run")
+    model, tokenizer, _ = load_trained(tmp_path / "run")
+    texts = [f"text {i}" for i in range(40)]
+    texts[35] = "a [MASK] in it"
+    with pytest.raises(OptionError, match="texts\\[35\\] holds the mask token"):
+        predict(model, tokenizer, texts, batch_size=8)
+    assert predict(model, tokenizer, texts[:3]).shape == (3, 2)
 
 
 def test_minilm_has_no_mlm_head_and_says_so(tmp_path):

@@ -57,6 +57,13 @@ def test_a_checkpoint_without_a_pooler_trains_a_fresh_one_and_the_dry_run_says_s
 
 
 def test_ner_and_qa_dry_runs_count_their_heads(tiny_dirs, capsys):
-    for task in ("conll2003", "squad"):
-        argv = ["--task", task, "--model", str(tiny_dirs["bert"]), "--method", "prefix"]
+    for task, extra in (("conll2003", []), ("squad", ["--doc-stride", "16"])):  # the tiny model has 64 positions
+        argv = ["--task", task, "--model", str(tiny_dirs["bert"]), "--method", "prefix", *extra]
         assert dry_run_counts(capsys, argv) == loaded_counts(argv)
+
+
+def test_dry_run_refuses_what_the_run_would_refuse_before_any_work(tiny_dirs, capsys):
+    """The family's check_fit runs in a dry run too: a run that cannot fit is said before sizing it."""
+    with pytest.raises(SystemExit):
+        train.main(["--task", "squad", "--model", str(tiny_dirs["bert"]), "--method", "prefix", "--dry-run"])
+    assert "lower --doc-stride" in capsys.readouterr().err

@@ -658,9 +658,10 @@ def adopt_run_settings(args, out_dir: Path) -> dict:
     # batch k of another batch list.
     data = old.data or {}
     settings = {"task": old.task, "model": old.base_model, **(old.train or {}), **old.method.to_dict(),
-                "max_length": old.max_length, **(old.task_options or {}),
+                "max_length": old.max_length,
                 **{k: data.get(k) for k in ("train_file", "dev_file", "max_train_samples", "max_dev_samples")},
-                **{k: v for k, v in data.items() if k not in ("train_sha256",)}}  # how the user's files were read
+                **{k: v for k, v in data.items() if k not in ("train_sha256",)},  # how the user's files were read
+                **(old.task_options or {})}  # what the family made of its options (a cloze run's verbalizer)
     if old.precision is not None:  # the remaining steps round as the first ones did (fp16: its GradScaler too)
         settings["precision"] = old.precision
     differences = []
@@ -676,7 +677,7 @@ def adopt_run_settings(args, out_dir: Path) -> dict:
         if name not in args.given:
             setattr(args, name, value)
         elif same_setting(name, getattr(args, name), value) is False:
-            differences.append(f"--{name.replace('_', '-')} {getattr(args, name)} (the run used {value})")
+            differences.append(f"--{name.replace('_', '-')} {getattr(args, name)} (the run used {shown(value)})")
     if differences:
         raise OptionError(f"--resume: {out_dir} holds a different run: " + "; ".join(differences) +
                           ". Continue it with its own settings, or start a new run in another --output-dir")
@@ -712,12 +713,19 @@ def check_same_run(state: dict, meta: AdapterConfig, out_dir: Path, model_dir: P
                           "or start a new run in another --output-dir")
 
 
+def shown(value) -> str:
+    """A recorded setting as the command line writes it ({label: [words]}: label=word|word,...)."""
+    if isinstance(value, dict):
+        return ",".join(f"{k}={'|'.join(v) if isinstance(v, list) else v}" for k, v in value.items())
+    return str(value)
+
+
 def same_setting(name: str, given, recorded) -> bool:
     if name == "precision":  # `auto` is what it resolves to on this machine
         return device_and_precision(given)[1] == recorded
     if name == "verbalizer" and given is not None and recorded is not None:  # a cloze task's: text, file or record
-        from ..tasks.cloze import parse_verbalizer
-        return parse_verbalizer(given) == parse_verbalizer(recorded)
+        from ..tasks.cloze import parse_verbalizer  # labels in order: the order gives their ids
+        return list(parse_verbalizer(given).items()) == list(parse_verbalizer(recorded).items())
     if name in ("train_file", "dev_file", "model") and given is not None and recorded is not None:
         return Path(str(given)).resolve() == Path(str(recorded)).resolve() or str(given) == str(recorded)
     return given == recorded

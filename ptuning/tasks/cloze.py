@@ -32,8 +32,8 @@ from ..options import option
 from ..prediction import PredictError
 from ..text.batches import EncodedSet, encode_examples
 from ..text.download import data_dir, ensure_glue_task
-from ..text.tables import DataError, Example, read_table
-from ..text.tokenizer import Tokenizer, check_room
+from ..text.tables import DataError, Example, canonical_label, read_table
+from ..text.tokenizer import MASKS, Tokenizer, check_room
 from ..weights import resolve_model_dir
 from . import glue
 
@@ -76,7 +76,7 @@ class Options:
         if task == OWN and not values.get("train_file"):
             return ["--task cloze reads your own tables: give --train-file and --dev-file (GLUE's MRPC as a cloze "
                     "task: --task mrpc-cloze)"]
-        if task == OWN and not given:
+        if task == OWN and not given and not values.get("resume"):  # --resume: the run's own
             return ["--task cloze needs --verbalizer: it names your table's classes and their words, "
                     'e.g. "negative=terrible,positive=great"']
         if given is None or task not in TASKS:
@@ -113,8 +113,16 @@ def parse_verbalizer(text: str | dict) -> dict[str, list[str]]:
         return _verbalizer_object(text, "--verbalizer")
     if not isinstance(text, str):
         raise OptionError(f"--verbalizer must be text, not {type(text).__name__}")
-    if text.strip().endswith(".json") or Path(text).is_file():
-        return _verbalizer_file(Path(text.strip()))
+    if text.strip().endswith(".json") or "=" not in text:  # a file's path (label=word entries hold a '=')
+        path = Path(text.strip())
+        try:
+            exists = path.exists()
+        except OSError:  # a name too long for a path
+            exists = False
+        if not exists and not text.strip().endswith(".json"):
+            raise OptionError(f"--verbalizer {text!r}: write label=word entries (joined by ',', a label's words "
+                              "by '|'), or give the path of a JSON file")
+        return _verbalizer_file(path)
     entries = {}
     for entry in text.split(","):
         label, eq, words = entry.partition("=")
@@ -129,10 +137,20 @@ def parse_verbalizer(text: str | dict) -> dict[str, list[str]]:
 def _verbalizer_file(path: Path) -> dict[str, list[str]]:
     if not readable_file(path):
         raise OptionError(f"--verbalizer: {not_a_file(path)}")
+
+    def no_repeats(pairs):
+        keys = [key for key, _ in pairs]
+        repeated = next((key for key in keys if keys.count(key) > 1), None)
+        if repeated is not None:
+            raise OptionError(f"--verbalizer {path}: key {repeated!r} is given twice")
+        return dict(pairs)
+
     try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
+        loaded = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=no_repeats)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise OptionError(f"--verbalizer {path}: not a JSON file ({err})") from None
+    except OSError as err:
+        raise OptionError(f"--verbalizer {path}: cannot read it ({err.strerror})") from None
     return _verbalizer_object(loaded, f"--verbalizer {path}")
 
 
@@ -141,6 +159,8 @@ def _verbalizer_object(loaded, where: str) -> dict[str, list[str]]:
         raise OptionError(f'{where}: expected an object {{"label": "word" or ["word", ...]}}')
     entries = {}
     for label, words in loaded.items():
+        if not isinstance(label, str):
+            raise OptionError(f"{where}: label {label!r} must be text")
         if isinstance(words, str):
             words = [words]
         if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
@@ -152,11 +172,14 @@ def _verbalizer_object(loaded, where: str) -> dict[str, list[str]]:
 def _words(entries: dict, label: str, words: list[str], where: str) -> list[str]:
     if not label:
         raise OptionError(f"{where}: an empty label")
-    if label in entries:
-        raise OptionError(f"{where}: label {label!r} is given twice")
+    same = next((known for known in entries if canonical_label(known) == canonical_label(label)), None)
+    if same is not None:  # tables read 1.0 as 1: so do labels here
+        raise OptionError(f"{where}: label {label!r} is given twice" + (f" (as {same!r})" if same != label else ""))
     words = [w.strip() for w in words]
     if not words or not all(words):
         raise OptionError(f"{where}: label {label!r} has an empty word")
+    if len(set(words)) != len(words):
+        raise OptionError(f"{where}: label {label!r} names a word twice")
     return words
 
 
@@ -185,6 +208,7 @@ def label_word_ids(tokenizer: Tokenizer, verbalizer: dict[str, list[str]], say=p
     if tokenizer.mask_id is None:
         raise OptionError(f"the tokenizer has no mask token {tokenizer.mask_token}: it cannot fill a [MASK]")
     unknown = {tokenizer.backend.token_to_id(t) for t in ("[UNK]", "<unk>")} - {None}
+    special = {tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id}
     seen, ids = {}, []
     for label, words in verbalizer.items():
         label_ids = []
@@ -193,22 +217,26 @@ def label_word_ids(tokenizer: Tokenizer, verbalizer: dict[str, list[str]], say=p
             if not pieces or unknown & set(pieces):
                 raise OptionError(f"--verbalizer: word {word!r} (label {label!r}) is not in the model's vocabulary "
                                   "(it would become the unknown token); choose another word")
+            if special & set(pieces):
+                raise OptionError(f"--verbalizer: word {word!r} (label {label!r}) is a special token; choose a word")
             if len(pieces) > 1:
                 shown = " + ".join(repr(tokenizer.backend.id_to_token(i)) for i in pieces)
                 say(f"verbalizer: {word!r} (label {label!r}) is {len(pieces)} tokens, {shown}: its score is the mean "
                     "of their log-probabilities at [MASK]")
+            if tuple(pieces) in seen:  # uncased BERT reads "Yes" and "yes" alike
+                other, spelled = seen[tuple(pieces)]
+                raise OptionError(f"--verbalizer: {spelled!r} (label {other!r}) and {word!r} (label {label!r}) are "
+                                  "the same tokens; each word may stand for one label, once")
+            seen[tuple(pieces)] = (label, word)
             label_ids.append(pieces)
-        key = tuple(map(tuple, sorted(label_ids)))
-        if key in seen:
-            raise OptionError(f"--verbalizer: labels {seen[key]!r} and {label!r} have the same words; the model "
-                              "could not tell them apart")
-        seen[key] = label
         ids.append(label_ids)
     return ids
 
 
 def verbalizer_of(args) -> dict[str, list[str]]:
-    """The run's verbalizer: --verbalizer, else the GLUE task's own."""
+    """The run's verbalizer: --verbalizer (a resumed run: its record), else the GLUE task's own."""
+    if not args.verbalizer and args.task == OWN:
+        raise OptionError("--task cloze needs --verbalizer: it names your table's classes and their words")
     return parse_verbalizer(args.verbalizer or CLOZE[base_task(args.task)][1])
 
 
@@ -239,26 +267,49 @@ def reads_pairs(template: str | None) -> bool:
 
 
 def check_fit(args, method: MethodConfig, config: EncoderConfig) -> None:
-    """Room in the position table for the template and one token of each text, before any work."""
-    check_room(method, config, args.max_length, pair=reads_pairs(method.template))
+    """The template reads the task's texts ({b} for pairs, none for single texts), and the position table
+    has room for it and one token of each text, before any work."""
+    pairs = bool(args.text_b) if args.train_file else glue.TASKS[base_task(args.task)].text_b_column is not None
+    if reads_pairs(method.template) != pairs:
+        data = f"the rows of {args.train_file}" if args.train_file else f"--task {args.task}'s rows"
+        raise OptionError(f"--template {method.template!r}: {data} hold " + (
+            "pairs of texts, and the template has no {b} for the second" if pairs else
+            "one text (no --text-b), and the template has a {b}"))
+    check_room(method, config, args.max_length, pair=pairs)
 
 
 def load(args):
     """(train, dev, label names, metric names): a GLUE task's files, or your own tables whose classes are the
     verbalizer's labels (a row with another label is a bad row, named by file and line)."""
     verbalizer = verbalizer_of(args)
+    mask = MASKS[EncoderConfig.from_json(resolve_model_dir(args.model)).family]  # the text must not hold it
     if args.train_file:
         names = tuple(verbalizer)
         train, _ = read_table(args.train_file, args.text_a, args.text_b, args.label, names, args.strict,
                               task_type="classification")
         dev, _ = read_table(args.dev_file, args.text_a, args.text_b, args.label, names, args.strict,
                             task_type="classification")
+        refuse_masks(train, mask, args.train_file)
+        refuse_masks(dev, mask, args.dev_file)
         return train, dev, names, ("accuracy", "f1") if len(names) == 2 else ("accuracy",)
-    task = base_task(args.task)
+    task = glue.TASKS[base_task(args.task)]
     folder = data_dir("glue", args.data_dir)
-    ensure_glue_task(task, folder, allow_download=not args.no_download)
-    return (glue.read(task, "train", folder, args.strict), glue.read(task, glue.dev_split(task), folder, args.strict),
-            glue.label_names(task), glue.metric_names(task))
+    ensure_glue_task(task.name, folder, allow_download=not args.no_download)
+    splits = {}
+    for split in ("train", glue.dev_split(task.name)):
+        splits[split] = glue.read(task, split, folder, args.strict)
+        refuse_masks(splits[split], mask, folder / task.folder / task.splits[split])
+    return (*splits.values(), glue.label_names(task.name), glue.metric_names(task.name))
+
+
+def refuse_masks(examples: list[Example], mask_token: str, path=None, error=DataError) -> None:
+    """A row's one [MASK] is the template's: a text holding the mask token would be a second (`path:line`,
+    else `line N`, names the row; line 0 is a text given on the command line)."""
+    for example in examples:
+        if any(text is not None and mask_token in text for text in (example.text_a, example.text_b)):
+            where = f"{path}:{example.line}" if path else f"line {example.line}" if example.line else "the text"
+            raise error(f"{where}: the text holds {mask_token}, the mask token; a cloze row has one, where the "
+                        "template puts [MASK] (take it out of the text)")
 
 
 def encode_options(args) -> dict:
@@ -274,18 +325,8 @@ def encode_options(args) -> dict:
 
 def encode(tokenizer: Tokenizer, examples: list[Example], label_names=None, **options) -> EncodedSet:
     """Each example through the template; a text that holds the mask token itself is refused by line."""
-    for example in examples:
-        if holds_mask(tokenizer, example):
-            raise DataError(f"line {example.line}: {holds_mask(tokenizer, example)}")
+    refuse_masks(examples, tokenizer.mask_token)
     return encode_examples(tokenizer, examples)
-
-
-def holds_mask(tokenizer: Tokenizer, example: Example) -> str | None:
-    """A row's one [MASK] is the template's: a text holding the mask token would be a second (what is wrong)."""
-    if any(text is not None and tokenizer.mask_token in text for text in (example.text_a, example.text_b)):
-        return (f"the text holds {tokenizer.mask_token}, the mask token; a cloze row has one, where the template "
-                "puts [MASK] (take it out of the text)")
-    return None
 
 
 def head(config: EncoderConfig, method: MethodConfig, num_labels: int, label_words=None,
@@ -337,9 +378,7 @@ read_rows = glue.read_rows
 
 def predict_rows(model, tokenizer, meta, rows: list[Example], args):
     """As GLUE's: each row's label and the label words' probabilities (softmax over the labels' scores)."""
-    for row in rows:
-        if holds_mask(tokenizer, row):
-            raise PredictError((f"{args.input}:{row.line}: " if args.input else "") + holds_mask(tokenizer, row))
+    refuse_masks(rows, tokenizer.mask_token, args.input, PredictError)
     yield from glue.predict_rows(model, tokenizer, meta, rows, args)
 
 

@@ -179,13 +179,34 @@ def template_slots(template: str | None) -> int:
     return slots
 
 
-def parse_template(template: str, num_virtual_tokens: int) -> list[str]:
+SLOTS = ("{a}", "{b}", "[SEP]", "[MASK]")  # pieces that stand alone (a literal holding one is refused)
+
+
+def check_template(template: str) -> list[str]:
+    """The template's pieces, or a TokenizerError saying what is wrong: a slot glued to a word ("[MASK]."
+    would be read as a literal, and a second mask), {a}/{b} or [MASK] more than once, no {a}."""
     pieces = template.split()
-    slots = template_slots(template)
-    if pieces.count("[MASK]") > 1:
-        raise TokenizerError(f"template {template!r} has {pieces.count('[MASK]')} [MASK]s; an MLM head reads one")
+    template_slots(template)  # a malformed [P…] piece
+    for piece in pieces:
+        if "<mask>" in piece:
+            raise TokenizerError(f"template piece {piece!r}: write the mask as [MASK] (it becomes the model's own "
+                                 "mask token)")
+        glued = next((slot for slot in SLOTS if slot in piece and piece != slot), None)
+        if glued is not None:
+            raise TokenizerError(f"template piece {piece!r}: write {glued} as a piece of its own, with spaces "
+                                 f"around it (e.g. '{{a}} ? [MASK] .')")
+    for slot, most in (("[MASK]", 1), ("{a}", 1), ("{b}", 1)):
+        if pieces.count(slot) > most:
+            raise TokenizerError(f"template {template!r} has {slot} {pieces.count(slot)} times" +
+                                 ("; an MLM head reads one" if slot == "[MASK]" else ""))
     if "{a}" not in pieces:
         raise TokenizerError(f"template {template!r} has no {{a}}")
+    return pieces
+
+
+def parse_template(template: str, num_virtual_tokens: int) -> list[str]:
+    pieces = check_template(template)
+    slots = template_slots(template)
     if slots != num_virtual_tokens:
         raise TokenizerError(f"template {template!r} has {slots} virtual tokens, the method {num_virtual_tokens}")
     return pieces
