@@ -307,8 +307,8 @@ def refuse_masks(examples: list[Example], mask_token: str, path=None, error=Data
     else `line N`, names the row; line 0 is a text given on the command line)."""
     for example in examples:
         if any(text is not None and mask_token in text for text in (example.text_a, example.text_b)):
-            where = f"{path}:{example.line}" if path else f"line {example.line}" if example.line else "the text"
-            raise error(f"{where}: the text holds {mask_token}, the mask token; a cloze row has one, where the "
+            where = f"{path}:{example.line}: " if path else f"line {example.line}: " if example.line else ""
+            raise error(f"{where}the text holds {mask_token}, the mask token; a cloze row has one, where the "
                         "template puts [MASK] (take it out of the text)")
 
 
