@@ -404,9 +404,11 @@ def test_command_line_refusals(argv, message):
     (["--task", "sst2-cloze", "--template", "{a} [MASK] {b}"], "one text (no --text-b), and the template has a {b}"),
     (["--verbalizer", "not_equivalent=No,equivalent=☃"], "not in the model's vocabulary"),
 ])
-def test_refused_before_training(vocab_mlm, glue_dir, tmp_path, argv, message):
-    """What would fail later (or never say so) stops before any training, naming the option; --dry-run too."""
-    base = ["--model", vocab_mlm, "--data-dir", glue_dir, "--method", "prefix", "--output-dir", tmp_path / "run"]
+def test_refused_before_training(vocab_mlm, tmp_path, argv, message):
+    """What would fail later (or never say so) stops before any data is read (the data folder is empty),
+    naming the option; --dry-run too."""
+    base = ["--model", vocab_mlm, "--data-dir", tmp_path / "no-data", "--no-download", "--method", "prefix",
+            "--output-dir", tmp_path / "run"]
     argv = (["--task", "mrpc-cloze"] if "--task" not in argv else []) + argv
     for extra in ([], ["--dry-run"]):
         done = run("train.py", *argv, *base, *extra, check=False)
@@ -460,8 +462,11 @@ def test_library_predict_names_the_text_holding_a_mask(vocab_mlm, tmp_path):
 def test_minilm_has_no_mlm_head_and_says_so(tmp_path):
     done = run("train.py", "--task", "mrpc-cloze", "--model", "minilm", "--max-train-samples", "4", "--epochs", "1",
                "--output-dir", tmp_path / "run", check=False)
-    assert done.returncode != 0 and "no pretrained MaskedLMHead" in done.stderr
-    assert "cls.predictions.bias" in done.stderr and not (tmp_path / "run" / "adapter_model.safetensors").exists()
+    assert done.returncode == 3 and "no pretrained masked-language-model head" in done.stderr, done.stderr
+    assert "cls.predictions.bias" in done.stderr and not (tmp_path / "run").exists()  # before any data or weights
+    dry = run("train.py", "--task", "mrpc-cloze", "--model", "minilm", "--dry-run", check=False)
+    assert dry.returncode == 3 and "cls.predictions.transform.dense.weight" in dry.stderr
+    assert run("train.py", "--task", "mrpc-cloze", "--dry-run").returncode == 0  # roberta-large's shape, no weights
 
 
 def test_fused_and_explicit_attention_agree_reading_the_mask(mlm_dirs):

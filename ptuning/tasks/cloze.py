@@ -34,7 +34,7 @@ from ..text.batches import EncodedSet, encode_examples
 from ..text.download import data_dir, ensure_glue_task
 from ..text.tables import DataError, Example, canonical_label, read_table
 from ..text.tokenizer import MASKS, Tokenizer, check_room
-from ..weights import resolve_model_dir
+from ..weights import CheckpointError, hf_head_keys, resolve_model_dir, stored_head_names
 from . import glue
 
 PAIR, SINGLE = "{a} ? [MASK] , {b}", "{a} It was [MASK] ."
@@ -60,6 +60,7 @@ PREFIX_TEXT = glue.PREFIX_TEXT
 # v1 prompts around the pattern, 3 before each text as in the paper's figure; else the methods' recipes.
 RECIPES: dict[str, dict] = {"ptuning": dict(num_virtual_tokens=6), "prompt": dict(num_virtual_tokens=6)}
 HEAD_OPTIONS = ("label_words", "mask_token_id")  # the task options the head is built from
+MLM_KEYS = ("transform.weight", "transform.bias", "norm.weight", "norm.bias", "bias")  # MaskedLMHead's tensors
 
 
 @dataclass(frozen=True)
@@ -267,8 +268,21 @@ def reads_pairs(template: str | None) -> bool:
 
 
 def check_fit(args, method: MethodConfig, config: EncoderConfig) -> None:
-    """The template reads the task's texts ({b} for pairs, none for single texts), and the position table
-    has room for it and one token of each text, before any work."""
+    """Before any work (data fetched, weights loaded): the checkpoint holds an MLM head, the template reads
+    the task's texts ({b} for pairs, none for single texts), and the position table has room for it and one
+    token of each text."""
+    try:
+        folder = resolve_model_dir(args.model)
+    except CheckpointError:  # a dry run sized from a known shape (roberta-large) without its weights
+        folder = None
+    missing = [k for k in MLM_KEYS if k not in stored_head_names(folder)] if folder is not None else []
+    if missing:
+        raise CheckpointError(f"{folder}: no pretrained masked-language-model head (missing: "
+                              f"{', '.join(hf_head_keys(missing, config.family))}). A cloze task reads it: use a "
+                              "*ForMaskedLM checkpoint (roberta-large, bert-base-uncased as published), or a "
+                              "classification task (--task mrpc) whose head trains from scratch")
+    if folder is not None:  # every word in the vocabulary, no two labels alike (said again, once, in encode_options)
+        label_word_ids(Tokenizer.from_folder(folder), verbalizer_of(args), say=lambda *_: None)
     pairs = bool(args.text_b) if args.train_file else glue.TASKS[base_task(args.task)].text_b_column is not None
     if reads_pairs(method.template) != pairs:
         data = f"the rows of {args.train_file}" if args.train_file else f"--task {args.task}'s rows"

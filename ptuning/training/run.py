@@ -19,7 +19,7 @@ from ..model import MethodConfig, build_model, mark_trainable, parameter_report
 from ..options import Parser, add_fields, at_least, given_options, not_read, option, problems, sane_size, values_for
 from ..precision import PRECISIONS
 from ..text.tables import label_names_problems
-from ..weights import CheckpointError, hf_head_keys, resolve_model_dir, stored_head_names
+from ..weights import resolve_model_dir, stored_head_names
 from . import recipes
 from .loop import TrainConfig
 
@@ -167,16 +167,9 @@ def dry_run(args, method: MethodConfig, family) -> str:
     options = family.encode_options(args) if model_dir else {}
     model = build_model(config, method, lambda c: tasks.make_head(family, c, method, num_labels, options),
                         device="meta")
-    stored = stored_head_names(model_dir) if model_dir else None
-    missing = sorted(set(model.head.state_dict()) - stored) if stored is not None and \
-        getattr(model.head, "pretrained", False) else []
-    if missing:  # a head that must come from the checkpoint (the MLM head): the run would stop at once
-        raise CheckpointError(f"{model_dir}: no pretrained {type(model.head).__name__} (missing: "
-                              f"{', '.join(hf_head_keys(missing, config.family))}); a cloze task needs a "
-                              "*ForMaskedLM checkpoint")
     # A pretrained pooler stays frozen, as in the run (mark_trainable): HF's BERT and RoBERTa checkpoints
     # carry one; a folder says whether it does.
-    pooler = "pooler.weight" in stored if stored is not None else True
+    pooler = "pooler.weight" in stored_head_names(model_dir) if model_dir else True
     mark_trainable(model, pooler_pretrained=pooler)
     return (f"{args.model} ({config.model_type}, {config.num_hidden_layers} layers, hidden {config.hidden_size}), "
             f"method {method.method}, {num_labels} labels\n{parameter_report(model)}")
