@@ -90,12 +90,19 @@ class TrainingStopped(PtuningError, RuntimeError):
 
 def not_a_file(path) -> str:
     """The message for a data path that is not a readable file: a folder, or nothing."""
-    return f"{path}: {'a folder, not a file' if Path(path).is_dir() else 'file not found'}"
+    try:
+        folder = Path(path).is_dir()
+    except OSError as err:  # a name too long for the file system
+        return f"{str(path)[:80]}…: not a usable path ({err.strerror})"
+    return f"{path}: {'a folder, not a file' if folder else 'file not found'}"
 
 
 def readable_file(path) -> bool:
     """A file to read: a regular one, or a device or pipe (/dev/null, <(...)), not a folder or nothing."""
-    return Path(path).exists() and not Path(path).is_dir()
+    try:
+        return Path(path).exists() and not Path(path).is_dir()
+    except OSError:  # a name too long for the file system: nothing to read
+        return False
 
 
 def is_unicode(text: str) -> bool:

@@ -99,6 +99,15 @@ class MaskedLMHead(nn.Module):
         self.transform = nn.Linear(hidden_size, hidden_size)
         self.norm = LayerNorm(hidden_size, eps=eps)  # fp32 under autocast, as the encoder's
         self.bias = nn.Parameter(torch.zeros(vocab_size))
+        if activation not in ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu"):
+            raise ValueError(f"activation must be gelu, gelu_new, gelu_pytorch_tanh or relu, not {activation!r}")
+        for words in label_words or []:
+            if not words or not all(word and all(isinstance(t, int) and 0 <= t < vocab_size for t in word)
+                                    for word in words):
+                raise ValueError(f"label_words: each label needs words, each word token ids in [0, {vocab_size}): "
+                                 f"{words!r}")
+        if mask_token_id is not None and not (isinstance(mask_token_id, int) and 0 <= mask_token_id < vocab_size):
+            raise ValueError(f"mask_token_id must be a token id in [0, {vocab_size}), not {mask_token_id!r}")
         self.activation = activation  # BERT: config's hidden_act; RoBERTa's LM head: gelu
         self.mask_token_id = mask_token_id
         # One row per label: its word pieces' ids and weights (1 / words / pieces; 0 pads the row).

@@ -229,7 +229,7 @@ class PromptModel(nn.Module):
         embeds = position_ids = prefixes = None
         only = None if self.head.reads == "all" else self.head_index
         if self.head.reads == "mask":  # each row's [MASK], counted after the v1 prompts put in front
-            only = self.mask_positions(input_ids) + self.text_start
+            only = self.mask_positions(input_ids, attention_mask) + self.text_start
         if self.method.is_v1:
             embeds, attention_mask, token_type_ids = self.splice_prompts(input_ids, attention_mask, token_type_ids)
             input_ids = None  # positions then count from the first token, virtual ones included (as HF)
@@ -243,9 +243,12 @@ class PromptModel(nn.Module):
         features = hidden[:, 0] if only is not None else hidden[:, self.text_start:]  # (B, h) or (B, T, h)
         return self.head(features.to(self.head_dtype))
 
-    def mask_positions(self, input_ids) -> torch.Tensor:
-        """(B,) where each row's mask token is. Outside training, a row without exactly one is refused."""
+    def mask_positions(self, input_ids, attention_mask=None) -> torch.Tensor:
+        """(B,) where each row's mask token is. Outside training, a row without exactly one (among its
+        real tokens: padding is not read) is refused."""
         is_mask = input_ids.eq(self.head.mask_token_id)
+        if attention_mask is not None:
+            is_mask = is_mask & attention_mask.bool()
         if not self.training:
             counts = is_mask.sum(dim=1)
             bad = (counts != 1).nonzero()

@@ -56,20 +56,23 @@ def randomize_biases_and_norms(model: torch.nn.Module, seed: int = 1) -> torch.n
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("bias") or "LayerNorm" in name:
-                centre = 1.0 if name.endswith("LayerNorm.weight") else 0.0
+            norm = "LayerNorm" in name or "layer_norm" in name  # RoBERTa's LM head spells it layer_norm
+            if name.endswith("bias") or norm:
+                centre = 1.0 if norm and name.endswith("weight") else 0.0
                 p.copy_(centre + 0.2 * torch.randn(p.shape, generator=g))
     return model
 
 
 def tiny_hf_model(family: str, num_labels: int = 2, task: bool = True, kind: str = "sequence", **overrides):
     """A random transformers model of the tiny shape, every bias and LayerNorm randomised:
-    `RobertaForSequenceClassification` etc.; kind="token": `*ForTokenClassification`."""
+    `RobertaForSequenceClassification` etc.; kind="token": `*ForTokenClassification`; "mlm": `*ForMaskedLM`."""
     import transformers as tf
 
     torch.manual_seed(0)
-    classes = {"roberta": {"sequence": tf.RobertaForSequenceClassification, "token": tf.RobertaForTokenClassification},
-               "bert": {"sequence": tf.BertForSequenceClassification, "token": tf.BertForTokenClassification}}
+    classes = {"roberta": {"sequence": tf.RobertaForSequenceClassification, "token": tf.RobertaForTokenClassification,
+                           "mlm": tf.RobertaForMaskedLM},
+               "bert": {"sequence": tf.BertForSequenceClassification, "token": tf.BertForTokenClassification,
+                        "mlm": tf.BertForMaskedLM}}
     if family == "roberta":
         config = tf.RobertaConfig(**{**TINY, "type_vocab_size": 1, "pad_token_id": 1, "bos_token_id": 0,
                                      "eos_token_id": 2, "layer_norm_eps": 1e-5, "num_labels": num_labels,
@@ -84,11 +87,15 @@ def tiny_hf_model(family: str, num_labels: int = 2, task: bool = True, kind: str
 @pytest.fixture(scope="session")
 def tiny_dirs(tmp_path_factory):
     """family -> folder holding a saved tiny task model (config.json + model.safetensors)."""
+    return saved_per_family(tmp_path_factory, "tiny", tiny_hf_model)
+
+
+def saved_per_family(tmp_path_factory, name: str, make) -> dict:
+    """family -> a folder holding `make(family)` saved as safetensors."""
     dirs = {}
     for family in ("roberta", "bert"):
-        folder = tmp_path_factory.mktemp(f"tiny_{family}")
-        tiny_hf_model(family).save_pretrained(folder, safe_serialization=True)
-        dirs[family] = folder
+        dirs[family] = tmp_path_factory.mktemp(f"{name}_{family}")
+        make(family).save_pretrained(dirs[family], safe_serialization=True)
     return dirs
 
 

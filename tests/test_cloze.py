@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY, randomize_biases_and_norms
+from conftest import TINY, saved_per_family, tiny_hf_model
 
 from ptuning.errors import CheckpointError, OptionError
 from ptuning.model import MethodConfig, load_model
@@ -26,33 +26,14 @@ N = 4                                # virtual tokens
 
 
 def hf_mlm(family: str, **overrides):
-    import transformers as tf
-
-    torch.manual_seed(0)
-    if family == "roberta":
-        config = tf.RobertaConfig(**{**TINY, "type_vocab_size": 1, "pad_token_id": 1, "bos_token_id": 0,
-                                     "eos_token_id": 2, "layer_norm_eps": 1e-5, **overrides})
-        model = tf.RobertaForMaskedLM(config)
-    else:
-        model = tf.BertForMaskedLM(tf.BertConfig(**{**TINY, **overrides}))
-    randomize_biases_and_norms(model)
-    g = torch.Generator().manual_seed(2)
-    with torch.no_grad():  # RoBERTa's LM head names its norm layer_norm: randomise it too
-        for name, p in model.named_parameters():
-            if "layer_norm" in name:
-                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * torch.randn(p.shape, generator=g))
+    model = tiny_hf_model(family, kind="mlm", **overrides)  # every bias and LayerNorm randomised, the LM head's too
     assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # tied, as published
-    return model.eval()
+    return model
 
 
 @pytest.fixture(scope="module")
 def mlm_dirs(tmp_path_factory):
-    dirs = {}
-    for family in ("roberta", "bert"):
-        folder = tmp_path_factory.mktemp(f"mlm_{family}")
-        hf_mlm(family).save_pretrained(folder, safe_serialization=True)
-        dirs[family] = folder
-    return dirs
+    return saved_per_family(tmp_path_factory, "mlm", hf_mlm)
 
 
 def ours(folder, method):
@@ -291,6 +272,35 @@ def test_label_words_unknown_split_and_clashing(minilm_dir):
         cloze.label_word_ids(tokenizer, {"no": ["No"], "yes": ["[MASK]"]})
 
 
+def test_label_word_ids_reads_words_as_the_command_line_does(minilm_dir):
+    tokenizer = Tokenizer.from_folder(minilm_dir)
+    assert cloze.label_word_ids(tokenizer, {"a": "no", "b": "yes"}) == [[[2053]], [[2748]]]  # a word, not letters
+    for bad in ({}, {"a": "no"}, {"a": [], "b": "yes"}):
+        with pytest.raises(OptionError):
+            cloze.label_word_ids(tokenizer, bad)
+
+
+def test_head_refuses_ids_outside_the_vocabulary_and_unknown_activations():
+    from ptuning.heads import MaskedLMHead
+
+    with pytest.raises(ValueError, match="token ids in \\[0, 99\\)"):
+        MaskedLMHead(32, 99, 1e-12, "gelu", [[[-1]], [[5]]], 4)
+    with pytest.raises(ValueError, match="token ids"):
+        MaskedLMHead(32, 99, 1e-12, "gelu", [[[5]], [[500]]], 4)
+    with pytest.raises(ValueError, match="mask_token_id"):
+        MaskedLMHead(32, 99, 1e-12, "gelu", [[[5]], [[6]]], 99)
+    with pytest.raises(ValueError, match="activation"):
+        MaskedLMHead(32, 99, 1e-12, "swish", [[[5]], [[6]]], 4)
+
+
+def test_a_mask_in_padding_is_not_read(mlm_dirs):
+    model = ours(mlm_dirs["bert"], MethodConfig(method="full", template="{a} [MASK] {b}"))
+    ids, mask = cloze_batch("bert", 0)
+    ids[2, -1] = MASK_ID  # row 2 is padded at its end: a second mask there is padding, not a token
+    assert mask[2, -1] == 0
+    torch.testing.assert_close(model(ids, mask)[2], model(*cloze_batch("bert", 0))[2])
+
+
 def test_template_mask_becomes_the_mask_token_once(minilm_dir):
     tokenizer = Tokenizer.from_folder(minilm_dir, reserved_positions=4, template="[P*2] {a} ? [MASK] , [P*2] {b}")
     encoded = tokenizer.encode("The cat sat.", "A cat was sitting.")
@@ -364,6 +374,30 @@ def test_train_and_predict_on_a_fewglue_style_jsonl(vocab_mlm, tmp_path):
     assert export.returncode != 0 and "verbalizer" in export.stderr + export.stdout
 
 
+def test_glue_cloze_words_follow_the_tasks_label_ids_whatever_the_order_given(vocab_mlm, glue_dir, tmp_path):
+    """MRPC's label 0 is not_equivalent: its words are scored in column 0 however --verbalizer orders them."""
+    out = tmp_path / "run"
+    run("train.py", "--task", "mrpc-cloze", "--model", vocab_mlm, "--data-dir", glue_dir, "--method", "prefix",
+        "--max-train-samples", "8", "--max-dev-samples", "8", "--epochs", "1", "--output-dir", out,
+        "--verbalizer", "equivalent=Yes,not_equivalent=No")
+    meta = json.loads((out / "adapter_config.json").read_text())
+    assert meta["label_names"] == ["not_equivalent", "equivalent"]
+    assert list(meta["task_options"]["verbalizer"]) == ["not_equivalent", "equivalent"]
+    assert meta["task_options"]["label_words"] == [[[2053]], [[2748]]]  # "no", "yes" in MiniLM's vocabulary
+
+
+def test_a_glue_cloze_name_on_your_own_table_takes_the_verbalizers_labels(vocab_mlm, glue_dir, tmp_path):
+    """--task mrpc-cloze --train-file: the table's labels (here MRPC's own 0/1) are the verbalizer's."""
+    rows = (glue_dir / "MRPC" / "train.tsv").read_text(encoding="utf-8-sig").splitlines()[:9]
+    table = tmp_path / "mrpc.tsv"
+    table.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    run("train.py", "--task", "mrpc-cloze", "--model", vocab_mlm, "--train-file", table, "--dev-file", table,
+        "--text-a", "#1 String", "--text-b", "#2 String", "--label", "Quality", "--verbalizer", "0=No,1=Yes",
+        "--epochs", "1", "--output-dir", out)
+    assert json.loads((out / "adapter_config.json").read_text())["label_names"] == ["0", "1"]
+
+
 def test_train_mrpc_cloze_prefix_and_resume_keeps_the_verbalizer(vocab_mlm, glue_dir, tmp_path):
     out = tmp_path / "run"
     common = ["--task", "mrpc-cloze", "--model", vocab_mlm, "--data-dir", glue_dir, "--method", "prefix",
@@ -401,6 +435,7 @@ def test_command_line_refusals(argv, message):
     (["--template", "{a} ? [MASK] . [MASK]."], "write [MASK] as a piece of its own"),
     (["--template", "{a} ? [MASK] , {b}."], "write {b} as a piece of its own"),
     (["--template", "{a} ? [MASK] ."], "pairs of texts, and the template has no {b}"),
+    (["--template", "{a} ? [mask] , {b}"], "holds one [MASK]"),
     (["--task", "sst2-cloze", "--template", "{a} [MASK] {b}"], "one text (no --text-b), and the template has a {b}"),
     (["--verbalizer", "not_equivalent=No,equivalent=☃"], "not in the model's vocabulary"),
 ])

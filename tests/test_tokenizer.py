@@ -127,7 +127,7 @@ def test_roberta_truncation_leaves_room_for_positions(roberta_folder):
 # --- Templates -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("template, n, message", [
-    ("[P*x] {a}", 1, "write \\[P\\] or \\[P\\*k\\]"),
+    ("[P*x] {a}", 1, "a virtual token is \\[P\\], k of them \\[P\\*k\\]"),
     ("[P*2] {b}", 2, "no \\{a\\}"),
     ("[P*2] {a} [P]", 2, "3 virtual tokens, the method 2"),
 ])
@@ -158,6 +158,18 @@ def test_roberta_template_layout(roberta_folder):
     enc = tok.encode("the cat", "a dog")
     assert enc.ids == [0, *a, PROMPT_SLOT, 2, 2, *b, PROMPT_SLOT, 2]
     assert set(enc.type_ids) == {0}
+
+
+def test_roberta_template_words_keep_their_spaces(roberta_folder):
+    """RoBERTa's BPE marks a word that follows a space ("Ġwas"): the template's words and texts after the
+    first are encoded as the sentence it writes, "the cat ? <mask> , a dog", not glued "the cat?<mask>,a dog"."""
+    tok = Tokenizer.from_folder(roberta_folder, template="{a} ? [MASK] , {b}")
+    enc = tok.encode("the cat", "a dog")
+    piece = lambda text: tok.backend.encode(text, add_special_tokens=False).ids  # noqa: E731
+    assert enc.ids == [0, *piece("the cat"), *piece(" ?"), tok.mask_id, *piece(" ,"), *piece(" a dog"), 2]
+    assert piece(" a dog") != piece("a dog")
+    after_sep = Tokenizer.from_folder(roberta_folder, template="{a} [SEP] {b}").encode("the cat", "a dog")
+    assert after_sep.ids == [0, *piece("the cat"), 2, 2, *piece("a dog"), 2]  # a new segment: no space
 
 
 def test_template_truncation_respects_max_length(bert_folder):

@@ -84,7 +84,7 @@ class Options:
             return []
         try:
             words = parse_verbalizer(given)
-            if task != OWN:
+            if task != OWN and not values.get("train_file"):  # your own table: its classes are the verbalizer's
                 check_labels(words, glue.label_names(base_task(task)), task)
         except OptionError as err:
             return [str(err)]
@@ -114,6 +114,8 @@ def parse_verbalizer(text: str | dict) -> dict[str, list[str]]:
         return _verbalizer_object(text, "--verbalizer")
     if not isinstance(text, str):
         raise OptionError(f"--verbalizer must be text, not {type(text).__name__}")
+    if not text.strip():
+        raise OptionError('--verbalizer is empty: write label=word entries, e.g. "negative=terrible,positive=great"')
     if text.strip().endswith(".json") or "=" not in text:  # a file's path (label=word entries hold a '=')
         path = Path(text.strip())
         try:
@@ -206,6 +208,7 @@ def label_word_ids(tokenizer: Tokenizer, verbalizer: dict[str, list[str]], say=p
 
     A word the vocabulary lacks (it would become the unknown token) and two labels with the same pieces are
     refused; a word of several pieces is said (`say`): its score is the mean over its pieces (MaskedLMHead)."""
+    verbalizer = parse_verbalizer(verbalizer)  # {label: word or [words]}, checked as the command line's
     if tokenizer.mask_id is None:
         raise OptionError(f"the tokenizer has no mask token {tokenizer.mask_token}: it cannot fill a [MASK]")
     unknown = {tokenizer.backend.token_to_id(t) for t in ("[UNK]", "<unk>")} - {None}
@@ -235,10 +238,17 @@ def label_word_ids(tokenizer: Tokenizer, verbalizer: dict[str, list[str]], say=p
 
 
 def verbalizer_of(args) -> dict[str, list[str]]:
-    """The run's verbalizer: --verbalizer (a resumed run: its record), else the GLUE task's own."""
+    """The run's verbalizer: --verbalizer (a resumed run: its record), else the GLUE task's own. On a GLUE
+    task's files its labels are put in the task's order, the order of their ids (label c scores words[c]);
+    on your own tables (--train-file) the verbalizer's order is the classes' order."""
     if not args.verbalizer and args.task == OWN:
         raise OptionError("--task cloze needs --verbalizer: it names your table's classes and their words")
-    return parse_verbalizer(args.verbalizer or CLOZE[base_task(args.task)][1])
+    words = parse_verbalizer(args.verbalizer or CLOZE[base_task(args.task)][1])
+    if args.task == OWN or args.train_file:
+        return words
+    names = glue.label_names(base_task(args.task))
+    check_labels(words, names, args.task)
+    return {name: words[name] for name in names}
 
 
 def default_template(values: dict) -> str | None:
@@ -281,6 +291,10 @@ def check_fit(args, method: MethodConfig, config: EncoderConfig) -> None:
                               f"{', '.join(hf_head_keys(missing, config.family))}). A cloze task reads it: use a "
                               "*ForMaskedLM checkpoint (roberta-large, bert-base-uncased as published), or a "
                               "classification task (--task mrpc) whose head trains from scratch")
+    masks = (method.template or "").split().count("[MASK]")
+    if masks != 1:
+        raise OptionError(f"--template {method.template!r}: a cloze task's template holds one [MASK], where the "
+                          f"MLM head reads the answer (it has {masks}), e.g. '{{a}} ? [MASK] , {{b}}'")
     if folder is not None:  # every word in the vocabulary, no two labels alike (said again, once, in encode_options)
         label_word_ids(Tokenizer.from_folder(folder), verbalizer_of(args), say=lambda *_: None)
     pairs = bool(args.text_b) if args.train_file else glue.TASKS[base_task(args.task)].text_b_column is not None
@@ -329,8 +343,6 @@ def refuse_masks(examples: list[Example], mask_token: str, path=None, error=Data
 def encode_options(args) -> dict:
     """The verbalizer, and its words as the model's token ids (recorded in the adapter; the head reads them)."""
     verbalizer = verbalizer_of(args)
-    if args.task != OWN:
-        check_labels(verbalizer, glue.label_names(base_task(args.task)), args.task)
     tokenizer = Tokenizer.from_folder(resolve_model_dir(args.model))
     say = print if os.environ.get("RANK", "0") == "0" else (lambda *a, **k: None)
     return {"verbalizer": verbalizer, "label_words": label_word_ids(tokenizer, verbalizer, say),
@@ -367,24 +379,12 @@ def _trained_on(meta) -> tuple[bool, str]:
 
 def check_texts(meta, pairs: list[tuple[str, str | None]]) -> None:
     """The library's `predict`: pairs when the template has {b}, single texts otherwise."""
-    wants_pairs, trained = _trained_on(meta)
-    odd = next((n for n, (_, b) in enumerate(pairs) if (b is not None) != wants_pairs), None)
-    if odd is not None:
-        raise OptionError(f"texts[{odd}]: {trained}: give " +
-                          ("(text_a, text_b) pairs" if wants_pairs else "single texts, not pairs"))
+    glue.check_pairs_given(_trained_on(meta), pairs)
 
 
 def check_predict(args, meta) -> None:
-    pairs, trained = _trained_on(meta)
-    if args.input:
-        if pairs and not args.text_b:
-            raise PredictError(f"{trained}: give --text-b COLUMN, the column of {args.input} holding the second text")
-        if not pairs and args.text_b:
-            raise PredictError(f"{trained}: drop --text-b {args.text_b}")
-    elif pairs and len(args.texts) == 1:
-        raise PredictError(f"{trained}: give two texts (quote each), not one")
-    elif not pairs and len(args.texts) == 2:
-        raise PredictError(f"{trained}: give one text, not two")
+    """predict.py's texts or --input columns: pairs when the template has {b}."""
+    glue.check_pair_arguments(_trained_on(meta), args)
 
 
 read_rows = glue.read_rows

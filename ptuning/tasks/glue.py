@@ -271,7 +271,12 @@ def reads_pairs(meta) -> tuple[bool | None, str]:
 
 def check_texts(meta, pairs: list[tuple[str, str | None]]) -> None:
     """The library's `predict` on this adapter: pairs for a pair task, single texts otherwise."""
-    wants_pairs, trained = reads_pairs(meta)
+    check_pairs_given(reads_pairs(meta), pairs)
+
+
+def check_pairs_given(wanted: tuple[bool | None, str], pairs: list[tuple[str, str | None]]) -> None:
+    """`wanted`: (whether the adapter reads pairs, None: unknown; what it was trained on, in words)."""
+    wants_pairs, trained = wanted
     if wants_pairs is None:
         return
     odd = next((n for n, (_, b) in enumerate(pairs) if (b is not None) != wants_pairs), None)
@@ -282,7 +287,12 @@ def check_texts(meta, pairs: list[tuple[str, str | None]]) -> None:
 
 def check_predict(args, meta) -> None:
     """A GLUE task says whether the adapter reads pairs, and so does the table of a user's own run."""
-    pairs, trained = reads_pairs(meta)
+    check_pair_arguments(reads_pairs(meta), args)
+
+
+def check_pair_arguments(wanted: tuple[bool | None, str], args) -> None:
+    """predict.py's texts or --input columns against what the adapter reads (`wanted`, as check_pairs_given)."""
+    pairs, trained = wanted
     if pairs is None:
         return
     if args.input:

@@ -138,19 +138,25 @@ class Tokenizer:
         pieces = []  # (kind, ids)
         texts = {"{a}": text_a, "{b}": text_b}
         sep = [self.sep_id, self.sep_id] if self.family == "roberta" else [self.sep_id]
+        running = False  # words since <s> or [SEP]: RoBERTa's BPE marks a word after a space ("Ġwas")
         for piece in self.template:
-            if piece in texts:
-                if texts[piece] is None:
+            if piece in texts or piece not in ("[SEP]", "[MASK]") and not piece.startswith("[P"):
+                text = texts[piece] if piece in texts else piece
+                if text is None:
                     raise TokenizerError(f"template uses {piece} but the example has no second text")
-                pieces.append(["text", self.backend.encode(texts[piece], add_special_tokens=False).ids])
+                if running and self.family == "roberta" and text[:1] not in ("", " "):
+                    text = " " + text  # as in the sentence the template writes: "sat ? <mask> , A cat"
+                pieces.append(["text" if piece in texts else "literal",
+                               self.backend.encode(text, add_special_tokens=False).ids])
+                running = True
             elif piece == "[SEP]":
                 pieces.append(["sep", sep])
+                running = False
             elif piece == "[MASK]":
-                pieces.append(["mask", [self.mask_id]])
-            elif piece.startswith("[P"):
-                pieces.append(["slot", [PROMPT_SLOT] * int(piece[3:-1] if "*" in piece else 1)])
+                pieces.append(["mask", [self.mask_id]])  # RoBERTa's <mask> takes the space before it
+                running = True
             else:
-                pieces.append(["literal", self.backend.encode(piece, add_special_tokens=False).ids])
+                pieces.append(["slot", [PROMPT_SLOT] * int(piece[3:-1] if "*" in piece else 1)])
         budget = self.max_length - 2 - sum(len(ids) for kind, ids in pieces if kind != "text")
         texts_ = [p for p in pieces if p[0] == "text"]
         truncated = False
@@ -174,7 +180,8 @@ def template_slots(template: str | None) -> int:
         if piece.startswith("[P"):
             match = re.fullmatch(r"\[P(?:\*(\d+))?\]", piece)
             if not match:
-                raise TokenizerError(f"template piece {piece!r}: write [P] or [P*k]")
+                raise TokenizerError(f"template piece {piece!r}: a virtual token is [P], k of them [P*k] (the "
+                                     "other bracketed pieces are [SEP] and [MASK])")
             slots += int(match.group(1) or 1)
     return slots
 
