@@ -79,7 +79,6 @@ def families() -> dict[str, ModuleType]:
     return {name: module for module in MODULES for name in module.TASKS}
 
 
-
 def family_for(task_name: str) -> ModuleType:
     """The task-family module for a task name, e.g. `family_for("mrpc")` is `tasks.glue`."""
     known = families()

@@ -297,7 +297,7 @@ def check_fit(args, method: MethodConfig, config: EncoderConfig) -> None:
                           f"MLM head reads the answer (it has {masks}), e.g. '{{a}} ? [MASK] , {{b}}'")
     if folder is not None:  # every word in the vocabulary, no two labels alike (said again, once, in encode_options)
         label_word_ids(Tokenizer.from_folder(folder), verbalizer_of(args), say=lambda *_: None)
-    pairs = bool(args.text_b) if args.train_file else glue.TASKS[base_task(args.task)].text_b_column is not None
+    pairs = glue.is_pair(args, base_task(args.task))
     if reads_pairs(method.template) != pairs:
         data = f"the rows of {args.train_file}" if args.train_file else f"--task {args.task}'s rows"
         raise OptionError(f"--template {method.template!r}: {data} hold " + (
@@ -319,7 +319,7 @@ def load(args):
                             task_type="classification")
         refuse_masks(train, mask, args.train_file)
         refuse_masks(dev, mask, args.dev_file)
-        return train, dev, names, ("accuracy", "f1") if len(names) == 2 else ("accuracy",)
+        return train, dev, names, glue.table_metrics(names)
     task = glue.TASKS[base_task(args.task)]
     folder = data_dir("glue", args.data_dir)
     ensure_glue_task(task.name, folder, allow_download=not args.no_download)

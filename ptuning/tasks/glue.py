@@ -193,9 +193,15 @@ def dev_split(task_name: str) -> str:
     return "dev_matched" if task_name == "mnli" else "dev"
 
 
-def is_pair(args) -> bool:
-    """Whether the run reads sentence pairs: its table's --text-b, or the GLUE task's columns."""
-    return bool(args.text_b) if args.train_file else TASKS[args.task].text_b_column is not None
+def is_pair(args, task_name: str | None = None) -> bool:
+    """Whether the run reads sentence pairs: its table's --text-b, or the GLUE task's columns (`task_name`,
+    default --task)."""
+    return bool(args.text_b) if args.train_file else TASKS[task_name or args.task].text_b_column is not None
+
+
+def table_metrics(names) -> tuple[str, ...]:
+    """What a user's table is scored by: its classes (F1 too for two), or a regression score (names None)."""
+    return ("pearson", "spearman") if names is None else ("accuracy", "f1") if len(names) == 2 else ("accuracy",)
 
 
 def check_fit(args, method: MethodConfig, config: EncoderConfig) -> None:
@@ -213,8 +219,7 @@ def load(args):
         # Dev labels are read as the train file's: its classes, or scores when it is regression.
         dev, _ = read_table(args.dev_file, args.text_a, args.text_b, args.label, names, args.strict,
                             task_type="regression" if names is None else "classification")
-        metrics = ("pearson", "spearman") if names is None else ("accuracy", "f1") if len(names) == 2 else ("accuracy",)
-        return train, dev, names, metrics
+        return train, dev, names, table_metrics(names)
     folder = data_dir("glue", args.data_dir)
     ensure_glue_task(args.task, folder, allow_download=not args.no_download)
     train = read(args.task, "train", folder, args.strict)
