@@ -2,9 +2,11 @@
 
     python bench/squad.py --n 2000 --n-dev 500 --epochs 2 --max-length 256 --seeds 1 2 3 --write
     python bench/squad.py --n 16 --n-dev 8 --epochs 1 --max-length 128 --doc-stride 32 --seeds 1 2   # smoke test
+    python bench/squad.py --sides ours --methods prefix --seeds 1 --epochs 8 --precision bf16 \
+        --jsonl bench/results/squad_long_budget.jsonl ...                                         # a learning curve
 
 Ours is `train.py --task squad` in-process (its recipe for the method, with --lr/--batch-size/--epochs
-below); the last epoch's dev scores are kept. The other side is what a transformers user writes:
+below); the last epoch's dev scores are kept (every epoch's with `--jsonl`). The other side is what a transformers user writes:
 `AutoModelForQuestionAnswering` (+ peft `PREFIX_TUNING`, task_type QUESTION_ANS, for `prefix`), AdamW
 with HF Trainer's decay groups, linear warm-up and decay, gradient clipping 1.0, random batches. Both
 sides read the same windows (`tasks.qa.make_features`, proven equal to HF's fast tokenizer by
@@ -66,10 +68,29 @@ def ours(method: str, seed: int, args) -> dict:
         argv += ["--max-dev-samples", str(args.n_dev)]
     if args.data_dir:
         argv += ["--data-dir", args.data_dir]
+    if args.precision:
+        argv += ["--precision", args.precision]
     started = time.perf_counter()
     train.main(argv)
-    last = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
-    return dict(f1=last["f1"], exact=last["exact"], seconds=(time.perf_counter() - started) / r["epochs"])
+    seconds = (time.perf_counter() - started) / r["epochs"]
+    # metrics.jsonl holds loss lines every few steps and one line per epoch with the dev scores
+    epochs = [e for e in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "f1" in e]
+    if args.jsonl:
+        record = dict(task="squad", method=method, seed=seed, epochs=r["epochs"], lr=r["lr"],
+                      batch_size=r["batch_size"], precision=args.precision or "auto", n_train=args.n,
+                      n_dev=args.n_dev, max_length=args.max_length, doc_stride=args.doc_stride,
+                      num_virtual_tokens=args.prefix_tokens if method == "prefix" else None,
+                      prefix_init=args.prefix_init if method == "prefix" else None, commit=commit(),
+                      per_epoch=[{k: e[k] for k in ("epoch", "train_loss", "f1", "exact", "seconds")} for e in epochs])
+        with open(args.jsonl, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    return dict(f1=epochs[-1]["f1"], exact=epochs[-1]["exact"], seconds=seconds)
+
+
+def commit() -> str:
+    import subprocess
+    run = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return run.stdout.strip() or "unknown"
 
 
 def hf_run(method: str, seed: int, args, train_set, dev_set, pad_id: int) -> dict:
@@ -163,11 +184,18 @@ def main(argv=None):
                         "or from its own random one")
     p.add_argument("--lr-prefix", type=float, help=f"default: our QA recipe's {qa.RECIPES['prefix']['lr']}")
     p.add_argument("--lr-full", type=float, help=f"default: our QA recipe's {qa.RECIPES['full']['lr']}")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+                   help="ours: train.py --precision (default: its auto); the transformers side always runs fp32, "
+                        "so a table of both sides takes fp32 or none")
+    p.add_argument("--jsonl", help="ours: append one JSON line per run with every epoch's dev F1/EM and train loss")
     p.add_argument("--runs", default="runs/bench-squad")
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = p.parse_args(argv)
     args.lr = {m: v for m, v in (("prefix", args.lr_prefix), ("full", args.lr_full)) if v is not None}
     args.model_dir = resolve_model_dir(args.model)
+    if "hf" in args.sides and args.precision not in (None, "fp32"):
+        p.error(f"--precision {args.precision} is for our side only (the transformers side runs fp32); "
+                "pass --sides ours, or no --precision")
 
     if "hf" in args.sides:  # the windows the HF side trains on and is scored on: as train.py makes them
         tokenizer = Tokenizer.from_folder(args.model_dir, EncoderConfig.from_json(args.model_dir),
