@@ -76,8 +76,8 @@ class MethodConfig:
                              choices=("cls", "first"), recipe=True, methods=V1, heads=("sequence",), group="model")
     template: str | None = option(None, 'v1 prompt placement, e.g. "[P*10] {a} [SEP] {b} [P*10]" '
                                   "(ptuning/text/tokenizer.py); none: prompts in front, as peft. A cloze task: "
-                                  'the pattern with its [MASK], e.g. "[P*3] {a} ? [MASK] , [P*3] {b}" (v1), '
-                                  '"{a} ? [MASK] , {b}" (prefix, full)', methods={"sequence": V1, "mask": None},
+                                  'the pattern with its [MASK], e.g. "[P*3] {a}? [MASK], [P*3] {b}" (v1), '
+                                  '"{a}? [MASK], {b}" (prefix, full)', methods={"sequence": V1, "mask": None},
                                   heads=("sequence", "mask"), group="model")
 
     def __post_init__(self):
@@ -94,7 +94,7 @@ class MethodConfig:
             check_template(self.template)
         if self.template is not None and template_slots(self.template) and not self.is_v1:
             raise ValueError("a template's [P] slots place v1 prompts (--method ptuning or prompt); with "
-                             f"--method {self.method} a template holds only the text, e.g. '{{a}} ? [MASK] , {{b}}'")
+                             f"--method {self.method} a template holds only the text, e.g. '{{a}}? [MASK], {{b}}'")
         if self.template is not None and self.is_v1 and template_slots(self.template) != self.num_virtual_tokens:
             raise ValueError(f"the template {self.template!r} holds {template_slots(self.template)} virtual tokens, "
                              f"the method {self.num_virtual_tokens} (--num-virtual-tokens)")
@@ -194,10 +194,10 @@ class PromptModel(nn.Module):
         if reads == "all" and method.template is not None:
             raise OptionError(f"a template places v1 prompts among the text, so {type(head).__name__}'s outputs "
                              "would not line up with the input tokens; use prompts in front (no template)")
-        masks = (method.template or "").split().count("[MASK]")
+        masks = check_template(method.template).count("[MASK]") if method.template else 0
         if reads == "mask" and masks != 1:
             raise OptionError(f"{type(head).__name__} reads the answer at the template's [MASK]: give a --template "
-                              f"with one [MASK], e.g. '{{a}} ? [MASK] , {{b}}' (it has {masks})")
+                              f"with one [MASK], e.g. '{{a}}? [MASK], {{b}}' (it has {masks})")
         if reads != "mask" and masks:
             raise OptionError("a [MASK] in the template is read by an MLM head only (a cloze task, --task "
                               "mrpc-cloze); a classification head reads <s>/[CLS]")

@@ -186,7 +186,7 @@ def test_template_without_one_mask_is_refused(template, message, mlm_dirs):
 def test_template_with_two_masks_is_refused():
     with pytest.raises(TokenizerError, match="has \\[MASK\\] 2 times"):
         parse_template("{a} [MASK] [MASK] {b}", 0)
-    for glued in ("{a} ? [MASK]. {b}", "{a} ?[MASK] , {b}", "{a} [MASK] , {b}.", "{a} <mask> {b}"):
+    for glued in ("{a} ? [MASK]x {b}", "{a} ?[MASK] , {b}", "{a} [MASK] , {b}'s", "{a} <mask> {b}", "x{a} [MASK]"):
         with pytest.raises(TokenizerError, match="piece of its own|write the mask as \\[MASK\\]"):
             parse_template(glued, 0)
         with pytest.raises(ValueError, match="piece of its own|write the mask as"):
@@ -309,11 +309,11 @@ def test_template_mask_becomes_the_mask_token_once(minilm_dir):
 
 
 @pytest.mark.parametrize("values, template", [
-    (dict(task="mrpc-cloze", method="ptuning", num_virtual_tokens=6), "[P*3] {a} ? [MASK] , [P*3] {b}"),
-    (dict(task="mrpc-cloze", method="ptuning", num_virtual_tokens=1), "[P*1] {a} ? [MASK] , {b}"),
-    (dict(task="sst2-cloze", method="prompt", num_virtual_tokens=5), "[P*5] {a} It was [MASK] ."),
-    (dict(task="rte-cloze", method="prefix", num_virtual_tokens=20), "{a} ? [MASK] , {b}"),
-    (dict(task="cloze", method="full", text_b=None), "{a} It was [MASK] ."),
+    (dict(task="mrpc-cloze", method="ptuning", num_virtual_tokens=6), "[P*3] {a}? [MASK], [P*3] {b}"),
+    (dict(task="mrpc-cloze", method="ptuning", num_virtual_tokens=1), "[P*1] {a}? [MASK], {b}"),
+    (dict(task="sst2-cloze", method="prompt", num_virtual_tokens=5), "[P*5] {a} It was [MASK]."),
+    (dict(task="rte-cloze", method="prefix", num_virtual_tokens=20), "{a}? [MASK], {b}"),
+    (dict(task="cloze", method="full", text_b=None), "{a} It was [MASK]."),
     (dict(task="mrpc", method="ptuning", num_virtual_tokens=6), None),
 ])
 def test_default_templates(values, template):
@@ -362,7 +362,7 @@ def test_train_and_predict_on_a_fewglue_style_jsonl(vocab_mlm, tmp_path):
                "--method", "ptuning", "--epochs", "1", "--output-dir", out)
     assert "done in" in done.stdout
     meta = json.loads((out / "adapter_config.json").read_text())
-    assert meta["method"]["template"] == "[P*3] {a} ? [MASK] , [P*3] {b}"
+    assert meta["method"]["template"] == "[P*3] {a}? [MASK], [P*3] {b}"
     assert meta["task_options"]["verbalizer"] == {"false": ["No"], "true": ["Yes"]}
     assert meta["label_names"] == ["false", "true"] and meta["task"] == "cloze"
     shown = run("predict.py", "--adapter", out, "a passage about cats .", "is it about cats").stdout
@@ -406,7 +406,7 @@ def test_train_mrpc_cloze_prefix_and_resume_keeps_the_verbalizer(vocab_mlm, glue
     run("train.py", *common, "--epochs", "1")
     run("train.py", *common, "--epochs", "2", "--resume")
     meta = json.loads((out / "adapter_config.json").read_text())
-    assert meta["method"]["template"] == "{a} ? [MASK] , {b}"
+    assert meta["method"]["template"] == "{a}? [MASK], {b}"
     assert meta["task_options"]["verbalizer"]["not_equivalent"] == ["No", "False"]
     assert len([r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
                 if "train_loss" in r]) == 2
@@ -432,8 +432,8 @@ def test_command_line_refusals(argv, message):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--template", "{a} ? [MASK] . [MASK]."], "write [MASK] as a piece of its own"),
-    (["--template", "{a} ? [MASK] , {b}."], "write {b} as a piece of its own"),
+    (["--template", "{a} ? [MASK] . [MASK]."], "has [MASK] 2 times"),
+    (["--template", "{a} ? [MASK] , {b}s"], "write {b} as a piece of its own"),
     (["--template", "{a} ? [MASK] ."], "pairs of texts, and the template has no {b}"),
     (["--template", "{a} ? [mask] , {b}"], "holds one [MASK]"),
     (["--task", "sst2-cloze", "--template", "{a} [MASK] {b}"], "one text (no --text-b), and the template has a {b}"),

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from ptuning.config import EncoderConfig
-from ptuning.text.tokenizer import PROMPT_SLOT, Encoded, Tokenizer, TokenizerError, collate, parse_template
+from ptuning.text.tokenizer import (PROMPT_SLOT, Encoded, Tokenizer, TokenizerError, check_template, collate,
+                                    parse_template)
 
 CORPUS = ["the cat sat on the mat", "a dog ran in the park", "the quick brown fox jumps over the lazy dog",
           "Hello, world! It's 2024.", "naïve café résumé"] * 20
@@ -170,6 +171,20 @@ def test_roberta_template_words_keep_their_spaces(roberta_folder):
     assert piece(" a dog") != piece("a dog")
     after_sep = Tokenizer.from_folder(roberta_folder, template="{a} [SEP] {b}").encode("the cat", "a dog")
     assert after_sep.ids == [0, *piece("the cat"), 2, 2, *piece("a dog"), 2]  # a new segment: no space
+
+
+def test_punctuation_glued_to_a_slot_follows_it_without_a_space(roberta_folder, bert_folder):
+    """"{a}? [MASK]." writes "the cat? <mask>." (PET's "It was <mask>."): RoBERTa's "?" and "." without the
+    space-marked "Ġ?"/"Ġ."; BERT's pre-tokenizer splits punctuation off either way, so its ids do not change."""
+    assert check_template("{a}? [MASK]., {b}") == ["{a}", "?", "[MASK]", ".,", "{b}"]
+    assert [type(p).__name__ for p in check_template("{a}? [MASK].")] == ["str", "Glued", "str", "Glued"]
+    tok = Tokenizer.from_folder(roberta_folder, template="{a}? It was [MASK]. {b}")
+    piece = lambda text: tok.backend.encode(text, add_special_tokens=False).ids  # noqa: E731
+    assert piece("?") != piece(" ?") and piece(".") != piece(" .")
+    assert tok.encode("the cat", "a dog").ids == [0, *piece("the cat"), *piece("?"), *piece(" It was"), tok.mask_id,
+                                                  *piece("."), *piece(" a dog"), 2]
+    bert = lambda template: Tokenizer.from_folder(bert_folder, template=template).encode("the cat", "a dog").ids  # noqa: E731
+    assert bert("{a}? [MASK]. {b}") == bert("{a} ? [MASK] . {b}")
 
 
 def test_template_truncation_respects_max_length(bert_folder):

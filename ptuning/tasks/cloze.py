@@ -1,7 +1,7 @@
 """Cloze tasks: P-tuning v1 as its paper runs NLU. The model's own MLM head reads a [MASK] that a
 template places beside the text, and a verbalizer says which word stands for each label.
 
-    template    "[P*3] {a} ? [MASK] , [P*3] {b}"        (v1: prompts, anchor words, the mask)
+    template    "[P*3] {a}? [MASK], [P*3] {b}"          (v1: prompts, anchor words, the mask)
     verbalizer  not_equivalent=No, equivalent=Yes
     score(label) = the MLM logit of the label's word at [MASK]       (heads.MaskedLMHead)
     loss         = cross-entropy over the labels' scores             (PET; "GPT Understands, Too" §4)
@@ -33,11 +33,11 @@ from ..prediction import PredictError
 from ..text.batches import EncodedSet, encode_examples
 from ..text.download import data_dir, ensure_glue_task
 from ..text.tables import DataError, Example, canonical_label, read_table
-from ..text.tokenizer import MASKS, Tokenizer, check_room
+from ..text.tokenizer import MASKS, Tokenizer, check_room, check_template
 from ..weights import CheckpointError, hf_head_keys, resolve_model_dir, stored_head_names
 from . import glue
 
-PAIR, SINGLE = "{a} ? [MASK] , {b}", "{a} It was [MASK] ."
+PAIR, SINGLE = "{a}? [MASK], {b}", "{a} It was [MASK]."  # punctuation glued: no space before it
 # GLUE task -> (pattern, verbalizer): PET's and LM-BFF's (Gao et al. 2021) manual ones for these tasks.
 CLOZE = {
     "mrpc": (PAIR, "not_equivalent=No,equivalent=Yes"),
@@ -47,7 +47,7 @@ CLOZE = {
     "wnli": (PAIR, "not_entailment=No,entailment=Yes"),
     "mnli": (PAIR, "entailment=Yes,neutral=Maybe,contradiction=No"),
     "sst2": (SINGLE, "negative=terrible,positive=great"),
-    "cola": ("{a} This is [MASK] .", "unacceptable=incorrect,acceptable=correct"),
+    "cola": ("{a} This is [MASK].", "unacceptable=incorrect,acceptable=correct"),
 }
 OWN = "cloze"  # --task cloze: the user's own tables
 
@@ -253,7 +253,7 @@ def verbalizer_of(args) -> dict[str, list[str]]:
 
 def default_template(values: dict) -> str | None:
     """--template left unset: the task's pattern; v1's prompts split before the two texts (all before a
-    single text), as the paper's "[P*3] {a} ? [MASK] , [P*3] {b}"."""
+    single text), as the paper's "[P*3] {a}? [MASK], [P*3] {b}"."""
     task = values.get("task")
     if task not in TASKS:
         return None
@@ -274,7 +274,7 @@ def default_template(values: dict) -> str | None:
 # --- training -------------------------------------------------------------------------------------------
 
 def reads_pairs(template: str | None) -> bool:
-    return "{b}" in (template or "").split()
+    return bool(template) and "{b}" in check_template(template)
 
 
 def check_fit(args, method: MethodConfig, config: EncoderConfig) -> None:
@@ -291,10 +291,10 @@ def check_fit(args, method: MethodConfig, config: EncoderConfig) -> None:
                               f"{', '.join(hf_head_keys(missing, config.family))}). A cloze task reads it: use a "
                               "*ForMaskedLM checkpoint (roberta-large, bert-base-uncased as published), or a "
                               "classification task (--task mrpc) whose head trains from scratch")
-    masks = (method.template or "").split().count("[MASK]")
+    masks = check_template(method.template).count("[MASK]") if method.template else 0
     if masks != 1:
         raise OptionError(f"--template {method.template!r}: a cloze task's template holds one [MASK], where the "
-                          f"MLM head reads the answer (it has {masks}), e.g. '{{a}} ? [MASK] , {{b}}'")
+                          f"MLM head reads the answer (it has {masks}), e.g. '{{a}}? [MASK], {{b}}'")
     if folder is not None:  # every word in the vocabulary, no two labels alike (said again, once, in encode_options)
         label_word_ids(Tokenizer.from_folder(folder), verbalizer_of(args), say=lambda *_: None)
     pairs = glue.is_pair(args, base_task(args.task))

@@ -13,17 +13,19 @@ added around it:
     {a}  the first text           {b}    the second text
     [SEP]  the family's pair separator (</s></s> or [SEP]; BERT token types switch to 1 after it)
     [MASK] the family's mask token (<mask> or [MASK]): where a cloze task's MLM head reads the answer
-    anything else: literal text, tokenized as is
+    anything else: literal text, tokenized as is; punctuation written against {a}, {b} or [MASK]
+           ("[MASK].") follows it without a space
 e.g. "[P*4] {a} [P*4] ? [SEP] {b} [P*12]" (20 virtual tokens), or the P-tuning paper's cloze form
-"[P*3] {a} ? [MASK] , [P*3] {b}". The slots carry the id PROMPT_SLOT (-1); the model puts its
+"[P*3] {a}? [MASK], [P*3] {b}". The slots carry the id PROMPT_SLOT (-1); the model puts its
 prompt vectors there. Without a template the prompts go in front of everything, as peft does,
 and the model adds them itself. A template without slots only arranges the text (P-tuning v2
-and full fine-tuning on a cloze task: "{a} ? [MASK] , {b}").
+and full fine-tuning on a cloze task: "{a}? [MASK], {b}").
 """
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,8 +146,9 @@ class Tokenizer:
                 text = texts[piece] if piece in texts else piece
                 if text is None:
                     raise TokenizerError(f"template uses {piece} but the example has no second text")
-                if running and self.family == "roberta" and text[:1] not in ("", " "):
-                    text = " " + text  # as in the sentence the template writes: "sat ? <mask> , A cat"
+                spaced = running and not isinstance(piece, Glued)  # "[MASK]." writes "<mask>.", not "<mask> ."
+                if spaced and self.family == "roberta" and text[:1] not in ("", " "):
+                    text = " " + text  # as in the sentence the template writes: "sat? <mask>, A cat"
                 pieces.append(["text" if piece in texts else "literal",
                                self.backend.encode(text, add_special_tokens=False).ids])
                 running = True
@@ -189,10 +192,25 @@ def template_slots(template: str | None) -> int:
 SLOTS = ("{a}", "{b}", "[SEP]", "[MASK]")  # pieces that stand alone (a literal holding one is refused)
 
 
+class Glued(str):
+    """Punctuation written against the slot before it ("[MASK]." "{a}?"): it follows without a space, as in
+    PET's "It was <mask>." (RoBERTa's BPE tells "." from "Ġ."; BERT's pre-tokenizer splits both alike)."""
+
+
+def _unglue(piece: str) -> list[str]:
+    """"[MASK]." -> ["[MASK]", Glued(".")]; any other piece as it is."""
+    for slot in ("{a}", "{b}", "[MASK]"):
+        rest = piece[len(slot):]
+        if piece.startswith(slot) and rest and all(unicodedata.category(c).startswith("P") for c in rest):
+            return [slot, Glued(rest)]
+    return [piece]
+
+
 def check_template(template: str) -> list[str]:
-    """The template's pieces, or a TokenizerError saying what is wrong: a slot glued to a word ("[MASK]."
-    would be read as a literal, and a second mask), {a}/{b} or [MASK] more than once, no {a}."""
-    pieces = template.split()
+    """The template's pieces, or a TokenizerError saying what is wrong: a slot glued to a word ("[MASK]word"
+    would be read as a literal, and a second mask), {a}/{b} or [MASK] more than once, no {a}.
+    Punctuation right after {a}, {b} or [MASK] is a piece of its own that follows without a space."""
+    pieces = [unglued for piece in template.split() for unglued in _unglue(piece)]
     template_slots(template)  # a malformed [P…] piece
     for piece in pieces:
         if "<mask>" in piece:
@@ -201,7 +219,7 @@ def check_template(template: str) -> list[str]:
         glued = next((slot for slot in SLOTS if slot in piece and piece != slot), None)
         if glued is not None:
             raise TokenizerError(f"template piece {piece!r}: write {glued} as a piece of its own, with spaces "
-                                 f"around it (e.g. '{{a}} ? [MASK] .')")
+                                 f"around it (punctuation may follow it directly: '{{a}}? [MASK], {{b}}')")
     for slot, most in (("[MASK]", 1), ("{a}", 1), ("{b}", 1)):
         if pieces.count(slot) > most:
             raise TokenizerError(f"template {template!r} has {slot} {pieces.count(slot)} times" +
@@ -240,7 +258,7 @@ def check_room(method, config: EncoderConfig, max_length: int | None, pair: bool
     texts = 2 if pair else 1
     needed = 2 + (sep_width if pair else 0) + texts  # <s>/[CLS], separators, </s>/[SEP], a token per text
     if method.template:
-        pieces = method.template.split()
+        pieces = check_template(method.template)
         fixed = 2 + sum(sep_width if p == "[SEP]" else 0 if p in ("{a}", "{b}") or p.startswith("[P") else 1
                         for p in pieces)
         room = config.max_tokens - fixed - method.positions_used  # v1's slots, or v2's shifted positions
