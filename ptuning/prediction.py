@@ -78,6 +78,10 @@ def check_arguments(p: argparse.ArgumentParser, args) -> None:
         p.error(f"give one or two texts, not {len(args.texts)} (quote each sentence)")
     if args.input is None and (args.output or args.skip_bad):
         p.error("--output and --skip-bad go with --input FILE")
+    columns = [f"--{name.replace('_', '-')}" for name in ("text_a", "text_b") if name in getattr(args, "given", ())]
+    if args.input is None and columns:
+        p.error(f"{' and '.join(columns)} name{'s a column' if len(columns) == 1 else ' columns'} of --input FILE; "
+                "texts on the command line are read as given")
     if len(args.adapter) == 1 and args.adapter_column:
         p.error("--adapter-column names each row's adapter among several (--adapter NAME=DIR, more than one)")
     if len(args.adapter) > 1:
@@ -94,6 +98,8 @@ def check_arguments(p: argparse.ArgumentParser, args) -> None:
         args.adapter = dict(zip(names, (folder for _, folder in pairs)))
     else:
         args.adapter = args.adapter[0]
+        if not args.adapter.strip():
+            p.error(f"--adapter {args.adapter!r}: give the folder train.py wrote (or a peft adapter folder)")
 
 
 def predict_options(family) -> list[str]:

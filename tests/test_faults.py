@@ -99,7 +99,10 @@ def test_signal_saves_state_and_exits_nonzero(sig, tmp_path, uninterrupted, glue
     assert metrics_of(out) == expected
 
 
-def test_nonfinite_loss_stops_naming_the_step_and_keeps_good_files(tmp_path, glue_dir, monkeypatch, capsys):
+@pytest.mark.parametrize("precision, said", [("fp32", "loss or gradients are not finite"),
+                                              ("fp16", "the loss is not finite")])  # not the scaler's overflow
+def test_nonfinite_loss_stops_naming_the_step_and_keeps_good_files(tmp_path, glue_dir, monkeypatch, capsys,
+                                                                   precision, said):
     from ptuning.model import PromptModel
 
     calls = {"n": 0}
@@ -116,9 +119,9 @@ def test_nonfinite_loss_stops_naming_the_step_and_keeps_good_files(tmp_path, glu
     monkeypatch.setattr(PromptModel, "forward", poisoned)
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as stop:  # status 5: training stopped (ptuning/errors.py)
-        train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out)])
+        train.main([*ARGS, "--data-dir", str(glue_dir), "--output-dir", str(out), "--precision", precision])
     assert stop.value.code == 5
-    assert "step 6: loss or gradients are not finite" in capsys.readouterr().err
+    assert f"step 6: {said}" in capsys.readouterr().err
     state = load_state(out)
     assert (state["epoch"], state["batch_in_epoch"]) == (1, 1)  # the last good step
     assert all(torch.isfinite(t).all() for t in state["trainable"].values())

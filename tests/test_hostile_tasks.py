@@ -549,6 +549,13 @@ def test_case(case, world, monkeypatch, capsys):
 # --- round 3: what the hostile pass of this round found, as cases of the suite ------------------------
 
 ROUND3 = [
+    C("plot-o-named-not-png", "plot", PLOT, lambda w: ["plot", w.run_with_metrics, "-o", w.tmp / "curves.txt"],
+      ".png", OPT),
+    C("plot-run-stopped-before-an-epoch", "plot", PLOT, lambda w: ["plot", (write(w.tmp / "r" / "metrics.jsonl",
+      '{"step": 5, "epoch": 0.5, "loss": 0.7, "learning_rate": 0.01}\n'), w.tmp / "r")[1], "-o", w.tmp / "x.png"],
+      "no epoch has finished", INPUT),
+    C("ner-predict-table-input", "predict", P, lambda w: PRED(w.ner_adapter, "--input",
+      write(w.tmp / "s.tsv", "sentence\nAlice met Bob\n")), "s.tsv", INPUT),
     C("plot-o-a-data-file", "plot", PLOT, lambda w: ["plot", w.run_with_metrics, "-o",
       write(w.tmp / "mine.tsv", b"a\tb\n1\t2\n")], "not a PNG picture", OPT),
     C("plot-o-an-adapter-file", "plot", PLOT, lambda w: ["plot", w.run_with_metrics, "-o",

@@ -49,50 +49,99 @@ def test_bank_rejects_full_finetuning_and_templates(tiny_dirs):
         AdapterBank({"t": classifier(encoder, MethodConfig(num_virtual_tokens=2, template="[P*2] {a}"))})
 
 
-def test_predict_scores_rows_of_several_adapters_like_each_alone(tmp_path, minilm_dir):
-    """predict.py --adapter a=DIR --adapter b=DIR --adapter-column: same logits as one adapter at a time."""
-    import json
+def tiny_adapters(tmp_path, minilm_dir, specs) -> dict:
+    """Adapter folders over a tiny random BERT that reads MiniLM's vocabulary: specs (name, method, labels, task)."""
     import shutil
-    import sys
-    from pathlib import Path
 
     import transformers as tf
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import predict
     from ptuning.adapters.files import AdapterConfig, save_adapter, weights_fingerprint
     from ptuning.model import load_classifier
 
-    base = tmp_path / "base"  # tiny random BERT that reads MiniLM's vocabulary
+    base = tmp_path / "base"
     torch.manual_seed(0)
     tf.BertForSequenceClassification(tf.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
                                                    num_attention_heads=4, intermediate_size=37)).save_pretrained(
         base, safe_serialization=True)
     shutil.copy(minilm_dir / "tokenizer.json", base)
     dirs = {}
-    for name, method, labels in [("para", MethodConfig(num_virtual_tokens=3, head_token="first"), ["no", "yes"]),
-                                 ("nli", MethodConfig(method="prefix", num_virtual_tokens=5), ["e", "n", "c"])]:
+    for name, method, labels, task in specs:
         model = load_classifier(base, method, len(labels), seed=len(name))
         dirs[name] = tmp_path / name
         dirs[name].mkdir()
         save_adapter(dirs[name], model, AdapterConfig(method, len(labels), base_model_path=str(base),
                                                        base_model=str(base), fingerprint=weights_fingerprint(base),
-                                                       label_names=labels))
+                                                       label_names=labels, task=task))
+    return dirs
+
+
+def predict_main():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import predict
+    return predict.main
+
+
+def test_predict_scores_rows_of_several_adapters_like_each_alone(tmp_path, minilm_dir):
+    """predict.py --adapter a=DIR --adapter b=DIR --adapter-column: same logits as one adapter at a time."""
+    import json
+
+    main = predict_main()
+    dirs = tiny_adapters(tmp_path, minilm_dir, [
+        ("para", MethodConfig(num_virtual_tokens=3, head_token="first"), ["no", "yes"], None),
+        ("nli", MethodConfig(method="prefix", num_virtual_tokens=5), ["e", "n", "c"], None)])
     rows = [("A man is eating.", "Someone eats.", "para"), ("It rains.", "The sun shines brightly today.", "nli"),
             ("Short.", "Also short, but a little longer.", "nli"), ("One more pair", "of sentences", "para")]
     tsv = tmp_path / "rows.tsv"
     tsv.write_text("a\tb\twhich\n" + "".join(f"{a}\t{b}\t{w}\n" for a, b, w in rows))
     out = tmp_path / "mixed.jsonl"
-    assert predict.main(["--adapter", f"para={dirs['para']}", "--adapter", f"nli={dirs['nli']}", "--input", str(tsv),
+    assert main(["--adapter", f"para={dirs['para']}", "--adapter", f"nli={dirs['nli']}", "--input", str(tsv),
                          "--text-a", "a", "--text-b", "b", "--adapter-column", "which", "--output", str(out)]) == 0
     mixed = [json.loads(line) for line in out.read_text().splitlines()]
     assert [m["adapter"] for m in mixed] == [w for _, _, w in rows]
     for name in dirs:
         alone_out = tmp_path / f"{name}.jsonl"
-        assert predict.main(["--adapter", str(dirs[name]), "--input", str(tsv), "--text-a", "a", "--text-b", "b",
+        assert main(["--adapter", str(dirs[name]), "--input", str(tsv), "--text-a", "a", "--text-b", "b",
                              "--output", str(alone_out)]) == 0
         alone = [json.loads(line) for line in alone_out.read_text().splitlines()]
         for m, a in zip(mixed, alone):
             if m["adapter"] == name:
                 assert m["label"] == a["label"]
                 torch.testing.assert_close(torch.tensor(m["logits"]), torch.tensor(a["logits"]), atol=1e-5, rtol=1e-5)
+
+
+def test_one_file_mixes_single_sentence_and_pair_adapters(tmp_path, minilm_dir, capsys):
+    """--text-b is read for a pair adapter's rows only: an sst2 row leaves it empty (what is there is not
+    read); an mrpc row without it is a bad line, named, or skipped with --skip-bad."""
+    import json
+
+    main = predict_main()
+    dirs = tiny_adapters(tmp_path, minilm_dir, [
+        ("sst2", MethodConfig(num_virtual_tokens=3), ["negative", "positive"], "sst2"),
+        ("mrpc", MethodConfig(method="prefix", num_virtual_tokens=4), ["not_equivalent", "equivalent"], "mrpc")])
+    rows = [("A fine film.", "", "sst2"), ("A cat sat.", "A cat was sitting.", "mrpc"),
+            ("Dull and slow.", "not read", "sst2")]
+    tsv = tmp_path / "rows.tsv"
+    tsv.write_text("a\tb\ttask\n" + "".join(f"{a}\t{b}\t{t}\n" for a, b, t in rows))
+    bank = ["--adapter", f"sst2={dirs['sst2']}", "--adapter", f"mrpc={dirs['mrpc']}", "--text-a", "a",
+            "--adapter-column", "task"]
+    out = tmp_path / "mixed.jsonl"
+    assert main([*bank, "--input", str(tsv), "--text-b", "b", "--output", str(out)]) == 0
+    mixed = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [m["adapter"] for m in mixed] == ["sst2", "mrpc", "sst2"]
+    for text, row in (("A fine film.", 0), ("Dull and slow.", 2)):  # as sst2 alone reads its one text
+        single = tmp_path / "single.tsv"
+        single.write_text(f"a\n{text}\n")
+        assert main(["--adapter", str(dirs["sst2"]), "--input", str(single), "--text-a", "a",
+                     "--output", str(tmp_path / f"alone{row}.jsonl")]) == 0
+        alone = json.loads((tmp_path / f"alone{row}.jsonl").read_text())
+        torch.testing.assert_close(torch.tensor(mixed[row]["logits"]), torch.tensor(alone["logits"]),
+                                   atol=1e-5, rtol=1e-5)
+    tsv.write_text(tsv.read_text() + "No pair here.\t\tmrpc\n")
+    with pytest.raises(SystemExit) as stopped:
+        main([*bank, "--input", str(tsv), "--text-b", "b", "--output", str(tmp_path / "bad.jsonl")])
+    assert stopped.value.code == 3 and f"{tsv}:5: adapter 'mrpc' reads pairs of texts" in capsys.readouterr().err
+    assert main([*bank, "--input", str(tsv), "--text-b", "b", "--output", str(out), "--skip-bad"]) == 0
+    assert len(out.read_text().splitlines()) == 3 and "line 5: adapter 'mrpc'" in capsys.readouterr().err

@@ -236,6 +236,25 @@ def test_train_reports_to_tensorboard_each_epoch_and_every_logging_steps(tmp_pat
     assert [event.value for event in losses] == pytest.approx([r["loss"] for r in logs], rel=1e-6)
 
 
+def test_a_resumed_run_goes_on_writing_its_tensorboard_scalars(tmp_path, minilm_dir, glue_dir, one_thread):
+    """--resume takes the run's own settings for options not given: a run that reported to TensorBoard
+    keeps doing so (epoch 2's scalars were missing)."""
+    import sys
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO))
+    import train
+
+    argv = tiny_train_args(tmp_path, minilm_dir, glue_dir)  # --epochs 2
+    assert train.main([*argv, "--epochs", "1", "--report-to", "tensorboard"]) == 0
+    assert train.main([*argv, "--resume"]) == 0
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert [event.step for event in events.Scalars("dev/f1")] == [2, 4]
+
+
 def test_train_without_tensorboard_stops_before_training(tmp_path, monkeypatch, capsys):
     import builtins
     import sys
@@ -261,3 +280,19 @@ def test_train_without_tensorboard_stops_before_training(tmp_path, monkeypatch, 
     assert stopped.value.code == OptionError.exit_code
     assert re.match(r"train.py: --report-to tensorboard: .*pip install tensorboard", capsys.readouterr().err)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_stopped_before_its_first_epoch_and_a_name_not_png_are_refused(tmp_path):
+    """A run interrupted mid-epoch holds only --logging-steps lines: nothing to draw per epoch, said so
+    (matplotlib failed on the empty grid). And -o names a PNG: savefig would write one into "curves.txt"."""
+    from ptuning.errors import OptionError
+
+    run = tmp_path / "stopped"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 50, "epoch": 0.43, "loss": 0.64, "learning_rate": 0.009}\n')
+    with pytest.raises(ReportError, match="no epoch has finished yet"):
+        plot_runs([run], tmp_path / "curves.png")
+    for name in ("curves.txt", "curves"):
+        with pytest.raises(OptionError, match="give a name ending in .png"):
+            plot_runs([write_run(tmp_path / f"run_{name}")], tmp_path / name)
+        assert not (tmp_path / name).exists()

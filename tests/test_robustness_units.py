@@ -231,6 +231,31 @@ def test_a_full_disk_is_named_as_such_with_its_path(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.tmp"))  # the temporary went with it
 
 
+@pytest.mark.parametrize("error", [
+    RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 8640 vs 8528"),  # a short write
+    Exception("Error while serializing: I/O error: No space left on device (os error 28)"),   # safetensors'
+])
+def test_every_writer_s_full_disk_is_an_os_error(tmp_path, monkeypatch, error):
+    """The adapter's safetensors and the state's torch.save each say a full disk their own way; atomic_write
+    makes both the OSError the boundary reports as "disk full" (status 4), and nothing is left behind."""
+    import errno
+
+    from ptuning.errors import describe
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: type("U", (), {"free": 0})())
+    with pytest.raises(OSError) as raised:
+        files.atomic_write(tmp_path / "adapter_model.safetensors", failing)
+    assert raised.value.errno == errno.ENOSPC
+    message, status = describe(raised.value)
+    assert status == 4 and "disk full" in message and "adapter_model.safetensors" in message
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="not a write"):  # any other error passes through as it is
+        files.atomic_write(tmp_path / "x", lambda tmp: (_ for _ in ()).throw(ValueError("not a write")))
+
+
 def test_values_matplotlib_cannot_draw_are_named(tmp_path):
     pytest.importorskip("matplotlib")
     from ptuning.training.report import ReportError, plot_runs

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import contextlib
 import errno
 import glob
@@ -155,7 +156,13 @@ def atomic_write(path: str | Path, write) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except Exception as err:
+            failure = write_failure(err, path)
+            if failure is None or failure is err:
+                raise
+            raise failure from err
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
@@ -343,20 +350,25 @@ def load_adapter_weights(model, tensors: dict[str, torch.Tensor], source: str) -
 
 
 def save_state(out_dir: str | Path, state: dict) -> None:
-    atomic_write(Path(out_dir) / STATE, lambda tmp: torch_save(state, tmp))
+    atomic_write(Path(out_dir) / STATE, lambda tmp: torch.save(state, tmp))
 
 
-def torch_save(obj, path) -> None:
-    """torch.save, whose failed write is an OSError (torch reports a full disk as a RuntimeError:
-    "enforce fail ... PytorchStreamWriter failed writing file"), so that it reads as one."""
-    try:
-        torch.save(obj, path)
-    except RuntimeError as err:
-        if "failed writing" not in str(err) and "write failed" not in str(err):
-            raise
+def write_failure(err: Exception, path) -> OSError | None:
+    """The OSError behind a writer's own error, or None when `err` is not a failed write. torch reports a full
+    disk as a RuntimeError ("PytorchStreamWriter failed writing file", or "unexpected pos N vs M" when a
+    short write goes unnoticed until the next record), safetensors as its SafetensorError ("I/O error: No
+    space left on device (os error 28)")."""
+    if isinstance(err, OSError):
+        return err
+    text = str(err)
+    code = re.search(r"\(os error (\d+)\)", text)
+    if code:
+        return OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path))
+    if isinstance(err, RuntimeError) and any(s in text for s in ("failed writing", "write failed", "unexpected pos")):
         full = shutil.disk_usage(Path(path).parent).free < (1 << 20)
-        raise OSError(errno.ENOSPC if full else errno.EIO, "No space left on device" if full else
-                      f"write failed ({str(err).strip().splitlines()[-1][:200]})", str(path)) from None
+        return OSError(errno.ENOSPC if full else errno.EIO, "No space left on device" if full else
+                       f"write failed ({text.strip().splitlines()[-1][:200]})", str(path))
+    return None
 
 
 # training_state.pt: each key the loop reads, and its type.
@@ -678,6 +690,9 @@ def adopt_run_settings(args, out_dir: Path) -> dict:
             setattr(args, name, value)
         elif same_setting(name, getattr(args, name), value) is False:
             differences.append(f"--{name.replace('_', '-')} {getattr(args, name)} (the run used {shown(value)})")
+    # A run that wrote TensorBoard scalars goes on writing them (its folder says so; nothing else records it).
+    if hasattr(args, "report_to") and "report_to" not in args.given and (out_dir / "tensorboard").is_dir():
+        args.report_to = "tensorboard"
     if differences:
         raise OptionError(f"--resume: {out_dir} holds a different run: " + "; ".join(differences) +
                           ". Continue it with its own settings, or start a new run in another --output-dir")

@@ -24,10 +24,12 @@ out, listed on stderr, and the rest is predicted.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import warnings
 
 from ptuning import tasks
+from ptuning.tasks import glue
 from ptuning.adapters.bank import bank_records, load_bank
 from ptuning.adapters.load import load_trained
 from ptuning.errors import DataError, run_main
@@ -72,17 +74,32 @@ def run_bank(args) -> None:
     args.precision = resolve(args.precision, args.device)
     bank, tokenizers, metas = load_bank(args.adapter, args.model, args.device)
     check_output_target(args, [*args.adapter.values(), args.model, *(m.base_model_path for m in metas.values())])
-    for meta in metas.values():
+    # One file may mix single texts and pairs: --text-b is read for the pair adapters' rows only.
+    pairs = {name: glue.reads_pairs(meta) for name, meta in metas.items()}
+    for name, meta in metas.items():
+        if pairs[name][0] is False and args.text_b:
+            continue
         tasks.family_of_adapter(meta).check_predict(args, meta)
     names, skipped = list(args.adapter), []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # read_table's summary warning: the skipped lines are listed below
         examples, _ = read_table(args.input, args.text_a, args.text_b, label=args.adapter_column,
                                  label_names=names, strict=not args.skip_bad, report=skipped,
-                                 label_what="adapter name")
-    report_skipped(args.input, skipped)
+                                 label_what="adapter name", optional_b=True)
     if any(e.label is None for e in examples):
         raise DataError(f"{args.input}: no column {args.adapter_column!r} (--adapter-column) naming each row's adapter")
+    kept = []
+    for e in examples:
+        wants_pairs = pairs[names[e.label]][0]
+        if wants_pairs and e.text_b is None:
+            reason = f"adapter {names[e.label]!r} reads pairs of texts; column {args.text_b!r} is empty"
+            if not args.skip_bad:
+                raise DataError(f"{args.input}:{e.line}: {reason} (--skip-bad skips such rows)")
+            skipped.append((e.line, reason))
+            continue
+        kept.append(e if wants_pairs is not False else dataclasses.replace(e, text_b=None))
+    examples = kept
+    report_skipped(args.input, sorted(skipped))
     write_records(args, bank_records(bank, tokenizers, metas, examples, names, args), len(examples), skipped)
 
 

@@ -314,9 +314,9 @@ def load(args):
     if args.train_file:
         names = tuple(verbalizer)
         train, _ = read_table(args.train_file, args.text_a, args.text_b, args.label, names, args.strict,
-                              task_type="classification")
+                              task_type="classification", needs_labels=True)
         dev, _ = read_table(args.dev_file, args.text_a, args.text_b, args.label, names, args.strict,
-                            task_type="classification")
+                            task_type="classification", needs_labels=True)
         refuse_masks(train, mask, args.train_file)
         refuse_masks(dev, mask, args.dev_file)
         return train, dev, names, glue.table_metrics(names)

@@ -213,18 +213,33 @@ def load(args):
     """(train, dev, label names or None, metric names): a GLUE task's files (fetched into the GLUE root
     when missing, unless --no-download), or the user's own tables (--train-file/--dev-file)."""
     if args.train_file:
+        task_type = args.task_type or given_task_kind(args)
         names = given_label_names(args.label_names)
         train, names = read_table(args.train_file, args.text_a, args.text_b, args.label, names, args.strict,
-                                  task_type=args.task_type)
+                                  task_type=task_type, needs_labels=True)
         # Dev labels are read as the train file's: its classes, or scores when it is regression.
         dev, _ = read_table(args.dev_file, args.text_a, args.text_b, args.label, names, args.strict,
-                            task_type="regression" if names is None else "classification")
+                            task_type="regression" if names is None else "classification", needs_labels=True)
         return train, dev, names, table_metrics(names)
     folder = data_dir("glue", args.data_dir)
     ensure_glue_task(args.task, folder, allow_download=not args.no_download)
     train = read(args.task, "train", folder, args.strict)
     dev = read(args.task, dev_split(args.task), folder, args.strict)
     return train, dev, label_names(args.task), metric_names(args.task)
+
+
+def given_task_kind(args) -> str | None:
+    """--task named with --train-file: the table is read as that task's kind (STS-B's scores, the others'
+    classes), and must hold what it reads (pairs or single texts). None when --task was left unset."""
+    if "task" not in getattr(args, "given", ()) or args.task not in TASKS:
+        return None
+    task = TASKS[args.task]
+    if (task.text_b_column is not None) != bool(args.text_b):
+        raise OptionError(f"--task {task.name} reads {'pairs of texts' if task.text_b_column else 'single texts'}, "
+                          f"and --train-file {args.train_file} is read with" +
+                          (f" --text-b {args.text_b}: drop it" if args.text_b else "out --text-b: give the column "
+                           "of the second text") + ", or leave --task out (the table's columns then decide)")
+    return "regression" if task.label_names is None else "classification"
 
 
 def encode_options(args) -> dict:

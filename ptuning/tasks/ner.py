@@ -562,6 +562,9 @@ def read_sentences(path: str, skip_bad: bool, skipped: list) -> list[tuple[int, 
     """(line, words, character offsets) per sentence: a text line split at whitespace, or a JSONL
     line's `tokens` (offsets into the tokens joined by single spaces). Blank lines are passed over."""
     jsonl = path.endswith((".jsonl", ".json"))
+    if Path(path).suffix.lower() in (".tsv", ".csv"):  # its header would be tagged as a sentence
+        raise DataError(f"{path}: an NER adapter reads one sentence a line (a text file) or JSONL lines with "
+                        "`tokens`, not a table; write the sentences one a line to a .txt file")
     sentences = []
     try:
         for number, line in read_lines(path):

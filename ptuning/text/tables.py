@@ -30,8 +30,8 @@ class Example:
 
 def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: str = "label",
                label_names: tuple[str, ...] | list[str] | None = None, strict: bool = False,
-               report: list | None = None, task_type: str | None = None, label_what: str = "label"
-               ) -> tuple[list[Example], tuple[str, ...] | None]:
+               report: list | None = None, task_type: str | None = None, label_what: str = "label",
+               needs_labels: bool = False, optional_b: bool = False) -> tuple[list[Example], tuple[str, ...] | None]:
     """Read a user's .tsv (no quoting), .csv (normal quoting) or .jsonl (one object a line).
 
     Columns are named by `text_a`, `text_b` and `label`. Without a label column the examples
@@ -46,11 +46,15 @@ def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: 
     Labels are values, not strings: `1`, `1.0` and ` 1 ` are one class, a stray BOM is dropped
     (`canonical_label`). `task_type` "classification" or "regression" overrides the inference.
     `label_what` names the column's values in messages (predict.py's bank: "adapter name").
+    `needs_labels`: a file to train or score on; it must have the label column, and a classifier's labels
+    (inferred, not given) at least two classes: a dev file without labels would score 0 and pass.
+    `optional_b`: an empty (or absent) second text is None, not a bad row (a bank's file mixes single texts
+    and pairs).
     """
     path = Path(path)
     if not readable_file(path):
         raise DataError(not_a_file(path))
-    rows, to_record = _table_source(path, text_a, text_b)
+    rows, to_record = _table_source(path, text_a, text_b, label if needs_labels else None)
     regression = task_type == "regression"
     given = None if label_names is None or regression else tuple(canonical_label(str(n)) for n in label_names)
     shown = None if given is None else tuple(str(n) for n in label_names)
@@ -74,7 +78,8 @@ def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: 
                 raise BadRow(f"label {raw_label!r} is not a finite number a float32 holds (|x| < 3.4e38)")
             if regression and not is_number(raw_label):
                 raise BadRow(f"label {raw_label!r} is not a number (regression)")
-        return Example(text_field(record, text_a), text_field(record, text_b), raw_label, line)
+        second = None if optional_b and not str(record.get(text_b) or "").strip() else text_field(record, text_b)
+        return Example(text_field(record, text_a), second, raw_label, line)
 
     skipped = SkippedRows(path, strict, report)
     examples = collect_rows(path, rows, convert, skipped)
@@ -84,12 +89,19 @@ def read_table(path: str | Path, text_a: str, text_b: str | None = None, label: 
             if example.label is None:
                 skipped.add(example.line, f"missing {label_what} {label!r}")
     skipped.warn()
+    if not labeled and needs_labels:  # JSONL (no header to check): no row has the key
+        raise DataError(f"{path}: no row has a {label!r} field; training and scoring read the labels there" +
+                        ("" if examples else " (and no row was read)"))
     if not labeled:   # a file to predict on; given names still say what the ids will mean
         return examples, shown
     names = given if given is not None else None if regression else \
         _infer_label_names([ex.label for ex in labeled], classes=task_type == "classification")
     if names is None:
         return [replace(ex, label=float(ex.label)) for ex in labeled], None
+    if needs_labels and len(names) < 2:  # a 1-wide head would be read as regression
+        raise DataError(f"{path}: every label in column {label!r} is {spelling.get(names[0], names[0])!r}; a "
+                        "classifier needs two classes or more (--label-names lists them all when the file "
+                        "lacks some; --task-type regression for scores)")
     ids = {name: index for index, name in enumerate(names)}
     shown = shown if given is not None else tuple(spelling.get(name, name) for name in names)
     return [replace(ex, label=ids[ex.label]) for ex in labeled], shown
@@ -138,7 +150,7 @@ def _infer_label_names(raw_labels: list[str], classes: bool = False) -> tuple[st
     return tuple(sorted(distinct))
 
 
-def _table_source(path: Path, *text_columns: str | None):
+def _table_source(path: Path, *columns: str | None):
     """(rows, to_record): the file's numbered raw rows and a function making one row a dict."""
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
@@ -147,7 +159,7 @@ def _table_source(path: Path, *text_columns: str | None):
         raise DataError(f"{path}: unknown table format {suffix!r}; use .tsv, .csv or .jsonl")
     rows = read_tsv(path) if suffix == ".tsv" else read_csv(path)
     header = read_header(path, rows)
-    require_columns(path, header, *text_columns)   # the label column may be absent
+    require_columns(path, header, *columns)   # the label column when it is asked for
     kind = "tab-separated" if suffix == ".tsv" else "comma-separated"
     return rows, lambda fields: as_record(fields, header, kind)
 
@@ -249,6 +261,8 @@ def require_columns(path: Path, header: tuple[str, ...], *columns: str | None) -
         if column is not None and column not in header:
             raise DataError(f"{path}: no column {column!r} in the header "
                             f"(columns: {', '.join(header)})")
+        if column is not None and header.count(column) > 1:  # which one is meant? (a record keeps the last)
+            raise DataError(f"{path}: column {column!r} is named {header.count(column)} times in the header")
 
 
 def as_record(fields: list[str], header: tuple[str, ...], kind: str) -> dict[str, str]:

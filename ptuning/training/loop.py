@@ -233,13 +233,20 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run
         records = [r for r in kept if is_epoch_record(r)]
 
     # First optimizer step whose loss or gradients were not finite, kept on the device: reading
-    # it every step would synchronise with the GPU, so it is read before anything is saved.
+    # it every step would synchronise with the GPU, so it is read before anything is saved. Under fp16's
+    # loss scaling, gradients that overflow are the scaler's to handle (it skips the step and lowers the
+    # scale); a loss that is not finite is not: the forward pass itself went bad, as in fp32.
     bad_step = torch.full((), -1, device=device)
 
     def check_finite():  # before every write: never save NaN weights
-        if scaler is None and (step := int(bad_step)) >= 0:
-            raise TrainingStopped(f"step {step}: loss or gradients are not finite; stopped. The last good "
-                                  f"checkpoint in {out_dir} is kept. Try a lower --lr or --precision fp32.")
+        if (step := int(bad_step)) >= 0:
+            raise TrainingStopped(f"step {step}: {'the loss is' if scaler else 'loss or gradients are'} not finite; "
+                                  f"stopped. The last good checkpoint in {out_dir} is kept. Try a lower --lr" +
+                                  (" or --precision bf16/fp32." if scaler else " or --precision fp32."))
+        if scaler is not None and scaler.get_scale() < 1.0:  # below 1 the gradients overflow at their own size
+            raise TrainingStopped(f"step {scheduler.last_epoch}: the gradients overflow at every loss scale (the "
+                                  f"scale fell to {scaler.get_scale():.3g}); stopped. The last good checkpoint in "
+                                  f"{out_dir} is kept. Try a lower --lr or --precision bf16/fp32.")
         # The optimizer step itself can overflow (a huge --lr) with finite gradients: check what it wrote.
         if not all(torch.isfinite(p).all() for p in trainable):
             raise TrainingStopped(f"step {scheduler.last_epoch}: the trained weights are not finite after the "
@@ -296,7 +303,10 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run
                     scaler.unscale_(optimizer)
                 norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm or math.inf)
                 step = scheduler.last_epoch + 1
-                finite = torch.isfinite(norm)  # a non-finite loss makes its gradients non-finite too
+                # a non-finite loss makes its gradients non-finite too; the epoch's sum keeps it (summed
+                # over the processes, so that all of them stop at the same step)
+                finite = torch.isfinite(norm) if scaler is None else \
+                    torch.isfinite(all_sum(loss_sum))
                 bad_step = torch.where((bad_step < 0) & ~finite, step, bad_step)
                 if scaler is not None:
                     scaler.step(optimizer)  # skips the step when gradients overflowed

@@ -55,6 +55,8 @@ def read_run_metrics(run_dir: str | Path) -> list[dict]:
         records.append(record)
     if not records:
         raise ReportError(f"{path}: no epoch records (empty file)")
+    if all("loss" in record for record in records):  # only --logging-steps' lines: no epoch has ended
+        raise ReportError(f"{path}: no epoch has finished yet (only step logs); plot the run after its first epoch")
     return records
 
 
@@ -89,6 +91,8 @@ def plot_runs(run_dirs, out_png: str | Path, metrics: list[str] | None = None) -
     if existing.is_file() and existing.suffix.lower() != ".png" and existing.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
         raise OptionError(f"-o {out_png} would replace {existing.name}, which is not a PNG picture; give another "
                           "name (curves.png)")
+    if Path(out_png).suffix.lower() != ".png":  # savefig writes a PNG whatever the name says
+        raise OptionError(f"-o {out_png}: the picture is a PNG; give a name ending in .png (curves.png)")
     runs = [read_run_metrics(run_dir) for run_dir in run_dirs]
     available = dev_metric_names([record for records in runs for record in records])
     unknown = [name for name in metrics or () if name not in available]
