@@ -62,6 +62,21 @@ def test_metrics_torn_last_line_is_dropped_but_garbage_is_refused(tmp_path):
         read_metrics(tmp_path)
 
 
+def test_metrics_are_strict_json_and_a_nan_reads_back_as_nan(tmp_path):
+    """Pearson's r of constant predictions is NaN: metrics.jsonl holds null there (json.dumps would write the
+    bare token NaN, which strict JSON readers refuse), and a resumed run reads it back as NaN."""
+    import json
+    import math
+
+    files.append_jsonl(tmp_path / files.METRICS, {"epoch": 1, "pearson": float("nan"), "spearman": 0.5,
+                                                  "loss": float("inf"), "nested": [float("-inf"), 1.0]})
+    line = (tmp_path / files.METRICS).read_text()
+    assert line == '{"epoch": 1, "pearson": null, "spearman": 0.5, "loss": null, "nested": [null, 1.0]}\n'
+    json.loads(line, parse_constant=lambda token: pytest.fail(f"non-standard JSON token {token}"))
+    (record,) = read_metrics(tmp_path)
+    assert math.isnan(record["pearson"]) and record["spearman"] == 0.5
+
+
 def test_state_is_loaded_without_running_code_and_checked(tmp_path):
     torch.save({"epoch": "1"}, tmp_path / files.STATE)
     with pytest.raises(StateError, match=r"training_state.pt: key 'epoch' is a str"):

@@ -209,7 +209,19 @@ def append_jsonl(path, obj) -> None:
     """Rewrites the file with one more line (small files), so a reader never sees half a line."""
     path = Path(path)
     old = path.read_text() if path.exists() else ""
-    atomic_write(path, lambda tmp: Path(tmp).write_text(old + json.dumps(obj) + "\n"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(old + json_line(obj)))
+
+
+def json_line(obj) -> str:
+    """One line of strict JSON: a value that is not finite (Pearson's r of constant predictions is NaN)
+    is null, as JSON has no NaN (json.dumps would write the bare token NaN, which strict readers refuse)."""
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return [clean(v) for v in value] if isinstance(value, (list, tuple)) else value
+    return json.dumps(clean(obj), allow_nan=False) + "\n"
 
 
 def file_sha256(path: str | Path) -> str:

@@ -408,10 +408,10 @@ def read_metrics(out_dir) -> list[dict]:
             if not step_log:
                 raise StateError(f"{path}:{number}: expected an object with an integer 'epoch' (or a step log "
                                  "with an integer 'step')")
-        records.append(record)
+        records.append({k: math.nan if v is None else v for k, v in record.items()})  # null: written for NaN
     return records
 
 
 def rewrite_metrics(out_dir, records) -> None:
-    text = "".join(json.dumps(r) + "\n" for r in records)
+    text = "".join(files.json_line(r) for r in records)
     files.atomic_write(Path(out_dir) / files.METRICS, lambda tmp: Path(tmp).write_text(text))
