@@ -548,7 +548,22 @@ def test_case(case, world, monkeypatch, capsys):
 
 # --- round 3: what the hostile pass of this round found, as cases of the suite ------------------------
 
+def copied(folder: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(folder, dest)
+    return dest
+
+
 ROUND3 = [
+    # a bare --resume takes the run's own task: it was checked as the default --task mrpc (KeyError 'squad')
+    C("resume-bare-squad", "train", T, lambda w: ["--resume", "--output-dir", copied(w.qa_adapter, w.tmp / "q"),
+                                                  "--epochs", "2"], None, "ok"),
+    C("resume-bare-ner", "train", T, lambda w: ["--resume", "--output-dir", copied(w.ner_adapter, w.tmp / "n"),
+                                                "--epochs", "2"], None, "ok"),
+    C("resume-edited-adapter-config", "train", T, lambda w: ["--resume", "--output-dir", (lambda d: (
+      (d / "adapter_config.json").write_text((d / "adapter_config.json").read_text().replace('"B-PER"', '"B-XXX"')),
+      d)[1])(copied(w.ner_adapter, w.tmp / "e")), "--epochs", "2"], "label_names differ", INPUT),
     C("plot-o-named-not-png", "plot", PLOT, lambda w: ["plot", w.run_with_metrics, "-o", w.tmp / "curves.txt"],
       ".png", OPT),
     C("plot-run-stopped-before-an-epoch", "plot", PLOT, lambda w: ["plot", (write(w.tmp / "r" / "metrics.jsonl",

@@ -188,16 +188,30 @@ def test_punctuation_glued_to_a_slot_follows_it_without_a_space(roberta_folder, 
 
 
 def test_template_truncation_respects_max_length(bert_folder):
+    """--max-length counts the text and its special tokens, not the virtual tokens (as without a template,
+    where peft's prompts come on top of HF's truncated text): 20 tokens and the template's 4 slots."""
     tok = Tokenizer.from_folder(bert_folder, reserved_positions=4, template="[P*2] {a} [SEP] [P] {b} [P]",
                                 max_length=20)
     a, b = " ".join(["the cat"] * 30), "a dog ran"
     enc = tok.encode(a, b)
-    assert len(enc.ids) <= 20 and enc.truncated
+    assert len(enc.ids) == 20 + 4 and enc.truncated
+    plain = Tokenizer.from_folder(bert_folder, reserved_positions=4, max_length=20).encode(a, b)
+    assert len([i for i in enc.ids if i != PROMPT_SLOT]) == len(plain.ids) == 20  # the same text kept
     assert enc.ids.count(PROMPT_SLOT) == 4 and enc.ids[0] == 2 and enc.ids[-1] == 3
     assert enc.ids[-5:] == [10, 11, 12, PROMPT_SLOT, 3]  # the short text survives whole (longest first)
     assert len(enc.type_ids) == len(enc.ids)
     fits = tok.encode("the cat", b)
     assert not fits.truncated and len(fits.ids) == 12
+
+
+def test_template_words_that_leave_no_room_for_the_text_are_refused(bert_folder):
+    """The template's words are counted as tokens ("Honestly," is two), not one a word: when they and the
+    special tokens fill --max-length, every text was cut to nothing and training went on."""
+    template = "[P] {a} Honestly, in my considered opinion, overall it was [MASK]."
+    with pytest.raises(TokenizerError, match="no room is left for the text"):
+        Tokenizer.from_folder(bert_folder, reserved_positions=1, template=template, max_length=9)
+    tok = Tokenizer.from_folder(bert_folder, reserved_positions=1, template=template, max_length=40)
+    assert len(tok.encode("the cat sat").ids) <= 41
 
 
 def test_template_uses_the_whole_position_table(bert_folder):

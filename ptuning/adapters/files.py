@@ -668,18 +668,14 @@ RESUMABLE_CHANGES = ("epochs", "stop_after_steps", "save_steps", "log_seconds", 
 ONE_START_ONLY = ("stop_after_steps",)
 
 
-def adopt_run_settings(args, out_dir: Path) -> dict:
-    """--resume: options not given take the run's values; given ones must match it (--epochs may grow).
-
-    Returns the run's resumable state (validated by `load_state`).
-    """
-    state = load_state(out_dir)
+def recorded_settings(state: dict, out_dir: Path) -> dict:
+    """The options a run's state records, by option name (empty for a state older than that record):
+    everything that decides the training set and its batches (a different value would resume at batch k
+    of another batch list), and how the family read its files."""
     previous = state.get("adapter_config")
-    if previous is None:  # a state saved before runs recorded their settings: nothing to compare
-        return state
+    if previous is None:
+        return {}
     old = AdapterConfig.from_dict(previous, str(out_dir / STATE))
-    # Everything that decides the training set and its batches: a different value would resume at
-    # batch k of another batch list.
     data = old.data or {}
     settings = {"task": old.task, "model": old.base_model, **(old.train or {}), **old.method.to_dict(),
                 "max_length": old.max_length,
@@ -688,6 +684,35 @@ def adopt_run_settings(args, out_dir: Path) -> dict:
                 **(old.task_options or {})}  # what the family made of its options (a cloze run's verbalizer)
     if old.precision is not None:  # the remaining steps round as the first ones did (fp16: its GradScaler too)
         settings["precision"] = old.precision
+    return settings
+
+
+def take_run_settings(args) -> None:
+    """--resume, before the options are checked: those not given take the run's recorded values, so that
+    its task (and with it the task family, its options and recipes), method and files are the run's, not
+    the defaults (a bare --resume of a SQuAD run was checked as MRPC). A state that cannot be read is left
+    to adopt_run_settings, which says what is wrong with it."""
+    try:
+        out_dir = Path(output_dir_from_template(args.output_dir, task=args.task, method=args.method))
+        args.resume_state = load_state(out_dir)
+        settings = recorded_settings(args.resume_state, out_dir)
+    except (ValueError, OSError):  # StateError and AdapterError are ValueErrors
+        return
+    for name, value in settings.items():
+        if hasattr(args, name) and name not in args.given and name not in ONE_START_ONLY and \
+                not (name == "task" and value is None):  # a user's own table: --task named no GLUE task
+            setattr(args, name, value)
+
+
+def adopt_run_settings(args, out_dir: Path) -> dict:
+    """--resume: options not given take the run's values; given ones must match it (--epochs may grow).
+
+    Returns the run's resumable state (validated by `load_state`).
+    """
+    state = vars(args).pop("resume_state", None) or load_state(out_dir)  # parse_args read it already
+    settings = recorded_settings(state, out_dir)
+    if not settings:  # a state saved before runs recorded their settings: nothing to compare
+        return state
     differences = []
     for name, value in settings.items():
         if not hasattr(args, name):
@@ -738,6 +763,38 @@ def check_same_run(state: dict, meta: AdapterConfig, out_dir: Path, model_dir: P
         raise OptionError(f"--resume: the training data differ from those {out_dir} was trained on (a train file "
                           "changed at its path, or options that choose other rows); resume with the same data, "
                           "or start a new run in another --output-dir")
+    check_best_adapter(state, out_dir)
+
+
+def check_best_adapter(state: dict, out_dir: Path) -> None:
+    """--resume: the best adapter so far (what predict.py reads) is there and is this run's, as the state
+    records it; a resumed run that does not improve on it leaves it as it is, so a hand-edited, broken or
+    deleted adapter_config.json would stay behind a run that "succeeded"."""
+    previous = state.get("adapter_config")
+    if previous is None or not math.isfinite(state.get("best", -math.inf)):  # no epoch has saved one yet
+        return
+    path = out_dir / ADAPTER_CONFIG
+    if not path.is_file():
+        raise StateError(f"--resume: {path} is missing, but the run saved its best adapter there; the state cannot "
+                         "rebuild it (it holds the last step's weights): start a new run (--overwrite)")
+    try:
+        saved = AdapterConfig.from_dict(read_json(path, StateError), str(path)).to_dict()
+    except AdapterError as err:
+        raise StateError(f"--resume: {err}") from None
+    mine = AdapterConfig.from_dict(previous, str(out_dir / STATE)).to_dict()
+    # What may differ: the epoch it was saved at, its scores and weights, what --resume may change, and where
+    # the base model lies (its content is checked by fingerprint).
+    # How the options were written may differ too (a verbalizer given as a file, then as text): of `data`, the
+    # training set's content is compared.
+    volatile = ("best_epoch", "dev_metrics", "weights_sha256", "train", "base_model", "base_model_path", "data")
+    differ = [k for k in sorted(set(mine) | set(saved)) if k not in volatile and mine.get(k) != saved.get(k)]
+    train = lambda c: {k: v for k, v in (c.get("train") or {}).items() if k not in RESUMABLE_CHANGES}  # noqa: E731
+    differ += ["train"] if train(mine) != train(saved) else []
+    sha = lambda c: (c.get("data") or {}).get("train_sha256")  # noqa: E731
+    differ += ["data (train_sha256)"] if sha(mine) != sha(saved) else []
+    if differ:
+        raise StateError(f"--resume: {path} is not the run training_state.pt records ({', '.join(differ)} differ): "
+                         "edited by hand, or copied from another run; restore it, or start a new run (--overwrite)")
 
 
 def shown(value) -> str:

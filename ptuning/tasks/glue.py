@@ -213,10 +213,10 @@ def load(args):
     """(train, dev, label names or None, metric names): a GLUE task's files (fetched into the GLUE root
     when missing, unless --no-download), or the user's own tables (--train-file/--dev-file)."""
     if args.train_file:
-        task_type = args.task_type or given_task_kind(args)
+        args.task_type = given_task_kind(args) or args.task_type  # recorded: a resumed run reads the table alike
         names = given_label_names(args.label_names)
         train, names = read_table(args.train_file, args.text_a, args.text_b, args.label, names, args.strict,
-                                  task_type=task_type, needs_labels=True)
+                                  task_type=args.task_type, needs_labels=True)
         # Dev labels are read as the train file's: its classes, or scores when it is regression.
         dev, _ = read_table(args.dev_file, args.text_a, args.text_b, args.label, names, args.strict,
                             task_type="regression" if names is None else "classification", needs_labels=True)
@@ -234,12 +234,19 @@ def given_task_kind(args) -> str | None:
     if "task" not in getattr(args, "given", ()) or args.task not in TASKS:
         return None
     task = TASKS[args.task]
+    instead = ", or leave --task out (the table's columns and labels then decide)"
     if (task.text_b_column is not None) != bool(args.text_b):
         raise OptionError(f"--task {task.name} reads {'pairs of texts' if task.text_b_column else 'single texts'}, "
                           f"and --train-file {args.train_file} is read with" +
                           (f" --text-b {args.text_b}: drop it" if args.text_b else "out --text-b: give the column "
-                           "of the second text") + ", or leave --task out (the table's columns then decide)")
-    return "regression" if task.label_names is None else "classification"
+                           "of the second text") + instead)
+    kind = "regression" if task.label_names is None else "classification"
+    if args.task_type not in (None, kind):
+        raise OptionError(f"--task {task.name} is {kind}; --task-type {args.task_type} contradicts it: drop one" +
+                          instead)
+    if kind == "regression" and args.label_names:
+        raise OptionError(f"--task {task.name} reads scores; --label-names names classes: drop one" + instead)
+    return kind
 
 
 def encode_options(args) -> dict:

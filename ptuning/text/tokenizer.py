@@ -104,6 +104,13 @@ class Tokenizer:
             if template else None
         if self.template and "[MASK]" in self.template and self.mask_id is None:
             raise TokenizerError(f"{source}: has no {self.mask_token} token for the template's [MASK]")
+        if self.template:  # its words as tokens ("Honestly," is two): room must be left for a token of each text
+            texts = [p for p in self.template if p in ("{a}", "{b}")]
+            fixed = 2 + sum(len(ids) for kind, ids in self._pieces("x", "x") if kind != "text")
+            if self.max_length - fixed < len(texts):
+                raise TokenizerError(f"template {template!r}: its words, slots and special tokens take {fixed} "
+                                     f"tokens of the {self.max_length} a row may have (--max-length, or what the "
+                                     "model's positions leave): no room is left for the text")
         if not self.template:
             backend.enable_truncation(max_length, strategy="longest_first")  # as HF truncation=True
 
@@ -123,8 +130,10 @@ class Tokenizer:
         else:
             backend, source = _fallback_backend(folder, config.family)
         # A template's slots are part of the ids it makes; prompts the model prepends are not.
+        # --max-length caps the text and its special tokens (and a template's words), as HF's tokenizer does
+        # for peft: the virtual tokens come on top, whether prepended or in the template's slots.
         limit = config.max_tokens - reserved_positions + template_slots(template)
-        return cls(backend, config, min(limit, max_length) if max_length else limit, template,
+        return cls(backend, config, min(limit, max_length + template_slots(template)) if max_length else limit, template,
                    reserved_positions, source=source)
 
     def encode(self, text_a: str, text_b: str | None = None) -> Encoded:
@@ -137,7 +146,25 @@ class Tokenizer:
         return [self.encode(a, b) for a, b in pairs]
 
     def _encode_template(self, text_a, text_b):
-        pieces = []  # (kind, ids)
+        pieces = self._pieces(text_a, text_b)
+        budget = self.max_length - 2 - sum(len(ids) for kind, ids in pieces if kind != "text")
+        texts_ = [p for p in pieces if p[0] == "text"]
+        truncated = False
+        while sum(len(p[1]) for p in texts_) > max(budget, 0):  # longest first, one token at a time
+            longest = max(texts_, key=lambda p: len(p[1]))
+            longest[1] = longest[1][:-1]
+            truncated = True
+        ids, type_ids, segment = [self.cls_id], [0], 0
+        for kind, piece_ids in pieces:
+            ids += piece_ids
+            type_ids += [segment] * len(piece_ids)
+            if kind == "sep" and self.family == "bert":
+                segment = 1
+        return Encoded(ids + [self.sep_id], type_ids + [segment], truncated)
+
+    def _pieces(self, text_a, text_b) -> list[list]:
+        """The template's pieces as [kind, ids]: "text" (the examples' texts), "literal", "sep", "mask", "slot"."""
+        pieces = []
         texts = {"{a}": text_a, "{b}": text_b}
         sep = [self.sep_id, self.sep_id] if self.family == "roberta" else [self.sep_id]
         running = False  # words since <s> or [SEP]: RoBERTa's BPE marks a word after a space ("Ġwas")
@@ -160,20 +187,7 @@ class Tokenizer:
                 running = True
             else:
                 pieces.append(["slot", [PROMPT_SLOT] * int(piece[3:-1] if "*" in piece else 1)])
-        budget = self.max_length - 2 - sum(len(ids) for kind, ids in pieces if kind != "text")
-        texts_ = [p for p in pieces if p[0] == "text"]
-        truncated = False
-        while sum(len(p[1]) for p in texts_) > max(budget, 0):  # longest first, one token at a time
-            longest = max(texts_, key=lambda p: len(p[1]))
-            longest[1] = longest[1][:-1]
-            truncated = True
-        ids, type_ids, segment = [self.cls_id], [0], 0
-        for kind, piece_ids in pieces:
-            ids += piece_ids
-            type_ids += [segment] * len(piece_ids)
-            if kind == "sep" and self.family == "bert":
-                segment = 1
-        return Encoded(ids + [self.sep_id], type_ids + [segment], truncated)
+        return pieces
 
 
 def template_slots(template: str | None) -> int:
@@ -270,7 +284,9 @@ def check_room(method, config: EncoderConfig, max_length: int | None, pair: bool
         raise OptionError(f"--num-virtual-tokens {method.num_virtual_tokens} leaves {config.max_tokens - method.positions_used}"
                           f" of the model's {config.max_tokens} positions for the text; it needs at least {needed} "
                           "(special tokens and one token of each text)")
-    if max_length is not None and max_length < needed:
-        raise OptionError(f"--max-length {max_length} is too short: the special tokens and one token of each "
-                          f"text need {needed}")
+    in_row = needed - (method.positions_used if method.template else 0)  # virtual tokens are not --max-length's
+    if max_length is not None and max_length < in_row:
+        raise OptionError(f"--max-length {max_length} is too short: the special tokens" +
+                          (", the template's words" if method.template else "") +
+                          f" and one token of each text need {in_row}")
     return needed

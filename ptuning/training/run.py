@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import tasks
-from ..adapters.files import output_dir_from_template
+from ..adapters.files import output_dir_from_template, take_run_settings
 from ..config import KNOWN_SHAPES, EncoderConfig
 from ..errors import OptionError, add_debug_flag, is_unicode
 from ..model import MethodConfig, build_model, mark_trainable, parameter_report
@@ -45,7 +45,8 @@ class RunOptions:
                                            group="data")
     max_dev_samples: int | None = option(None, "evaluate on the first N dev examples", checks=[at_least(1)],
                                          group="data")
-    max_length: int | None = option(None, "truncate texts to N tokens (default: what positions allow; QA: "
+    max_length: int | None = option(None, "truncate texts to N tokens, special tokens and a template's words included, v1's virtual "
+                                    "tokens not (default: what positions allow; QA: "
                                     "windows of 384)", checks=[at_least(1), sane_size()], group="data")
     # model
     model: str = option("roberta-large", "HF model folder, hub id in the local HF cache, or 'minilm'", group="model")
@@ -113,6 +114,8 @@ def parse_args(argv=None, prog: str = "train.py", description: str = "") -> argp
     p = parser(prog, description)
     args = p.parse_args(argv)
     args.given = given_options(p, argv)
+    if args.resume:
+        take_run_settings(args)  # the run's own task, method and files decide what the options mean
     family = tasks.family_for(args.task)
     values = vars(args)
     recipes.fill(values, family, args.method, CLASSES)
