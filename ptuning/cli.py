@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import add_debug_flag, run_main
 from .options import Parser
@@ -23,12 +24,13 @@ def export_peft_command(args) -> int:
 
     out_dir = export_peft(args.adapter_dir, args.out_dir, args.model, overwrite=args.overwrite)
     config = json.loads((out_dir / ADAPTER_CONFIG).read_text())
+    num_labels = json.loads((Path(args.adapter_dir) / ADAPTER_CONFIG).read_text())["num_labels"]  # ours, checked
     # The transformers class with the head of the adapter's task type (its family's PEFT_TASK_TYPE).
     model_class = {"SEQ_CLS": "AutoModelForSequenceClassification",
                    "TOKEN_CLS": "AutoModelForTokenClassification"}[config["task_type"]]
     print(f"{config['peft_type']} {config['task_type']} adapter written to {out_dir}; in Python, with transformers "
           f"and peft:\n  base = {model_class}.from_pretrained({config['base_model_name_or_path']!r}, "
-          f"num_labels=N)\n  model = PeftModel.from_pretrained(base, {str(out_dir)!r})")
+          f"num_labels={num_labels})\n  model = PeftModel.from_pretrained(base, {str(out_dir)!r})")
     return 0
 
 

@@ -14,6 +14,7 @@ real `<s>`/`[CLS]` instead.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -110,8 +111,10 @@ class MethodConfig:
         """Each field's type and range (an adapter_config.json is hand-editable); ValueError names the field."""
         for name in ("num_virtual_tokens", "encoder_hidden_size", "lstm_layers", "prefix_hidden_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ValueError(f"{name} must be an integer, not {value!r}")
+            value = int(value)  # numpy's int64 from a sweep: a plain int, as adapter_config.json writes it
+            setattr(self, name, value)
             if value < 1 and name != "num_virtual_tokens":
                 raise ValueError(f"{name} must be at least 1, not {value}")
         for name in ("prefix_projection", "prefix_position_shift"):

@@ -179,8 +179,10 @@ def not_read(owners, given: set[str], *, family, task: str, method: str, familie
             readers = [owner] if owner is not None else None
             if spec.heads is not None:
                 readers = [f for f in families if f.HEAD in spec.heads]
-            if not spec.read_with(method, family.HEAD):
-                found.append(f"{flag(name)} has no meaning with --method {method}")
+            if not spec.read_with(method, family.HEAD):  # the task's fault when the method reads it elsewhere
+                found.append(f"{flag(name)} has no meaning with --task {task} (--method {method} reads it for other "
+                             "tasks)" if any(spec.read_with(method, f.HEAD) for f in families) else
+                             f"{flag(name)} has no meaning with --method {method}")
             elif readers is not None and family not in readers:
                 found.append(f"{flag(name)} has no meaning with --task {task}; it is for "
                              f"{' and '.join(reader.DESCRIPTION for reader in readers)}")

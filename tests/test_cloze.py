@@ -369,6 +369,14 @@ def test_train_and_predict_on_a_fewglue_style_jsonl(vocab_mlm, tmp_path):
     assert "false:" in shown and "true:" in shown
     refused = run("predict.py", "--adapter", out, "a passage [MASK] cats .", "is it", check=False)
     assert refused.returncode != 0 and "mask token" in refused.stderr
+    rows = tmp_path / "rows.tsv"  # an --input row holding the mask token is a bad line: named, or skipped
+    rows.write_text("passage\tquestion\na passage .\tis it\nthe [MASK] passage\tis it\n")
+    argv = ["predict.py", "--adapter", out, "--input", rows, "--text-a", "passage", "--text-b", "question"]
+    refused = run(*argv, "--output", tmp_path / "p.jsonl", check=False)
+    assert refused.returncode == 3 and f"{rows}:3: the text holds [MASK]" in refused.stderr, refused.stderr
+    skipped = run(*argv, "--output", tmp_path / "p.jsonl", "--skip-bad", check=False)
+    assert skipped.returncode == 0 and "line 3: the text holds [MASK]" in skipped.stderr, skipped.stderr
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 1
     export = subprocess.run([sys.executable, "-m", "ptuning", "export-peft", str(out), str(tmp_path / "peft")],
                             capture_output=True, text=True, cwd=ROOT)
     assert export.returncode != 0 and "verbalizer" in export.stderr + export.stdout

@@ -871,3 +871,10 @@ def test_errors_module_maps_statuses():
     assert describe(TrainingStopped("nan"))[1] == 5 and describe(TrainingStopped("sig", 143))[1] == 143
     assert describe(KeyboardInterrupt())[1] == 130
     assert describe(RuntimeError("bug"))[1] == 1
+
+
+def test_export_peft_prints_the_adapters_own_label_count(world, capsys):
+    """The loading line it prints is runnable as it stands: num_labels=2, not a placeholder N (STS-B's is 1)."""
+    assert cli.main(["export-peft", str(world.shift_adapter), str(world.tmp / "p")]) == 0
+    assert "AutoModelForSequenceClassification.from_pretrained(" in (out := capsys.readouterr().out)
+    assert "num_labels=2)" in out

@@ -49,7 +49,7 @@ def test_bank_rejects_full_finetuning_and_templates(tiny_dirs):
         AdapterBank({"t": classifier(encoder, MethodConfig(num_virtual_tokens=2, template="[P*2] {a}"))})
 
 
-def tiny_adapters(tmp_path, minilm_dir, specs) -> dict:
+def tiny_adapters(tmp_path, minilm_dir, specs, seed: int = 0) -> dict:
     """Adapter folders over a tiny random BERT that reads MiniLM's vocabulary: specs (name, method, labels, task)."""
     import shutil
 
@@ -59,7 +59,7 @@ def tiny_adapters(tmp_path, minilm_dir, specs) -> dict:
     from ptuning.model import load_classifier
 
     base = tmp_path / "base"
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     tf.BertForSequenceClassification(tf.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
                                                    num_attention_heads=4, intermediate_size=37)).save_pretrained(
         base, safe_serialization=True)
@@ -145,3 +145,17 @@ def test_one_file_mixes_single_sentence_and_pair_adapters(tmp_path, minilm_dir, 
     assert stopped.value.code == 3 and f"{tsv}:5: adapter 'mrpc' reads pairs of texts" in capsys.readouterr().err
     assert main([*bank, "--input", str(tsv), "--text-b", "b", "--output", str(out), "--skip-bad"]) == 0
     assert len(out.read_text().splitlines()) == 3 and "line 5: adapter 'mrpc'" in capsys.readouterr().err
+
+
+def test_adapters_of_different_base_models_are_named_with_their_own_fingerprints(tmp_path, minilm_dir):
+    from ptuning import load_bank
+    from ptuning.adapters.files import read_adapter
+    from ptuning.errors import AdapterError
+
+    one = tiny_adapters(tmp_path / "one", minilm_dir, [("a", MethodConfig(num_virtual_tokens=2), ["x", "y"], None)])
+    other = tiny_adapters(tmp_path / "two", minilm_dir, [("b", MethodConfig(num_virtual_tokens=2), ["x", "y"], None)],
+                          seed=5)  # a second random base: other weights, another fingerprint
+    prints = {name: read_adapter(folder)[0].fingerprint for name, folder in {**one, **other}.items()}
+    assert prints["a"] != prints["b"]
+    with pytest.raises(AdapterError, match=f"a {prints['a']}, b {prints['b']}"):
+        load_bank({"a": one["a"], "b": other["b"]}, tmp_path / "one" / "base")

@@ -423,6 +423,8 @@ def test_a_damaged_training_state_is_refused_by_name(tmp_path):
     (["--label", "quality"], "--label has no meaning without --train-file"),
     (["--task", "conll2003", "--tag-column", "2"], "--tag-column has no meaning without --train-file"),
     (["--method", "prefix", "--num-virtual-tokens", "60000"], "is absurd (at most 4096"),
+    (["--task", "conll2003", "--method", "ptuning", "--template", "[P*20] {a}"],  # the task's doing, not v1's
+     "--template has no meaning with --task conll2003 (--method ptuning reads it for other tasks)"),
 ])
 def test_an_option_nothing_reads_is_refused(argv, message, capsys):
     import train
@@ -583,3 +585,21 @@ def test_overwrite_of_the_current_folder_is_refused_before_any_work(tmp_path, mo
     monkeypatch.chdir(run)
     with pytest.raises(files.OptionError, match="it is the current folder"):
         files.check_output_dir(Path("."), args, None)
+
+
+def test_resume_compares_settings_by_meaning():
+    """A template is its pieces between spaces ("{a}  ?" is "{a} ?"); paths by where they lead."""
+    assert files.same_setting("template", "[P*2]  {a} ?   [MASK]", "[P*2] {a} ? [MASK]")
+    assert not files.same_setting("template", "[P*2] {a}? [MASK]", "[P*2] {a} ? [MASK]")  # glued: another text
+    assert files.same_setting("train_file", "./x.tsv", "x.tsv")
+
+
+def test_method_sizes_may_be_numpy_integers_and_are_recorded_as_ints():
+    import numpy as np
+
+    from ptuning.model import MethodConfig
+
+    method = MethodConfig(method="prefix", num_virtual_tokens=np.int64(5))
+    assert type(method.num_virtual_tokens) is int and json.dumps(method.to_dict())
+    with pytest.raises(ValueError, match="num_virtual_tokens must be an integer, not 5.0"):
+        MethodConfig(method="prefix", num_virtual_tokens=5.0)

@@ -146,8 +146,8 @@ def load_bank(adapter_dirs: dict[str, str | Path], model_dir: str | Path | None 
             raise AdapterError(f"adapter {name!r} ({adapter_dirs[name]}) {what}; predict it alone")
     fingerprints = {config.fingerprint for config, _ in configs.values()}
     if len(fingerprints) > 1:
-        raise AdapterError(f"adapters {sorted(adapter_dirs)} were trained on different base models: "
-                           f"fingerprints {sorted(map(str, fingerprints))}")
+        each = ", ".join(f"{name} {config.fingerprint}" for name, (config, _) in configs.items())
+        raise AdapterError(f"the adapters were trained on different base models (weights fingerprints: {each})")
     first = next(iter(configs.values()))[0]
     model_dir = resolve_model_dir(str(model_dir or first.base_model_path))
     for name, (config, _) in configs.items():  # the same config.json and tokenizer each was trained with

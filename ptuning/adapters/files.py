@@ -812,4 +812,6 @@ def same_setting(name: str, given, recorded) -> bool:
         return list(parse_verbalizer(given).items()) == list(parse_verbalizer(recorded).items())
     if name in ("train_file", "dev_file", "model") and given is not None and recorded is not None:
         return Path(str(given)).resolve() == Path(str(recorded)).resolve() or str(given) == str(recorded)
+    if name == "template" and isinstance(given, str) and isinstance(recorded, str):  # pieces between spaces
+        return given.split() == recorded.split()
     return given == recorded

@@ -334,10 +334,17 @@ def refuse_masks(examples: list[Example], mask_token: str, path=None, error=Data
     """A row's one [MASK] is the template's: a text holding the mask token would be a second (`path:line`,
     else `line N`, names the row; line 0 is a text given on the command line)."""
     for example in examples:
-        if any(text is not None and mask_token in text for text in (example.text_a, example.text_b)):
+        problem = mask_problem(example, mask_token)
+        if problem:
             where = f"{path}:{example.line}: " if path else f"line {example.line}: " if example.line else ""
-            raise error(f"{where}the text holds {mask_token}, the mask token; a cloze row has one, where the "
-                        "template puts [MASK] (take it out of the text)")
+            raise error(where + problem)
+
+
+def mask_problem(example: Example, mask_token: str) -> str | None:
+    if any(text is not None and mask_token in text for text in (example.text_a, example.text_b)):
+        return (f"the text holds {mask_token}, the mask token; a cloze row has one, where the template puts "
+                "[MASK] (take it out of the text)")
+    return None
 
 
 def encode_options(args) -> dict:
@@ -387,7 +394,21 @@ def check_predict(args, meta) -> None:
     glue.check_pair_arguments(_trained_on(meta), args)
 
 
-read_rows = glue.read_rows
+def read_rows(args, tokenizer) -> tuple[list[Example], list[tuple[int, str]]]:
+    """As GLUE's; an --input row whose text holds the mask token is a bad line (skipped with --skip-bad)."""
+    rows, skipped = glue.read_rows(args, tokenizer)
+    if args.input is None:
+        return rows, skipped  # predict_rows names a command-line text that holds one
+    kept = []
+    for row in rows:
+        problem = mask_problem(row, tokenizer.mask_token)
+        if problem and not args.skip_bad:
+            raise DataError(f"{args.input}:{row.line}: {problem}")
+        if problem:
+            skipped.append((row.line, problem))
+        else:
+            kept.append(row)
+    return kept, sorted(skipped)
 
 
 def predict_rows(model, tokenizer, meta, rows: list[Example], args):

@@ -233,7 +233,8 @@ def check_template(template: str) -> list[str]:
         glued = next((slot for slot in SLOTS if slot in piece and piece != slot), None)
         if glued is not None:
             raise TokenizerError(f"template piece {piece!r}: write {glued} as a piece of its own, with spaces "
-                                 f"around it (punctuation may follow it directly: '{{a}}? [MASK], {{b}}')")
+                                 "around it" + ("" if glued == "[SEP]" else
+                                                " (punctuation may follow it directly: '{a}? [MASK], {b}')"))
     for slot, most in (("[MASK]", 1), ("{a}", 1), ("{b}", 1)):
         if pieces.count(slot) > most:
             raise TokenizerError(f"template {template!r} has {slot} {pieces.count(slot)} times" +
