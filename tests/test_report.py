@@ -296,3 +296,17 @@ def test_a_run_stopped_before_its_first_epoch_and_a_name_not_png_are_refused(tmp
         with pytest.raises(OptionError, match="give a name ending in .png"):
             plot_runs([write_run(tmp_path / f"run_{name}")], tmp_path / name)
         assert not (tmp_path / name).exists()
+
+
+def test_a_metric_in_percent_and_as_a_fraction_gets_a_panel_per_scale(tmp_path):
+    """SQuAD logs F1 in percent (0-100), NER as a fraction (0-1): one axis would flatten the NER run, so
+    "f1" is drawn in two panels; "exact" (SQuAD's only) and the train loss keep one each."""
+    ner = write_run(tmp_path / "ner", metrics=("f1",))
+    qa = tmp_path / "squad"
+    qa.mkdir()
+    (qa / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "train_loss": 4 - e, "f1": 10.0 * e,
+                                                          "exact": 6.0 * e}) + "\n" for e in (1, 2, 3)))
+    image = read_png(plot_runs([ner, qa], tmp_path / "both.png"))[1]
+    assert image.shape[1] == 4 * PANEL_INCHES[0] * DPI   # f1 (0 to 1), f1 (in %), exact, train loss
+    alone = read_png(plot_runs([qa], tmp_path / "qa.png"))[1]
+    assert alone.shape[1] == 3 * PANEL_INCHES[0] * DPI   # one scale: one panel per metric

@@ -99,7 +99,15 @@ def plot_runs(run_dirs, out_png: str | Path, metrics: list[str] | None = None) -
     if unknown:
         raise ReportError(f"metric(s) {', '.join(unknown)} not in the runs' {METRICS_FILE}; "
                           f"they logged: {', '.join(available) or 'none'}")
-    panels = [*(metrics or available), "train_loss"]
+    # A metric some runs log in percent (QA's F1 and exact match, 0-100) and others as a fraction (NER's F1,
+    # 0-1) gets a panel per scale: on one axis the fractions would be a flat line at the bottom.
+    in_percent = [{name for name in available if any(isinstance(r.get(name), (int, float)) and math.isfinite(r[name])
+                                                     and abs(r[name]) > 1 for r in records)} for records in runs]
+    panels = []
+    for name in metrics or available:
+        scales = {name in percent for percent, records in zip(in_percent, runs) if any(name in r for r in records)}
+        panels += [(name, percent) for percent in sorted(scales)] if len(scales) > 1 else [(name, None)]
+    panels.append(("train_loss", None))
     columns = min(len(panels), MAX_COLUMNS)   # NER logs 8 dev metrics: a grid, not a 5000-pixel strip
     rows = -(-len(panels) // columns)
     figure = new_figure(columns, rows)
@@ -109,10 +117,10 @@ def plot_runs(run_dirs, out_png: str | Path, metrics: list[str] | None = None) -
         spare.set_visible(False)
     for number, (records, label) in enumerate(zip(runs, run_labels(run_dirs))):
         colour = f"C{number % 10}"   # one colour per run in every panel (each axis would restart its cycle)
-        for axis, name in zip(axes, panels):
+        for axis, (name, percent) in zip(axes, panels):
             points = [(r["epoch"], r[name]) for r in records if isinstance(r.get(name), (int, float))
                       and math.isfinite(r[name])]
-            if points:
+            if points and percent in (None, name in in_percent[number]):
                 axis.plot(*zip(*points), marker="o", markersize=3, label=label, color=colour)
         steps = [(r["epoch"], r["loss"]) for r in records if isinstance(r.get("loss"), (int, float))
                  and math.isfinite(r["loss"])]   # --logging-steps: the loss between the epochs, faint
@@ -120,12 +128,13 @@ def plot_runs(run_dirs, out_png: str | Path, metrics: list[str] | None = None) -
             axes[-1].plot(*zip(*steps), linewidth=0.8, alpha=0.5, color=colour)
     from matplotlib.ticker import MaxNLocator   # present: new_figure imported matplotlib
 
-    for axis, name in zip(axes, panels):
+    for axis, (name, percent) in zip(axes, panels):
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
         epochs = {r["epoch"] for records in runs for r in records}
         if len(epochs) == 1:   # one epoch: matplotlib's locator would tick 0.945 ... 1.050 around it
             axis.set_xticks(sorted(epochs))
-        axis.set_title("train loss" if name == "train_loss" else f"dev {name}")
+        scale = {None: "", True: " (in %)", False: " (0 to 1)"}[percent]
+        axis.set_title("train loss" if name == "train_loss" else f"dev {name}{scale}")
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
     # One legend for the figure, naming every run: a run need not appear in the first panel (an NER run
