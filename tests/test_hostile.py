@@ -689,6 +689,18 @@ CASES = [
       "--task stsb reads pairs", OPT),
     C("task-type-contradicts-task", "own", T, lambda w: OWN(w, GOOD_ROWS, GOOD_ROWS, "--task", "sst2", "--task-type",
       "regression"), "--task-type regression contradicts", OPT),
+    C("resume-with-the-weights-of-another-run", "own", T, lambda w: resume(w, edit=lambda run: (
+      run / "adapter_model.safetensors").write_bytes((w.rte_adapter / "adapter_model.safetensors").read_bytes())),
+      "sha256", INPUT),
+    C("resume-adapter-scored-on-another-dev-set", "own", T, lambda w: resume(w, edit=lambda run: (
+      run / "adapter_config.json").write_text((run / "adapter_config.json").read_text().replace(
+        '"max_dev_samples": 16', '"max_dev_samples": 4'))), "max_dev_samples", INPUT),
+    C("dry-run-template-words-crowd-out-the-text", "own", T, lambda w: TRAIN(w, "--method", "ptuning",
+      "--num-virtual-tokens", "2", "--template", "[P*2] {a} " + "antidisestablishmentarianism " * 12 + "[SEP] {b}",
+      "--max-length", "20", "--dry-run"), "no room is left for the text", OPT),
+    C("resume-own-regression-table-task-type-given", "own", T, lambda w: (train.main([str(a) for a in OWN(
+      w, "a b\t1.5\nc d\t3.2\ne f\t0.4\n", "a b\t1.5\nc d\t3.2\n")]), [*OWN(w, "a b\t1.5\nc d\t3.2\ne f\t0.4\n",
+      "a b\t1.5\nc d\t3.2\n"), "--resume", "--epochs", "2", "--task-type", "regression"])[1], None, "ok"),
     C("label-names-with-a-regression-task", "own", T, lambda w: OWN(w, "a\tb\t1\nc\td\t0\n", "a\tb\t1\n", "--task",
       "stsb", "--text-b", "s2", "--label-names", "0,1", header="sentence\ts2\tlabel\n"), "reads scores", OPT),
     C("predict-column-option-without-input", "own", P, lambda w: ["--adapter", w.adapter, "--text-a", "s", "a", "b"],

@@ -208,7 +208,9 @@ def test_template_words_that_leave_no_room_for_the_text_are_refused(bert_folder)
     """The template's words are counted as tokens ("Honestly," is two), not one a word: when they and the
     special tokens fill --max-length, every text was cut to nothing and training went on."""
     template = "[P] {a} Honestly, in my considered opinion, overall it was [MASK]."
-    with pytest.raises(TokenizerError, match="no room is left for the text"):
+    from ptuning.errors import OptionError
+
+    with pytest.raises(OptionError, match="no room is left for the text"):
         Tokenizer.from_folder(bert_folder, reserved_positions=1, template=template, max_length=9)
     tok = Tokenizer.from_folder(bert_folder, reserved_positions=1, template=template, max_length=40)
     assert len(tok.encode("the cat sat").ids) <= 41

@@ -777,8 +777,8 @@ def check_best_adapter(state: dict, out_dir: Path) -> None:
     if not path.is_file():
         raise StateError(f"--resume: {path} is missing, but the run saved its best adapter there; the state cannot "
                          "rebuild it (it holds the last step's weights): start a new run (--overwrite)")
-    try:
-        saved = AdapterConfig.from_dict(read_json(path, StateError), str(path)).to_dict()
+    try:  # the pair predict.py reads: the config, and the weights it names by sha256
+        saved = read_adapter(out_dir)[0].to_dict()
     except AdapterError as err:
         raise StateError(f"--resume: {err}") from None
     mine = AdapterConfig.from_dict(previous, str(out_dir / STATE)).to_dict()
@@ -790,15 +790,18 @@ def check_best_adapter(state: dict, out_dir: Path) -> None:
     differ = [k for k in sorted(set(mine) | set(saved)) if k not in volatile and mine.get(k) != saved.get(k)]
     train = lambda c: {k: v for k, v in (c.get("train") or {}).items() if k not in RESUMABLE_CHANGES}  # noqa: E731
     differ += ["train"] if train(mine) != train(saved) else []
-    sha = lambda c: (c.get("data") or {}).get("train_sha256")  # noqa: E731
-    differ += ["data (train_sha256)"] if sha(mine) != sha(saved) else []
+    for key in ("train_sha256", "max_train_samples", "max_dev_samples"):  # what it trained on and was scored on
+        if (mine.get("data") or {}).get(key) != (saved.get("data") or {}).get(key):
+            differ.append(f"data ({key})")
     if differ:
         raise StateError(f"--resume: {path} is not the run training_state.pt records ({', '.join(differ)} differ): "
                          "edited by hand, or copied from another run; restore it, or start a new run (--overwrite)")
 
 
 def shown(value) -> str:
-    """A recorded setting as the command line writes it ({label: [words]}: label=word|word,...)."""
+    """A recorded setting as the command line writes it ({label: [words]}: label=word|word,...; None: unset)."""
+    if value is None:
+        return "none: it was left unset"
     if isinstance(value, dict):
         return ",".join(f"{k}={'|'.join(v) if isinstance(v, list) else v}" for k, v in value.items())
     return str(value)

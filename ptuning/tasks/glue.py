@@ -217,6 +217,7 @@ def load(args):
         names = given_label_names(args.label_names)
         train, names = read_table(args.train_file, args.text_a, args.text_b, args.label, names, args.strict,
                                   task_type=args.task_type, needs_labels=True)
+        args.task_type = "regression" if names is None else "classification"  # as inferred, recorded for --resume
         # Dev labels are read as the train file's: its classes, or scores when it is regression.
         dev, _ = read_table(args.dev_file, args.text_a, args.text_b, args.label, names, args.strict,
                             task_type="regression" if names is None else "classification", needs_labels=True)

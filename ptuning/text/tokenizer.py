@@ -108,9 +108,9 @@ class Tokenizer:
             texts = [p for p in self.template if p in ("{a}", "{b}")]
             fixed = 2 + sum(len(ids) for kind, ids in self._pieces("x", "x") if kind != "text")
             if self.max_length - fixed < len(texts):
-                raise TokenizerError(f"template {template!r}: its words, slots and special tokens take {fixed} "
-                                     f"tokens of the {self.max_length} a row may have (--max-length, or what the "
-                                     "model's positions leave): no room is left for the text")
+                raise OptionError(f"--template {template!r}: its words, slots and special tokens take {fixed} "
+                                  f"tokens of the {self.max_length} a row may have (--max-length, or what the "
+                                  "model's positions leave): no room is left for the text")
         if not self.template:
             backend.enable_truncation(max_length, strategy="longest_first")  # as HF truncation=True
 

@@ -354,6 +354,7 @@ def fit(model, train_set: EncodedSet, dev_set: EncodedSet, cfg: TrainConfig, run
             progress.done()
             train_seconds = seconds + time.perf_counter() - tick
             train_loss = (all_sum(loss_sum) / max(seen, 1)).item()
+            check_finite()  # before the dev pass: NaN logits there would be blamed on the data (QA's spans)
             progress.evaluating(epoch + 1, len(dev_set))
             dev = scoring.evaluate(model, dev_set, cfg.eval_batch_size, pad_id, device, autocast, scoring.metric_names)
             progress.done()

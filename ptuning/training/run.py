@@ -19,6 +19,7 @@ from ..model import MethodConfig, build_model, mark_trainable, parameter_report
 from ..options import Parser, add_fields, at_least, given_options, not_read, option, problems, sane_size, values_for
 from ..precision import PRECISIONS
 from ..text.tables import label_names_problems
+from ..text.tokenizer import Tokenizer
 from ..weights import resolve_model_dir, stored_head_names
 from . import recipes
 from .loop import TrainConfig
@@ -163,6 +164,8 @@ def dry_run(args, method: MethodConfig, family) -> str:
         model_dir = resolve_model_dir(args.model)
         config = EncoderConfig.from_json(model_dir)
     family.check_fit(args, method, config)  # what the run checks before any work, the dry run checks too
+    if model_dir is not None and method.template:  # the template's words as tokens: room left for the text
+        Tokenizer.from_folder(model_dir, config, method.positions_used, method.template, args.max_length)
     # Users' files say their labels (a table's classes, NER's tags); a known task knows its own.
     names = family.load(args)[2] if args.train_file else family.label_names(args.task)
     num_labels = len(names or ["score"])
