@@ -158,6 +158,22 @@ def check_finite_logits(logits: np.ndarray, where: str) -> None:
                         "damaged (nothing was written)")
 
 
+def drop_bad_rows(args, rows: list, problem, skipped: list[tuple[int, str]]) -> list:
+    """--input's rows less those `problem(row)` finds fault with (a reason, or None): the first stops the
+    run, named by file:line; with --skip-bad each is listed in `skipped` (kept in line order) and left out."""
+    kept = []
+    for row in rows:
+        reason = problem(row)
+        if reason is None:
+            kept.append(row)
+        elif not args.skip_bad:
+            raise DataError(f"{args.input}:{row.line}: {reason} (--skip-bad skips such rows)")
+        else:
+            skipped.append((row.line, reason))
+    skipped.sort()
+    return kept
+
+
 def report_skipped(path: str, skipped: list[tuple[int, str]]) -> None:
     if not skipped:
         return

@@ -35,8 +35,8 @@ from ptuning.adapters.load import load_trained
 from ptuning.errors import DataError, run_main
 from ptuning.options import given_options
 from ptuning.precision import resolve
-from ptuning.prediction import (check_arguments, check_device, check_output_target, parser, refuse_other_families,
-                                report_skipped, write_records)
+from ptuning.prediction import (check_arguments, check_device, check_output_target, drop_bad_rows, parser,
+                                refuse_other_families, report_skipped, write_records)
 from ptuning.text.tables import read_table
 
 
@@ -75,9 +75,9 @@ def run_bank(args) -> None:
     bank, tokenizers, metas = load_bank(args.adapter, args.model, args.device)
     check_output_target(args, [*args.adapter.values(), args.model, *(m.base_model_path for m in metas.values())])
     # One file may mix single texts and pairs: --text-b is read for the pair adapters' rows only.
-    pairs = {name: glue.reads_pairs(meta) for name, meta in metas.items()}
+    pairs = {name: glue.reads_pairs(meta)[0] for name, meta in metas.items()}  # True, False, or None: unknown
     for name, meta in metas.items():
-        if pairs[name][0] is False and args.text_b:
+        if pairs[name] is False and args.text_b:
             continue
         tasks.family_of_adapter(meta).check_predict(args, meta)
     names, skipped = list(args.adapter), []
@@ -88,18 +88,13 @@ def run_bank(args) -> None:
                                  label_what="adapter name", optional_b=True)
     if any(e.label is None for e in examples):
         raise DataError(f"{args.input}: no column {args.adapter_column!r} (--adapter-column) naming each row's adapter")
-    kept = []
-    for e in examples:
-        wants_pairs = pairs[names[e.label]][0]
-        if wants_pairs and e.text_b is None:
-            reason = f"adapter {names[e.label]!r} reads pairs of texts; column {args.text_b!r} is empty"
-            if not args.skip_bad:
-                raise DataError(f"{args.input}:{e.line}: {reason} (--skip-bad skips such rows)")
-            skipped.append((e.line, reason))
-            continue
-        kept.append(e if wants_pairs is not False else dataclasses.replace(e, text_b=None))
-    examples = kept
-    report_skipped(args.input, sorted(skipped))
+    def without_pair(e):  # a pair adapter's row whose second text is empty
+        if pairs[names[e.label]] and e.text_b is None:
+            return f"adapter {names[e.label]!r} reads pairs of texts; column {args.text_b!r} is empty"
+        return None
+    examples = drop_bad_rows(args, examples, without_pair, skipped)
+    examples = [e if pairs[names[e.label]] is not False else dataclasses.replace(e, text_b=None) for e in examples]
+    report_skipped(args.input, skipped)
     write_records(args, bank_records(bank, tokenizers, metas, examples, names, args), len(examples), skipped)
 
 

@@ -29,7 +29,7 @@ from ..errors import OptionError, not_a_file, readable_file
 from ..heads import MaskedLMHead
 from ..model import MethodConfig
 from ..options import option
-from ..prediction import PredictError
+from ..prediction import PredictError, drop_bad_rows
 from ..text.batches import EncodedSet, encode_examples
 from ..text.download import data_dir, ensure_glue_task
 from ..text.tables import DataError, Example, canonical_label, read_table
@@ -399,16 +399,7 @@ def read_rows(args, tokenizer) -> tuple[list[Example], list[tuple[int, str]]]:
     rows, skipped = glue.read_rows(args, tokenizer)
     if args.input is None:
         return rows, skipped  # predict_rows names a command-line text that holds one
-    kept = []
-    for row in rows:
-        problem = mask_problem(row, tokenizer.mask_token)
-        if problem and not args.skip_bad:
-            raise DataError(f"{args.input}:{row.line}: {problem}")
-        if problem:
-            skipped.append((row.line, problem))
-        else:
-            kept.append(row)
-    return kept, sorted(skipped)
+    return drop_bad_rows(args, rows, lambda row: mask_problem(row, tokenizer.mask_token), skipped), skipped
 
 
 def predict_rows(model, tokenizer, meta, rows: list[Example], args):

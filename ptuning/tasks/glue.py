@@ -213,14 +213,14 @@ def load(args):
     """(train, dev, label names or None, metric names): a GLUE task's files (fetched into the GLUE root
     when missing, unless --no-download), or the user's own tables (--train-file/--dev-file)."""
     if args.train_file:
-        args.task_type = given_task_kind(args) or args.task_type  # recorded: a resumed run reads the table alike
         names = given_label_names(args.label_names)
         train, names = read_table(args.train_file, args.text_a, args.text_b, args.label, names, args.strict,
-                                  task_type=args.task_type, needs_labels=True)
-        args.task_type = "regression" if names is None else "classification"  # as inferred, recorded for --resume
-        # Dev labels are read as the train file's: its classes, or scores when it is regression.
+                                  task_type=given_task_kind(args) or args.task_type, needs_labels=True)
+        # The kind it was read as (inferred too) is recorded: a resumed run reads the table alike. Dev labels
+        # are read as the train file's: its classes, or scores when it is regression.
+        args.task_type = "regression" if names is None else "classification"
         dev, _ = read_table(args.dev_file, args.text_a, args.text_b, args.label, names, args.strict,
-                            task_type="regression" if names is None else "classification", needs_labels=True)
+                            task_type=args.task_type, needs_labels=True)
         return train, dev, names, table_metrics(names)
     folder = data_dir("glue", args.data_dir)
     ensure_glue_task(args.task, folder, allow_download=not args.no_download)
